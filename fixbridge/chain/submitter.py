@@ -1,0 +1,141 @@
+"""Sign, journal (write-ahead), broadcast, and wait for a receipt.
+
+The journal hook is called with the signed raw transaction BEFORE it is broadcast: after a
+crash the journal knows every transaction that may be on chain.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import structlog
+from web3 import Web3
+from web3.exceptions import ContractLogicError, TransactionNotFound
+
+from fixbridge.chain.nonces import NonceBook
+from fixbridge.chain.wallet import SignedTx, Wallet
+from fixbridge.venues.base import revert_reason
+
+log = structlog.get_logger(__name__)
+
+PRIORITY_FEE = Web3.to_wei(1, "gwei")
+GAS_HEADROOM_PCT = 25
+
+
+class WouldRevert(Exception):
+    """Simulation says the call reverts; nothing was signed or sent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    status: int
+    gas_used: int
+    effective_gas_price: int
+    logs: list[dict[str, Any]]
+    revert_reason: str | None = None
+
+    @property
+    def fee_wei(self) -> int:
+        return self.gas_used * self.effective_gas_price
+
+
+@dataclass(frozen=True)
+class SentTx:
+    signed: SignedTx
+    nonce: int
+    gas_limit: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+
+
+# (signed tx, nonce, gas_limit, max_fee, priority_fee) -> None; must persist before returning.
+WriteAhead = Callable[[SentTx], None]
+
+
+class Submitter:
+    def __init__(self, w3: Web3, wallet: Wallet, nonces: NonceBook, poll_seconds: float = 0.02) -> None:
+        self.w3, self.wallet, self.nonces, self.poll = w3, wallet, nonces, poll_seconds
+
+    def simulate(self, to: str, data: bytes, value: int = 0) -> int:
+        """Gas estimate of the call from our wallet; raises WouldRevert with the reason."""
+        try:
+            return int(self.w3.eth.estimate_gas({"from": self.wallet.address, "to": to, "data": data, "value": value}))
+        except ContractLogicError as e:
+            raise WouldRevert(_reason_of(e)) from None
+
+    def send(self, to: str, data: bytes, gas_estimate: int, write_ahead: WriteAhead, value: int = 0) -> SentTx:
+        base_fee = int(self.w3.eth.get_block("latest")["baseFeePerGas"])
+        max_fee = 2 * base_fee + PRIORITY_FEE
+        gas_limit = gas_estimate + gas_estimate * GAS_HEADROOM_PCT // 100
+        nonce = self.nonces.take()
+        signed = self.wallet.sign({
+            "to": to, "data": data, "value": value, "nonce": nonce, "gas": gas_limit,
+            "maxFeePerGas": max_fee, "maxPriorityFeePerGas": PRIORITY_FEE, "type": 2,
+        })
+        sent = SentTx(signed, nonce, gas_limit, max_fee, PRIORITY_FEE)
+        write_ahead(sent)
+        self.broadcast(signed.raw)
+        return sent
+
+    def broadcast(self, raw: str) -> None:
+        try:
+            self.w3.eth.send_raw_transaction(raw)
+        except ValueError as e:
+            # Already known (a rebroadcast of a journaled transaction) is not an error.
+            if "already" not in str(e).lower() and "known" not in str(e).lower():
+                raise
+
+    def wait_receipt(self, tx_hash: str, timeout: float = 120.0) -> Receipt:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                r = self.w3.eth.get_transaction_receipt(tx_hash)
+                if r is not None and r.get("blockNumber") is not None:
+                    return self.to_receipt(r)
+            except TransactionNotFound:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no receipt for {tx_hash} after {timeout:.0f}s")
+            time.sleep(self.poll)
+
+    def to_receipt(self, r: Any) -> Receipt:
+        reason = None
+        if r["status"] == 0:
+            reason = self.replay_reason(r["transactionHash"], r["blockNumber"])
+        return Receipt(
+            tx_hash="0x" + bytes(r["transactionHash"]).hex(), block_number=int(r["blockNumber"]),
+            block_hash="0x" + bytes(r["blockHash"]).hex(), status=int(r["status"]), gas_used=int(r["gasUsed"]),
+            effective_gas_price=int(r["effectiveGasPrice"]), revert_reason=reason,
+            logs=[{"address": l["address"], "topics": [bytes(t) for t in l["topics"]], "data": bytes(l["data"]),
+                   "logIndex": int(l["logIndex"])} for l in r["logs"]],
+        )
+
+    def replay_reason(self, tx_hash: Any, block_number: int) -> str:
+        """Why a mined transaction reverted: replay it with eth_call against its block's parent state."""
+        tx = self.w3.eth.get_transaction(tx_hash)
+        try:
+            self.w3.eth.call({"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"],
+                              "gas": tx["gas"]}, block_number - 1)
+        except ContractLogicError as e:
+            return _reason_of(e)
+        except Exception as e:  # the node may not keep old state; the status still says it reverted
+            return f"reverted (reason unavailable: {type(e).__name__})"
+        return "reverted"
+
+
+def _reason_of(e: ContractLogicError) -> str:
+    if e.data and isinstance(e.data, str) and e.data.startswith("0x") and len(e.data) > 10:
+        try:
+            return revert_reason(e.data)
+        except Exception:
+            pass
+    msg = str(e.message if hasattr(e, "message") and e.message else e)
+    return msg.removeprefix("execution reverted: ").removeprefix("execution reverted")or "reverted"

@@ -1,0 +1,99 @@
+"""specs/<chain>.toml: chains, tokens, venues and instruments the bridge trades."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from eth_utils import is_address, to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from fixbridge.config.errors import ConfigError, read_toml, validate
+
+VENUE_KINDS = ("uniswap_v2",)
+
+
+def _address(v: str) -> str:
+    if not isinstance(v, str) or not is_address(v):
+        raise ValueError("expected a 0x-prefixed 20-byte hex address")
+    return to_checksum_address(v)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Chain(_Strict):
+    name: str = ""
+    chain_id: int = Field(gt=0)
+    rpc_url: str
+    devnet: bool = False  # raw private keys are accepted only on a devnet
+
+
+class Token(_Strict):
+    symbol: str = ""
+    chain: str
+    address: str
+    decimals: int = Field(ge=0, le=77)
+    _v = field_validator("address")(classmethod(lambda cls, v: _address(v)))
+
+
+class Venue(_Strict):
+    name: str = ""
+    kind: Literal["uniswap_v2"]
+    chain: str
+    router: str
+    factory: str
+    _v = field_validator("router", "factory")(classmethod(lambda cls, v: _address(v)))
+
+
+class Instrument(_Strict):
+    symbol: str = ""
+    base: str
+    quote: str
+    venues: list[str] = Field(min_length=1)
+
+
+class Spec(_Strict):
+    chains: dict[str, Chain]
+    tokens: dict[str, Token]
+    venues: dict[str, Venue]
+    instruments: dict[str, Instrument]
+    path: str = ""
+
+    def chain_of(self, instrument: Instrument) -> Chain:
+        return self.chains[self.tokens[instrument.base].chain]
+
+
+def load_spec(path: Path | str) -> Spec:
+    path = Path(path)
+    raw = read_toml(path)
+    # Give each entry its own name so the rest of the bridge never needs the dict key.
+    for section in ("chains", "tokens", "venues", "instruments"):
+        entries = raw.get(section)
+        if not isinstance(entries, dict) or not entries:
+            raise ConfigError(path, section, "expected a non-empty table")
+        for name, body in entries.items():
+            if not isinstance(body, dict):
+                raise ConfigError(path, f"{section}.{name}", "expected a table")
+            body.setdefault({"chains": "name", "venues": "name", "tokens": "symbol",
+                             "instruments": "symbol"}[section], name)
+    spec: Spec = validate(Spec, raw, path)
+    for name, tok in spec.tokens.items():
+        if tok.chain not in spec.chains:
+            raise ConfigError(path, f"tokens.{name}.chain", f"unknown chain {tok.chain!r}; expected one of {sorted(spec.chains)}")
+    for name, v in spec.venues.items():
+        if v.chain not in spec.chains:
+            raise ConfigError(path, f"venues.{name}.chain", f"unknown chain {v.chain!r}; expected one of {sorted(spec.chains)}")
+    for sym, ins in spec.instruments.items():
+        for leg in ("base", "quote"):
+            tok = getattr(ins, leg)
+            if tok not in spec.tokens:
+                raise ConfigError(path, f"instruments.{sym}.{leg}", f"unknown token {tok!r}; expected one of {sorted(spec.tokens)}")
+        if spec.tokens[ins.base].chain != spec.tokens[ins.quote].chain:
+            raise ConfigError(path, f"instruments.{sym}", "base and quote tokens are on different chains")
+        for v in ins.venues:
+            if v not in spec.venues:
+                raise ConfigError(path, f"instruments.{sym}.venues", f"unknown venue {v!r}; expected one of {sorted(spec.venues)}")
+            if spec.venues[v].chain != spec.tokens[ins.base].chain:
+                raise ConfigError(path, f"instruments.{sym}.venues", f"venue {v!r} is on another chain than the instrument")
+    return spec.model_copy(update={"path": str(path)})

@@ -1,0 +1,66 @@
+"""Connections the engine trades through, built once from the specs and sessions config:
+one Web3 per chain, one adapter per venue, one signer per wallet."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_abi import decode, encode
+from eth_utils import function_signature_to_4byte_selector
+from web3 import Web3
+
+from fixbridge.chain.nonces import NonceBook
+from fixbridge.chain.submitter import Submitter
+from fixbridge.chain.wallet import Wallet
+from fixbridge.config import SessionsConfig, Spec
+from fixbridge.config.sessions import wallet_key
+from fixbridge.venues.base import Venue
+from fixbridge.venues.uniswap_v2 import UniswapV2
+
+MAX_UINT256 = 2**256 - 1
+
+
+@dataclass
+class TradingWallet:
+    wallet: Wallet
+    chain: str
+    submitter: Submitter
+
+
+class Markets:
+    def __init__(self, spec: Spec, sessions: SessionsConfig) -> None:
+        self.spec = spec
+        self.w3: dict[str, Web3] = {
+            name: Web3(Web3.HTTPProvider(c.rpc_url, request_kwargs={"timeout": 15})) for name, c in spec.chains.items()
+        }
+        self.venues: dict[str, Venue] = {}
+        for name, v in spec.venues.items():
+            self.venues[name] = UniswapV2(name, self.w3[v.chain], v.router, v.factory)
+        self._keys = {name: wallet_key(sessions, name) for name in sessions.wallets}
+        self._sessions = sessions
+        self.wallets: dict[str, TradingWallet] = {}
+
+    def open_wallets(self, journal_next_nonce) -> None:  # (chain_id, address) -> int | None
+        """Seed each wallet's nonce from max(journal, chain pending count) and build its submitter."""
+        for name, wc in self._sessions.wallets.items():
+            chain = self.spec.chains[wc.chain]
+            w3 = self.w3[wc.chain]
+            wallet = Wallet.from_key(name, chain.chain_id, self._keys[name])
+            on_chain = w3.eth.get_transaction_count(wallet.address, "pending")
+            journaled = journal_next_nonce(chain.chain_id, wallet.address) or 0
+            self.wallets[name] = TradingWallet(wallet, wc.chain, Submitter(w3, wallet, NonceBook(max(on_chain, journaled))))
+        self._keys.clear()  # the Wallet objects hold the keys from here on
+
+    # ERC-20 reads and writes the engine needs around a swap.
+    def balance_of(self, chain: str, token: str, owner: str) -> int:
+        return self._erc20_read(chain, token, "balanceOf(address)", ["address"], [owner])
+
+    def allowance(self, chain: str, token: str, owner: str, spender: str) -> int:
+        return self._erc20_read(chain, token, "allowance(address,address)", ["address", "address"], [owner, spender])
+
+    def _erc20_read(self, chain: str, token: str, sig: str, types: list[str], args: list) -> int:
+        data = function_signature_to_4byte_selector(sig) + encode(types, args)
+        return decode(["uint256"], bytes(self.w3[chain].eth.call({"to": token, "data": data})))[0]
+
+
+def approve_calldata(spender: str, amount: int) -> bytes:
+    return function_signature_to_4byte_selector("approve(address,uint256)") + encode(["address", "uint256"], [spender, amount])

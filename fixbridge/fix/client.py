@@ -1,0 +1,191 @@
+"""A FIX 4.4 initiator on QuickFIX: what `fixbridge client` and the tests trade through.
+
+It is an ordinary counterparty: it logs on, sends orders, and collects every application
+message it receives (validated against the same data dictionary the bridge publishes).
+"""
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import quickfix as fix
+
+from fixbridge.fix.translate import utc_timestamp
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
+@dataclass(frozen=True)
+class Received:
+    """An application message the client got: its type and its fields as strings."""
+    msg_type: str
+    fields: dict[int, str]
+    raw: str
+
+    def __getitem__(self, tag: int) -> str:
+        return self.fields[tag]
+
+    def get(self, tag: int, default: str | None = None) -> str | None:
+        return self.fields.get(tag, default)
+
+
+def _fields(msg: fix.Message) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for part in msg.toString().split("\x01"):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out.setdefault(int(k), v)
+    return out
+
+
+class _App(fix.Application):
+    def __init__(self, client: "FixClient") -> None:
+        super().__init__()
+        self.client = client
+
+    def onCreate(self, sessionID): self.client.session_id = sessionID
+    def onLogon(self, sessionID): self.client._logged_on.set()
+    def onLogout(self, sessionID): self.client._logged_on.clear()
+    def toAdmin(self, message, sessionID):
+        if message.getHeader().getField(35) == "A" and self.client.reset_seq:
+            message.setField(fix.StringField(141, "Y"))
+    def fromAdmin(self, message, sessionID):
+        try:
+            if message.getHeader().getField(35) in ("3", "5"):  # Reject / Logout reach the user too
+                self.client._inbox.put(Received(message.getHeader().getField(35), _fields(message), message.toString()))
+        except Exception:
+            pass
+    def toApp(self, message, sessionID): pass
+    def fromApp(self, message, sessionID):
+        try:
+            self.client._inbox.put(Received(message.getHeader().getField(35), _fields(message), message.toString()))
+        except Exception:
+            pass
+
+
+class FixClient:
+    def __init__(self, host: str = "127.0.0.1", port: int = 9876, sender: str = "CLIENT1", target: str = "FIXBRIDGE",
+                 data_dir: Path | None = None, reset_seq: bool = True, dictionary: Path = SPECS / "FIX44.xml") -> None:
+        self.reset_seq = reset_seq
+        self.session_id: fix.SessionID | None = None
+        self._inbox: queue.Queue[Received] = queue.Queue()
+        self._logged_on = threading.Event()
+        self._tmp = None
+        if data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="fixclient-")
+            data_dir = Path(self._tmp.name)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        cfg = data_dir / "initiator.cfg"
+        cfg.write_text(
+            "[DEFAULT]\nConnectionType=initiator\nReconnectInterval=1\nHeartBtInt=30\n"
+            f"FileStorePath={data_dir / 'store'}\nFileLogPath={data_dir / 'log'}\n"
+            "StartTime=00:00:00\nEndTime=00:00:00\nUseDataDictionary=Y\n"
+            f"DataDictionary={dictionary}\nValidateUserDefinedFields=Y\n"
+            f"[SESSION]\nBeginString=FIX.4.4\nSenderCompID={sender}\nTargetCompID={target}\n"
+            f"SocketConnectHost={host}\nSocketConnectPort={port}\n")
+        self._settings = fix.SessionSettings(str(cfg))
+        self._app = _App(self)
+        self._initiator = fix.SocketInitiator(self._app, fix.FileStoreFactory(self._settings), self._settings,
+                                              fix.FileLogFactory(self._settings))
+
+    def start(self, timeout: float = 15.0) -> "FixClient":
+        self._initiator.start()
+        if not self._logged_on.wait(timeout):
+            self._initiator.stop()
+            raise TimeoutError("no Logon from the acceptor (is the bridge running and the CompIDs right?)")
+        return self
+
+    def stop(self) -> None:
+        self._initiator.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> "FixClient":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def logged_on(self) -> bool:
+        return self._logged_on.is_set()
+
+    def send(self, msg: fix.Message) -> None:
+        assert self.session_id is not None
+        if not fix.Session.sendToTarget(msg, self.session_id):
+            raise RuntimeError("the session refused the message (not logged on?)")
+
+    def receive(self, timeout: float = 30.0, msg_type: str | None = None) -> Received:
+        """The next application message (of msg_type if given; others are dropped)."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {msg_type or 'message'} within {timeout}s")
+            try:
+                m = self._inbox.get(timeout=left)
+            except queue.Empty:
+                continue
+            if msg_type is None or m.msg_type == msg_type:
+                return m
+
+    def reports_until_terminal(self, cl_ord_id: str, timeout: float = 60.0) -> list[Received]:
+        """ExecutionReports for one ClOrdID up to the one with a terminal OrdStatus."""
+        out: list[Received] = []
+        end = time.monotonic() + timeout
+        while True:
+            m = self.receive(max(0.1, end - time.monotonic()))
+            if m.msg_type == "8" and m.get(11) == cl_ord_id:
+                out.append(m)
+                if m[39] in ("2", "4", "8", "C"):
+                    return out
+
+    def drain(self) -> list[Received]:
+        out = []
+        while True:
+            try:
+                out.append(self._inbox.get_nowait())
+            except queue.Empty:
+                return out
+
+
+def new_order_single(cl_ord_id: str, symbol: str, side: str, qty: Decimal | None = None, *,
+                     cash_qty: Decimal | None = None, limit: Decimal | None = None, tif: str = "3",
+                     account: str | None = None, expire_time: datetime | None = None,
+                     ex_destination: str | None = None, ord_type: str | None = None) -> fix.Message:
+    """side: '1' buy / '2' sell; tif: '3' IOC / '4' FOK. Values go on the wire as exact strings."""
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType(fix.MsgType_NewOrderSingle))
+    fields: list[tuple[int, object]] = [
+        (11, cl_ord_id), (55, symbol), (54, side), (60, utc_timestamp(datetime.now(timezone.utc))),
+        (40, ord_type or ("2" if limit is not None else "1")), (59, tif), (38, qty), (152, cash_qty), (44, limit),
+        (1, account), (126, utc_timestamp(expire_time) if expire_time else None), (100, ex_destination),
+    ]
+    for tag, value in fields:
+        if value is not None:
+            m.setField(fix.StringField(tag, str(value)))
+    return m
+
+
+def order_status_request(cl_ord_id: str, side: str = "1", symbol: str = "N/A", req_id: str | None = None) -> fix.Message:
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType(fix.MsgType_OrderStatusRequest))
+    for tag, value in ((11, cl_ord_id), (55, symbol), (54, side), (790, req_id)):
+        if value is not None:
+            m.setField(fix.StringField(tag, value))
+    return m
+
+
+def order_cancel_request(cl_ord_id: str, orig_cl_ord_id: str, side: str = "1", symbol: str = "N/A") -> fix.Message:
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType(fix.MsgType_OrderCancelRequest))
+    for tag, value in ((11, cl_ord_id), (41, orig_cl_ord_id), (55, symbol), (54, side),
+                       (60, utc_timestamp(datetime.now(timezone.utc)))):
+        m.setField(fix.StringField(tag, value))
+    return m

@@ -1,0 +1,160 @@
+"""FIX 4.4 <-> domain. Knows tags and enums; knows nothing about chains or ABIs.
+
+Every value is read and written as a string so decimals never pass through a float.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+import quickfix as fix
+
+from fixbridge.orders.lifecycle import ORD_STATUS_CODE
+from fixbridge.orders.model import ExecutionReport, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
+from fixbridge.orders.units import fmt
+
+# User-defined tags, declared in specs/FIX44.xml.
+TAG_CHAIN_TX_HASH = 20001
+TAG_CHAIN_BLOCK = 20002
+TAG_CHAIN_ID = 20003
+TAG_CHAIN_VENUE = 20004
+
+SIDES = {"1": Side.BUY, "2": Side.SELL}
+SIDE_CODE = {v: k for k, v in SIDES.items()}
+ORD_TYPES = {"1": OrdType.MARKET, "2": OrdType.LIMIT}
+TIFS = {"3": TimeInForce.IOC, "4": TimeInForce.FOK}
+TIF_CODE = {v: k for k, v in TIFS.items()}
+TIF_NAMES = {"0": "Day", "1": "GTC", "2": "OPG", "5": "GTX", "6": "GTD", "7": "At the close"}
+ORD_TYPE_NAMES = {"3": "Stop", "4": "Stop limit", "P": "Pegged"}
+MISC_FEE_TYPE_PER_TRANSACTION = "10"
+
+
+class ParseRejection(Exception):
+    """The message is well-formed FIX but asks for something the bridge does not do."""
+
+    def __init__(self, reason: RejectReason, text: str) -> None:
+        super().__init__(text)
+        self.reason, self.text = reason, text
+
+
+def get(msg: fix.Message, tag: int) -> str | None:
+    return msg.getField(tag) if msg.isSetField(tag) else None
+
+
+def _decimal(msg: fix.Message, tag: int, name: str) -> Decimal | None:
+    raw = get(msg, tag)
+    if raw is None:
+        return None
+    try:
+        d = Decimal(raw)
+    except InvalidOperation:
+        raise ParseRejection(RejectReason.OTHER, f"{name} ({tag}) is not a number: {raw!r}") from None
+    if not d.is_finite():
+        raise ParseRejection(RejectReason.OTHER, f"{name} ({tag}) is not a finite number: {raw!r}")
+    return d
+
+
+def _utc(raw: str | None, tag: int, name: str) -> datetime | None:
+    if raw is None:
+        return None
+    for f in ("%Y%m%d-%H:%M:%S.%f", "%Y%m%d-%H:%M:%S"):
+        try:
+            return datetime.strptime(raw, f).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    raise ParseRejection(RejectReason.OTHER, f"{name} ({tag}) is not a UTCTimestamp: {raw!r}")
+
+
+def utc_timestamp(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+
+
+def parse_new_order(msg: fix.Message, session_id: str) -> Order:
+    """NewOrderSingle -> Order. Raises ParseRejection for what the bridge does not support."""
+    side_raw = msg.getField(54)
+    if side_raw not in SIDES:
+        raise ParseRejection(RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC, f"Side {side_raw} is not supported; send 1 (Buy) or 2 (Sell)")
+    ot_raw = msg.getField(40)
+    if ot_raw not in ORD_TYPES:
+        name = ORD_TYPE_NAMES.get(ot_raw, ot_raw)
+        raise ParseRejection(RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC, f"OrdType {ot_raw} ({name}) is not supported; send 1 (Market) or 2 (Limit)")
+    tif_raw = get(msg, 59) or "0"
+    if tif_raw not in TIFS:
+        name = TIF_NAMES.get(tif_raw, tif_raw)
+        raise ParseRejection(RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC,
+                             f"TimeInForce {tif_raw} ({name}) is not supported; an atomic swap is 3 (IOC) or 4 (FOK)")
+    return Order(
+        session_id=session_id, cl_ord_id=msg.getField(11), symbol=msg.getField(55), side=SIDES[side_raw],
+        ord_type=ORD_TYPES[ot_raw], time_in_force=TIFS[tif_raw],
+        order_qty=_decimal(msg, 38, "OrderQty"), cash_order_qty=_decimal(msg, 152, "CashOrderQty"),
+        price=_decimal(msg, 44, "Price"), account=get(msg, 1), expire_time=_utc(get(msg, 126), 126, "ExpireTime"),
+        ex_destination=get(msg, 100),
+    )
+
+
+def _s(m: fix.FieldMap, tag: int, value: object) -> None:
+    if value is None:
+        return
+    m.setField(fix.StringField(tag, fmt(value) if isinstance(value, Decimal) else str(value)))
+
+
+def execution_report(er: ExecutionReport) -> fix.Message:
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType(fix.MsgType_ExecutionReport))
+    _s(m, 37, er.order_id)
+    _s(m, 11, er.cl_ord_id)
+    _s(m, 41, er.orig_cl_ord_id)
+    _s(m, 790, er.ord_status_req_id)
+    _s(m, 17, er.exec_id)
+    _s(m, 150, er.exec_type)
+    _s(m, 39, ORD_STATUS_CODE[er.ord_status])
+    _s(m, 103, int(er.rej_reason) if er.rej_reason is not None else None)
+    _s(m, 1, er.account)
+    _s(m, 55, er.symbol)
+    _s(m, 54, SIDE_CODE[er.side])
+    _s(m, 38, er.order_qty)
+    _s(m, 152, er.cash_order_qty)
+    _s(m, 44, er.price)
+    _s(m, 32, er.last_qty)
+    _s(m, 31, er.last_px)
+    _s(m, 151, er.leaves_qty)
+    _s(m, 14, er.cum_qty)
+    _s(m, 6, er.avg_px)
+    _s(m, 60, utc_timestamp(er.transact_time or datetime.now(timezone.utc)))
+    _s(m, 58, _ascii(er.text))
+    if er.fee_eth is not None:
+        g = fix.Group(136, 137)
+        _s(g, 137, er.fee_eth)
+        _s(g, 138, "ETH")
+        _s(g, 139, MISC_FEE_TYPE_PER_TRANSACTION)
+        m.addGroup(g)
+    _s(m, TAG_CHAIN_TX_HASH, er.tx_hash)
+    _s(m, TAG_CHAIN_BLOCK, er.block_number)
+    _s(m, TAG_CHAIN_ID, er.chain_id)
+    _s(m, TAG_CHAIN_VENUE, er.venue)
+    return m
+
+
+def order_cancel_reject(*, order_id: str, cl_ord_id: str, orig_cl_ord_id: str, ord_status: OrdStatus,
+                        too_late: bool, text: str) -> fix.Message:
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType(fix.MsgType_OrderCancelReject))
+    _s(m, 37, order_id)
+    _s(m, 11, cl_ord_id)
+    _s(m, 41, orig_cl_ord_id)
+    _s(m, 39, ORD_STATUS_CODE[ord_status])
+    _s(m, 434, "1")                        # CxlRejResponseTo: Order Cancel Request
+    _s(m, 102, "0" if too_late else "1")   # CxlRejReason: Too late / Unknown order
+    _s(m, 58, _ascii(text))
+    return m
+
+
+def _ascii(text: str | None) -> str | None:
+    """Text (58) is a String field: keep it to printable ASCII so any FIX engine can read it."""
+    if text is None:
+        return None
+    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in text)[:1024]
+
+
+def raw(msg: fix.Message) -> str:
+    return msg.toString().replace("\x01", "|")

@@ -1,0 +1,1016 @@
+"""The journal: the bridge's SQL system of record, written before things happen (write-ahead).
+
+``Journal(url)`` opens SQLite (``sqlite:///var/journal.db``) or PostgreSQL
+(``postgresql+psycopg://user@host:5432/db``), migrates the schema to the newest Alembic revision
+and then answers the calls below. Every call is one short transaction on a fresh session, so one
+``Journal`` may be shared by the FIX callback thread and the execution engine thread.
+
+Nothing ORM leaks out: reads return the frozen dataclasses defined here. Numbers are exact
+(``Decimal`` quantities, ``int`` base units), timestamps are aware UTC datetimes.
+"""
+from __future__ import annotations
+
+import string
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal, localcontext
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from eth_utils import is_address, to_checksum_address
+from sqlalchemy import Engine, case, create_engine, event, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from fixbridge.orders.model import (
+    TERMINAL,
+    Fill,
+    OrdStatus,
+    OrdType,
+    Order,
+    Side,
+    TimeInForce,
+)
+
+from . import schema as db
+
+__all__ = [
+    "Journal",
+    "JournalError",
+    "DuplicateClOrdID",
+    "UnknownOrder",
+    "UnknownTransaction",
+    "OrderRow",
+    "EventRow",
+    "TxRow",
+    "FillRow",
+    "FixMessageRow",
+    "ReceiptRow",
+    "ApprovalRow",
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "create_journal_engine",
+    "upgrade_to_head",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
+_PENDING_TX = ("signed", "broadcast")
+_MIGRATION_LOCK_KEY = 0x6678_6272_6A6E  # "fxbrjn": serialises concurrent migrations on PostgreSQL
+_READ_ONLY = "fixbridge_journal_read_only"
+
+
+# ============================================================================================
+# Errors
+# ============================================================================================
+
+
+class JournalError(Exception):
+    """Base class of the journal's own errors."""
+
+
+class DuplicateClOrdID(JournalError):
+    """The (session_id, cl_ord_id) pair is already journaled; ClOrdIDs are unique per session, forever."""
+
+    def __init__(self, session_id: str, cl_ord_id: str) -> None:
+        super().__init__(f"duplicate ClOrdID {cl_ord_id!r} on session {session_id!r}")
+        self.session_id = session_id
+        self.cl_ord_id = cl_ord_id
+
+
+class UnknownOrder(JournalError, LookupError):
+    """No order with that order_id is journaled."""
+
+
+class UnknownTransaction(JournalError, LookupError):
+    """No transaction with that tx_hash is journaled."""
+
+
+# ============================================================================================
+# Rows handed out
+# ============================================================================================
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    id: int
+    order_id: str
+    session_id: str
+    cl_ord_id: str
+    account: str | None
+    symbol: str
+    side: Side
+    ord_type: OrdType
+    time_in_force: TimeInForce
+    order_qty: Decimal | None
+    cash_order_qty: Decimal | None
+    price: Decimal | None
+    expire_time: datetime | None
+    ex_destination: str | None
+    wallet: str | None
+    venue: str | None
+    status: OrdStatus
+    cum_qty: Decimal
+    leaves_qty: Decimal
+    avg_px: Decimal
+    text: str | None
+    rej_reason: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_order(self) -> Order:
+        """The domain ``Order`` this row describes (e.g. to resume it after a restart)."""
+        return Order(
+            session_id=self.session_id,
+            cl_ord_id=self.cl_ord_id,
+            symbol=self.symbol,
+            side=self.side,
+            ord_type=self.ord_type,
+            time_in_force=self.time_in_force,
+            order_qty=self.order_qty,
+            cash_order_qty=self.cash_order_qty,
+            price=self.price,
+            account=self.account,
+            expire_time=self.expire_time,
+            ex_destination=self.ex_destination,
+            order_id=self.order_id,
+            status=self.status,
+            cum_qty=self.cum_qty,
+            avg_px=self.avg_px,
+            text=self.text,
+            venue=self.venue,
+            wallet=self.wallet,
+            created_at=self.created_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    order_id: str
+    ts: datetime
+    kind: str
+    from_status: OrdStatus | None
+    to_status: OrdStatus
+    reason: str
+    detail: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class TxRow:
+    id: int
+    order_id: str | None
+    purpose: str
+    chain_id: int
+    wallet: str
+    nonce: int
+    tx_hash: str
+    raw_tx: str
+    gas_limit: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+    status: str
+    block_number: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRow:
+    id: int
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    status: int
+    gas_used: int
+    effective_gas_price: int
+    revert_reason: str | None
+    logs: list[dict[str, Any]]
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FillRow:
+    id: int
+    order_id: str
+    exec_id: str
+    tx_hash: str
+    log_index: int
+    block_number: int
+    last_qty: Decimal
+    last_px: Decimal
+    base_units: int
+    quote_units: int
+    fee_eth: Decimal | None
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRow:
+    id: int
+    order_id: str | None
+    chain_id: int
+    wallet: str
+    token: str
+    spender: str
+    amount_units: int
+    policy: str
+    tx_hash: str
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FixMessageRow:
+    id: int
+    ts: datetime
+    session_id: str
+    direction: str
+    msg_type: str
+    seq_num: int | None
+    cl_ord_id: str | None
+    order_id: str | None
+    exec_id: str | None
+    exec_type: str | None
+    ord_status: str | None
+    raw: str
+
+
+def _order_row(r: db.Order) -> OrderRow:
+    return OrderRow(
+        id=r.id,
+        order_id=r.order_id,
+        session_id=r.session_id,
+        cl_ord_id=r.cl_ord_id,
+        account=r.account,
+        symbol=r.symbol,
+        side=Side(r.side),
+        ord_type=OrdType(r.ord_type),
+        time_in_force=TimeInForce(r.time_in_force),
+        order_qty=r.order_qty,
+        cash_order_qty=r.cash_order_qty,
+        price=r.price,
+        expire_time=r.expire_time,
+        ex_destination=r.ex_destination,
+        wallet=r.wallet,
+        venue=r.venue,
+        status=OrdStatus(r.status),
+        cum_qty=r.cum_qty,
+        leaves_qty=r.leaves_qty,
+        avg_px=r.avg_px,
+        text=r.text,
+        rej_reason=r.rej_reason,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def _event_row(r: db.OrderEvent) -> EventRow:
+    return EventRow(
+        id=r.id,
+        order_id=r.order_id,
+        ts=r.ts,
+        kind=r.kind,
+        from_status=None if r.from_status is None else OrdStatus(r.from_status),
+        to_status=OrdStatus(r.to_status),
+        reason=r.reason,
+        detail=r.detail,
+    )
+
+
+def _tx_row(r: db.Transaction) -> TxRow:
+    return TxRow(
+        id=r.id,
+        order_id=r.order_id,
+        purpose=r.purpose,
+        chain_id=r.chain_id,
+        wallet=r.wallet,
+        nonce=r.nonce,
+        tx_hash=r.tx_hash,
+        raw_tx=r.raw_tx,
+        gas_limit=r.gas_limit,
+        max_fee_per_gas=r.max_fee_per_gas,
+        max_priority_fee_per_gas=r.max_priority_fee_per_gas,
+        status=r.status,
+        block_number=r.block_number,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def _receipt_row(r: db.Receipt) -> ReceiptRow:
+    return ReceiptRow(
+        id=r.id,
+        tx_hash=r.tx_hash,
+        block_number=r.block_number,
+        block_hash=r.block_hash,
+        status=r.status,
+        gas_used=r.gas_used,
+        effective_gas_price=r.effective_gas_price,
+        revert_reason=r.revert_reason,
+        logs=r.logs,
+        ts=r.ts,
+    )
+
+
+def _fill_row(r: db.Fill) -> FillRow:
+    return FillRow(
+        id=r.id,
+        order_id=r.order_id,
+        exec_id=r.exec_id,
+        tx_hash=r.tx_hash,
+        log_index=r.log_index,
+        block_number=r.block_number,
+        last_qty=r.last_qty,
+        last_px=r.last_px,
+        base_units=r.base_units,
+        quote_units=r.quote_units,
+        fee_eth=r.fee_eth,
+        ts=r.ts,
+    )
+
+
+def _approval_row(r: db.Approval) -> ApprovalRow:
+    return ApprovalRow(
+        id=r.id,
+        order_id=r.order_id,
+        chain_id=r.chain_id,
+        wallet=r.wallet,
+        token=r.token,
+        spender=r.spender,
+        amount_units=r.amount_units,
+        policy=r.policy,
+        tx_hash=r.tx_hash,
+        ts=r.ts,
+    )
+
+
+def _fix_row(r: db.FixMessage) -> FixMessageRow:
+    return FixMessageRow(
+        id=r.id,
+        ts=r.ts,
+        session_id=r.session_id,
+        direction=r.direction,
+        msg_type=r.msg_type,
+        seq_num=r.seq_num,
+        cl_ord_id=r.cl_ord_id,
+        order_id=r.order_id,
+        exec_id=r.exec_id,
+        exec_type=r.exec_type,
+        ord_status=r.ord_status,
+        raw=r.raw,
+    )
+
+
+# ============================================================================================
+# Input normalisation
+# ============================================================================================
+
+_HEX = frozenset(string.hexdigits)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _hex(value: str | bytes, what: str, nbytes: int | None = None) -> str:
+    """Lower-case 0x-prefixed hex for a str or bytes (HexBytes included, whose .hex() has no 0x)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        h = bytes(value).hex()
+    elif isinstance(value, str):
+        h = value.lower()
+        if h.startswith("0x"):
+            h = h[2:]
+    else:
+        raise TypeError(f"{what}: expected hex str or bytes, got {type(value).__name__}")
+    if len(h) % 2 or not _HEX.issuperset(h) or (nbytes is not None and len(h) != 2 * nbytes):
+        size = f"{nbytes}-byte " if nbytes else ""
+        raise ValueError(f"{what}: not {size}hex: {value!r}")
+    return "0x" + h
+
+
+def _hash32(value: str | bytes, what: str = "tx_hash") -> str:
+    return _hex(value, what, 32)
+
+
+def _address(value: str | bytes, what: str = "address") -> str:
+    """EIP-55 checksum form, so one wallet is always one key (nonces are keyed by it)."""
+    if isinstance(value, (bytes, bytearray)) and len(value) == 20:
+        value = "0x" + bytes(value).hex()
+    if not isinstance(value, str) or not is_address(value):
+        raise ValueError(f"{what}: not an address (or bad EIP-55 checksum): {value!r}")
+    return to_checksum_address(value)
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def _enum_value(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def _leaves(status: OrdStatus, order_qty: Decimal | None, cum_qty: Decimal) -> Decimal:
+    """LeavesQty by the domain model's rule (``Order.leaves_qty``), computed without rounding."""
+    if status.terminal or order_qty is None:
+        return Decimal(0)
+    with localcontext() as ctx:
+        ctx.prec = 200
+        return db.canonical_decimal(order_qty - cum_qty)
+
+
+# ============================================================================================
+# Engine, migrations
+# ============================================================================================
+
+
+def alembic_config(url: str | None = None, connection: Any = None) -> Config:
+    """An Alembic ``Config`` built in code: independent of the working directory."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def create_journal_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; on SQLite with WAL, busy_timeout, foreign keys and BEGIN IMMEDIATE writes.
+
+    SQLite writers take the write lock when their transaction begins (``BEGIN IMMEDIATE``), so a
+    read-then-write transaction can never fail with "database is locked" halfway through; they
+    queue on ``busy_timeout`` instead. Engines made with the ``fixbridge_journal_read_only``
+    execution option begin with a plain (deferred) ``BEGIN`` and read a WAL snapshot.
+    """
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(u, **kwargs)
+
+    database = u.database or ""
+    memory = database in ("", ":memory:") or u.query.get("mode") == "memory"
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    connect_args.setdefault("check_same_thread", False)
+    if memory:
+        # One shared connection: fine for single-threaded tests; use a file for anything else.
+        kwargs.setdefault("poolclass", StaticPool)
+    elif not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(u, connect_args=connect_args, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _sqlite_on_begin)
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            if not memory:
+                cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = FULL")
+            cur.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_on_begin(conn: Any) -> None:
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """``alembic upgrade head`` on ``engine``, in one transaction, safe against concurrent openers."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+        command.upgrade(alembic_config(connection=conn), "head")
+
+
+@contextmanager
+def _plain_value_errors() -> Iterator[None]:
+    """Re-raise a TypeError/ValueError from a column type (a float, a naive datetime) as itself.
+
+    SQLAlchemy wraps errors raised while binding parameters in StatementError; the caller should
+    see the plain error that says what was wrong with the value.
+    """
+    try:
+        yield
+    except StatementError as exc:
+        if not isinstance(exc, DBAPIError) and isinstance(exc.orig, (TypeError, ValueError)):
+            raise exc.orig from exc
+        raise
+
+
+# ============================================================================================
+# The journal
+# ============================================================================================
+
+
+class Journal:
+    """The write-ahead journal. Thread-safe: each call is one short transaction on its own session."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine = create_journal_engine(url)
+        try:
+            upgrade_to_head(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
+        self._dialect = self._engine.dialect.name
+        self._session = sessionmaker(bind=self._engine, expire_on_commit=False)
+        self._reader = sessionmaker(
+            bind=self._engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        )
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Journal({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        if self._closed:
+            raise JournalError("journal is closed")
+        with _plain_value_errors(), self._session() as s, s.begin():
+            yield s
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        if self._closed:
+            raise JournalError("journal is closed")
+        with _plain_value_errors(), self._reader() as s, s.begin():
+            yield s
+
+    def _insert(self, table: Any) -> Any:
+        return (pg_insert if self._dialect == "postgresql" else sqlite_insert)(table)
+
+    @staticmethod
+    def _order_for_update(s: Session, order_id: str) -> db.Order:
+        row = s.execute(
+            select(db.Order).where(db.Order.order_id == order_id).with_for_update()
+        ).scalar_one_or_none()
+        if row is None:
+            raise UnknownOrder(order_id)
+        return row
+
+    @staticmethod
+    def _require_order(s: Session, order_id: str | None) -> None:
+        if order_id is not None and s.scalar(select(db.Order.id).where(db.Order.order_id == order_id)) is None:
+            raise UnknownOrder(order_id)
+
+    # ---------------------------------------------------------------- FIX messages
+
+    def record_fix_message(
+        self,
+        *,
+        session_id: str,
+        direction: str,
+        msg_type: str,
+        raw: str,
+        seq_num: int | None = None,
+        cl_ord_id: str | None = None,
+        order_id: str | None = None,
+        exec_id: str | None = None,
+        exec_type: str | None = None,
+        ord_status: str | None = None,
+    ) -> None:
+        """Journal one FIX message as sent/received; SOH (\\x01) in ``raw`` is stored as '|'."""
+        _check(direction, db.DIRECTIONS, "direction")
+        row = db.FixMessage(
+            ts=_now(),
+            session_id=session_id,
+            direction=direction,
+            msg_type=msg_type,
+            seq_num=seq_num,
+            cl_ord_id=cl_ord_id,
+            order_id=order_id,
+            exec_id=exec_id,
+            exec_type=exec_type,
+            ord_status=None if ord_status is None else str(_enum_value(ord_status)),
+            raw=raw.replace("\x01", "|"),
+        )
+        with self._write() as s:
+            s.add(row)
+
+    def fix_messages(
+        self,
+        *,
+        session_id: str | None = None,
+        cl_ord_id: str | None = None,
+        order_id: str | None = None,
+        direction: str | None = None,
+        msg_type: str | None = None,
+    ) -> list[FixMessageRow]:
+        """Journaled FIX messages matching every given filter, oldest first."""
+        q = select(db.FixMessage)
+        for col, val in (
+            (db.FixMessage.session_id, session_id),
+            (db.FixMessage.cl_ord_id, cl_ord_id),
+            (db.FixMessage.order_id, order_id),
+            (db.FixMessage.direction, direction),
+            (db.FixMessage.msg_type, msg_type),
+        ):
+            if val is not None:
+                q = q.where(col == val)
+        with self._read() as s:
+            return [_fix_row(r) for r in s.scalars(q.order_by(db.FixMessage.ts, db.FixMessage.id))]
+
+    # ---------------------------------------------------------------- orders
+
+    def insert_order(self, order: Order, reason: str, *, detail: dict | None = None) -> None:
+        """Journal a new order and its first event (None -> order.status, ``reason``).
+
+        Raises DuplicateClOrdID if (session_id, cl_ord_id) is already journaled; the check is the
+        table's unique constraint, so it holds across threads, processes and restarts.
+        """
+        if not order.order_id:
+            raise ValueError("order.order_id must be assigned before the order is journaled")
+        now = _now()
+        status = OrdStatus(order.status)
+        cum_qty = order.cum_qty if order.cum_qty is not None else Decimal(0)
+        row = db.Order(
+            order_id=order.order_id,
+            session_id=order.session_id,
+            cl_ord_id=order.cl_ord_id,
+            account=order.account,
+            symbol=order.symbol,
+            side=Side(order.side).value,
+            ord_type=OrdType(order.ord_type).value,
+            time_in_force=TimeInForce(order.time_in_force).value,
+            order_qty=order.order_qty,
+            cash_order_qty=order.cash_order_qty,
+            price=order.price,
+            expire_time=order.expire_time,
+            ex_destination=order.ex_destination,
+            wallet=order.wallet,
+            venue=order.venue,
+            status=status.value,
+            cum_qty=cum_qty,
+            leaves_qty=_leaves(status, order.order_qty, cum_qty),
+            avg_px=order.avg_px if order.avg_px is not None else Decimal(0),
+            text=order.text,
+            rej_reason=_enum_value(getattr(order, "rej_reason", None)),
+            created_at=order.created_at or now,
+            updated_at=now,
+        )
+        event_row = db.OrderEvent(
+            order_id=order.order_id,
+            ts=now,
+            kind="transition",
+            from_status=None,
+            to_status=status.value,
+            reason=reason,
+            detail=detail,
+        )
+        try:
+            with self._write() as s:
+                s.add(row)
+                s.flush()  # the order row must exist before its event (FK)
+                s.add(event_row)
+        except IntegrityError as exc:
+            if self.find_order(order.session_id, order.cl_ord_id) is not None:
+                raise DuplicateClOrdID(order.session_id, order.cl_ord_id) from exc
+            raise
+
+    def transition(
+        self,
+        order_id: str,
+        to_status: OrdStatus,
+        reason: str,
+        *,
+        cum_qty: Decimal | None = None,
+        leaves_qty: Decimal | None = None,
+        avg_px: Decimal | None = None,
+        text: str | None = None,
+        rej_reason: int | None = None,
+        venue: str | None = None,
+        wallet: str | None = None,
+        detail: dict | None = None,
+    ) -> None:
+        """Move an order to ``to_status`` and append the event (previous -> new, ``reason``) atomically.
+
+        Only the given fields change, except leaves_qty: when not given it is re-derived by the
+        domain rule (0 once terminal, else order_qty - cum_qty), so the row never contradicts
+        its own status.
+        """
+        to = OrdStatus(to_status)
+        now = _now()
+        with self._write() as s:
+            row = self._order_for_update(s, order_id)
+            previous = row.status
+            row.status = to.value
+            if cum_qty is not None:
+                row.cum_qty = cum_qty
+            if avg_px is not None:
+                row.avg_px = avg_px
+            row.leaves_qty = leaves_qty if leaves_qty is not None else _leaves(to, row.order_qty, row.cum_qty)
+            if text is not None:
+                row.text = text
+            if rej_reason is not None:
+                row.rej_reason = int(rej_reason)
+            if venue is not None:
+                row.venue = venue
+            if wallet is not None:
+                row.wallet = wallet
+            row.updated_at = now
+            s.add(
+                db.OrderEvent(
+                    order_id=order_id,
+                    ts=now,
+                    kind="transition",
+                    from_status=previous,
+                    to_status=to.value,
+                    reason=reason,
+                    detail=detail,
+                )
+            )
+
+    def add_event(self, order_id: str, kind: str, reason: str, detail: dict | None = None) -> None:
+        """Append a non-transition event ('quote', 'risk', 'approval', 'tx', 'note').
+
+        from_status and to_status are both the order's current status (only the creation event
+        has from_status NULL).
+        """
+        if kind == "transition":
+            raise ValueError("use Journal.transition() to change an order's status")
+        _check(kind, db.EVENT_KINDS, "kind")
+        with self._write() as s:
+            row = self._order_for_update(s, order_id)
+            s.add(
+                db.OrderEvent(
+                    order_id=order_id,
+                    ts=_now(),
+                    kind=kind,
+                    from_status=row.status,
+                    to_status=row.status,
+                    reason=reason,
+                    detail=detail,
+                )
+            )
+
+    def get_order(self, order_id: str) -> OrderRow | None:
+        with self._read() as s:
+            r = s.scalar(select(db.Order).where(db.Order.order_id == order_id))
+            return None if r is None else _order_row(r)
+
+    def find_order(self, session_id: str, cl_ord_id: str) -> OrderRow | None:
+        with self._read() as s:
+            r = s.scalar(
+                select(db.Order).where(db.Order.session_id == session_id, db.Order.cl_ord_id == cl_ord_id)
+            )
+            return None if r is None else _order_row(r)
+
+    def open_orders(self) -> list[OrderRow]:
+        """Orders not yet Filled, Canceled, Expired or Rejected, oldest first."""
+        with self._read() as s:
+            q = select(db.Order).where(db.Order.status.not_in(_TERMINAL_VALUES)).order_by(db.Order.id)
+            return [_order_row(r) for r in s.scalars(q)]
+
+    def events(self, order_id: str) -> list[EventRow]:
+        """The order's trail, in the order it was written."""
+        with self._read() as s:
+            q = select(db.OrderEvent).where(db.OrderEvent.order_id == order_id).order_by(db.OrderEvent.id)
+            return [_event_row(r) for r in s.scalars(q)]
+
+    # ---------------------------------------------------------------- transactions
+
+    def record_signed_tx(
+        self,
+        *,
+        order_id: str | None,
+        purpose: str,
+        chain_id: int,
+        wallet: str,
+        nonce: int,
+        tx_hash: str,
+        raw_tx: str,
+        gas_limit: int,
+        max_fee_per_gas: int,
+        max_priority_fee_per_gas: int,
+    ) -> None:
+        """Write-ahead: journal a signed transaction BEFORE broadcasting it (status 'signed').
+
+        In the same transaction wallet_nonces.next_nonce becomes max(existing, nonce + 1).
+        Recording the very same signed transaction twice is a no-op; a different transaction
+        with a journaled hash raises IntegrityError.
+        """
+        _check(purpose, db.TX_PURPOSES, "purpose")
+        wallet = _address(wallet, "wallet")
+        tx_hash = _hash32(tx_hash)
+        raw_tx = _hex(raw_tx, "raw_tx")
+        if nonce < 0:
+            raise ValueError(f"nonce must be >= 0, got {nonce}")
+        now = _now()
+        try:
+            with self._write() as s:
+                self._require_order(s, order_id)
+                s.add(
+                    db.Transaction(
+                        order_id=order_id,
+                        purpose=purpose,
+                        chain_id=chain_id,
+                        wallet=wallet,
+                        nonce=nonce,
+                        tx_hash=tx_hash,
+                        raw_tx=raw_tx,
+                        gas_limit=gas_limit,
+                        max_fee_per_gas=max_fee_per_gas,
+                        max_priority_fee_per_gas=max_priority_fee_per_gas,
+                        status="signed",
+                        block_number=None,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                s.flush()
+                t = db.WalletNonce.__table__
+                ins = self._insert(t).values(chain_id=chain_id, wallet=wallet, next_nonce=nonce + 1, updated_at=now)
+                advanced = ins.excluded.next_nonce > t.c.next_nonce
+                s.execute(
+                    ins.on_conflict_do_update(
+                        index_elements=[t.c.chain_id, t.c.wallet],
+                        set_={
+                            "next_nonce": case((advanced, ins.excluded.next_nonce), else_=t.c.next_nonce),
+                            "updated_at": case((advanced, ins.excluded.updated_at), else_=t.c.updated_at),
+                        },
+                    )
+                )
+        except IntegrityError:
+            with self._read() as s:
+                existing = s.scalar(select(db.Transaction).where(db.Transaction.tx_hash == tx_hash))
+                if existing is not None and existing.raw_tx == raw_tx and existing.order_id == order_id:
+                    return
+            raise
+
+    def set_tx_status(self, tx_hash: str, status: str, block_number: int | None = None) -> None:
+        """Set a transaction's status ('broadcast', 'dropped', 'failed', ...) and, if given, its block."""
+        _check(status, db.TX_STATUSES, "status")
+        tx_hash = _hash32(tx_hash)
+        with self._write() as s:
+            tx = s.scalar(select(db.Transaction).where(db.Transaction.tx_hash == tx_hash).with_for_update())
+            if tx is None:
+                raise UnknownTransaction(tx_hash)
+            tx.status = status
+            if block_number is not None:
+                tx.block_number = block_number
+            tx.updated_at = _now()
+
+    def record_receipt(
+        self,
+        *,
+        tx_hash: str,
+        block_number: int,
+        block_hash: str,
+        status: int,
+        gas_used: int,
+        effective_gas_price: int,
+        revert_reason: str | None,
+        logs: list[dict],
+    ) -> None:
+        """Journal a receipt and mark its transaction 'mined' (status 1) or 'reverted' (status 0).
+
+        A transaction has one receipt row: recording again (e.g. re-mined after a reorg)
+        replaces it with the newer one.
+        """
+        tx_hash = _hash32(tx_hash)
+        block_hash = _hash32(block_hash, "block_hash")
+        status = int(status)
+        if status not in (0, 1):
+            raise ValueError(f"receipt status must be 0 or 1, got {status}")
+        now = _now()
+        with self._write() as s:
+            tx = s.scalar(select(db.Transaction).where(db.Transaction.tx_hash == tx_hash).with_for_update())
+            if tx is None:
+                raise UnknownTransaction(tx_hash)
+            rc = s.scalar(select(db.Receipt).where(db.Receipt.tx_hash == tx_hash))
+            if rc is None:
+                rc = db.Receipt(tx_hash=tx_hash)
+                s.add(rc)
+            rc.block_number = block_number
+            rc.block_hash = block_hash
+            rc.status = status
+            rc.gas_used = gas_used
+            rc.effective_gas_price = effective_gas_price
+            rc.revert_reason = revert_reason
+            rc.logs = list(logs)
+            rc.ts = now
+            tx.status = "mined" if status == 1 else "reverted"
+            tx.block_number = block_number
+            tx.updated_at = now
+
+    def receipt(self, tx_hash: str) -> ReceiptRow | None:
+        with self._read() as s:
+            r = s.scalar(select(db.Receipt).where(db.Receipt.tx_hash == _hash32(tx_hash)))
+            return None if r is None else _receipt_row(r)
+
+    def get_transaction(self, tx_hash: str) -> TxRow | None:
+        with self._read() as s:
+            r = s.scalar(select(db.Transaction).where(db.Transaction.tx_hash == _hash32(tx_hash)))
+            return None if r is None else _tx_row(r)
+
+    def transactions_for(self, order_id: str) -> list[TxRow]:
+        with self._read() as s:
+            q = select(db.Transaction).where(db.Transaction.order_id == order_id).order_by(db.Transaction.id)
+            return [_tx_row(r) for r in s.scalars(q)]
+
+    def pending_transactions(self) -> list[TxRow]:
+        """Transactions 'signed' or 'broadcast' (no receipt yet), oldest first: what recovery resumes."""
+        with self._read() as s:
+            q = select(db.Transaction).where(db.Transaction.status.in_(_PENDING_TX)).order_by(db.Transaction.id)
+            return [_tx_row(r) for r in s.scalars(q)]
+
+    def next_nonce(self, chain_id: int, wallet: str) -> int | None:
+        """One past the highest nonce journaled for (chain, wallet), or None if it never signed."""
+        with self._read() as s:
+            return s.scalar(
+                select(db.WalletNonce.next_nonce).where(
+                    db.WalletNonce.chain_id == chain_id, db.WalletNonce.wallet == _address(wallet, "wallet")
+                )
+            )
+
+    # ---------------------------------------------------------------- fills, approvals
+
+    def record_fill(self, fill: Fill, fee_eth: Decimal | None) -> bool:
+        """Journal a fill; idempotent on exec_id. Returns True if new, False if already journaled."""
+        t = db.Fill.__table__
+        ins = self._insert(t).values(
+            order_id=fill.order_id,
+            exec_id=fill.exec_id,
+            tx_hash=_hash32(fill.tx_hash),
+            log_index=fill.log_index,
+            block_number=fill.block_number,
+            last_qty=fill.last_qty,
+            last_px=fill.last_px,
+            base_units=fill.base_units,
+            quote_units=fill.quote_units,
+            fee_eth=fee_eth,
+            ts=_now(),
+        )
+        with self._write() as s:
+            self._require_order(s, fill.order_id)
+            result = s.execute(ins.on_conflict_do_nothing(index_elements=[t.c.exec_id]))
+            return bool(result.rowcount)
+
+    def fills_for(self, order_id: str) -> list[FillRow]:
+        with self._read() as s:
+            q = select(db.Fill).where(db.Fill.order_id == order_id).order_by(db.Fill.id)
+            return [_fill_row(r) for r in s.scalars(q)]
+
+    def record_approval(
+        self,
+        *,
+        order_id: str | None,
+        chain_id: int,
+        wallet: str,
+        token: str,
+        spender: str,
+        amount_units: int,
+        policy: str,
+        tx_hash: str,
+    ) -> None:
+        _check(policy, db.APPROVAL_POLICIES, "policy")
+        row = db.Approval(
+            order_id=order_id,
+            chain_id=chain_id,
+            wallet=_address(wallet, "wallet"),
+            token=_address(token, "token"),
+            spender=_address(spender, "spender"),
+            amount_units=amount_units,
+            policy=policy,
+            tx_hash=_hash32(tx_hash),
+            ts=_now(),
+        )
+        with self._write() as s:
+            self._require_order(s, order_id)
+            s.add(row)
+
+    def approvals_for(self, order_id: str) -> list[ApprovalRow]:
+        with self._read() as s:
+            q = select(db.Approval).where(db.Approval.order_id == order_id).order_by(db.Approval.id)
+            return [_approval_row(r) for r in s.scalars(q)]

@@ -1,0 +1,135 @@
+"""The order domain: what an order is, its fills and its reports, in the trade's language.
+
+Nothing here knows FIX tags or ABIs; the FIX edge and the venues translate to and from these.
+Quantities and prices are Decimal; on-chain amounts are int base units.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+class Side(str, enum.Enum):
+    BUY = "BUY"    # receive base, pay quote
+    SELL = "SELL"  # give base, receive quote
+
+
+class OrdType(str, enum.Enum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+
+
+class TimeInForce(str, enum.Enum):
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class OrdStatus(str, enum.Enum):
+    PENDING_NEW = "PendingNew"
+    NEW = "New"
+    PARTIALLY_FILLED = "PartiallyFilled"
+    FILLED = "Filled"
+    PENDING_CANCEL = "PendingCancel"
+    CANCELED = "Canceled"
+    EXPIRED = "Expired"
+    REJECTED = "Rejected"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.EXPIRED, OrdStatus.REJECTED})
+
+
+class RejectReason(int, enum.Enum):
+    """FIX OrdRejReason (103) values used by the bridge."""
+    BROKER_OPTION = 0
+    UNKNOWN_SYMBOL = 1
+    EXCHANGE_CLOSED = 2
+    ORDER_EXCEEDS_LIMIT = 3
+    TOO_LATE_TO_ENTER = 4
+    UNKNOWN_ORDER = 5
+    DUPLICATE_ORDER = 6
+    UNSUPPORTED_ORDER_CHARACTERISTIC = 11
+    INCORRECT_QUANTITY = 13
+    UNKNOWN_ACCOUNT = 15
+    OTHER = 99
+
+
+@dataclass
+class Order:
+    """A NewOrderSingle once parsed: the client's intent, before any venue is chosen."""
+    session_id: str
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    ord_type: OrdType
+    time_in_force: TimeInForce
+    order_qty: Decimal | None = None        # base quantity
+    cash_order_qty: Decimal | None = None   # quote quantity (alternative to order_qty)
+    price: Decimal | None = None            # limit, quote per base
+    account: str | None = None
+    expire_time: datetime | None = None     # transaction deadline
+    ex_destination: str | None = None
+    order_id: str = ""
+    status: OrdStatus = OrdStatus.PENDING_NEW
+    cum_qty: Decimal = Decimal(0)
+    avg_px: Decimal = Decimal(0)
+    text: str | None = None
+    venue: str | None = None
+    wallet: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        if self.status.terminal or self.order_qty is None:
+            return Decimal(0) if self.status.terminal else (self.order_qty or Decimal(0))
+        return self.order_qty - self.cum_qty
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One execution on chain, decoded from a receipt log."""
+    order_id: str
+    exec_id: str            # "<txhash>:<logIndex>"
+    tx_hash: str
+    log_index: int
+    block_number: int
+    last_qty: Decimal       # base
+    last_px: Decimal        # quote per base
+    base_units: int
+    quote_units: int
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    """What the bridge tells the client about an order; the FIX edge renders it as 35=8."""
+    order_id: str
+    cl_ord_id: str
+    exec_id: str
+    exec_type: str          # FIX ExecType (150) code
+    ord_status: OrdStatus
+    side: Side
+    symbol: str
+    order_qty: Decimal | None
+    cash_order_qty: Decimal | None
+    price: Decimal | None
+    cum_qty: Decimal
+    leaves_qty: Decimal
+    avg_px: Decimal
+    last_qty: Decimal | None = None
+    last_px: Decimal | None = None
+    text: str | None = None
+    rej_reason: RejectReason | None = None
+    fee_eth: Decimal | None = None           # gas paid, in ETH
+    tx_hash: str | None = None
+    block_number: int | None = None
+    chain_id: int | None = None
+    venue: str | None = None
+    ord_status_req_id: str | None = None
+    account: str | None = None
+    orig_cl_ord_id: str | None = None        # set on reports answering a cancel request
+    transact_time: datetime | None = field(default=None)

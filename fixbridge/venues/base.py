@@ -1,0 +1,75 @@
+"""What every venue offers the execution engine, in protocol-neutral terms.
+
+A venue knows its protocol (how to quote, which call swaps, how to read its logs) and
+nothing about FIX. Amounts here are integer base units.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class Exact(str, enum.Enum):
+    INPUT = "exact_input"    # amount is what we give; bound is the minimum we accept back
+    OUTPUT = "exact_output"  # amount is what we receive; bound is the most we will give
+
+
+@dataclass(frozen=True)
+class SwapIntent:
+    token_in: str
+    token_out: str
+    exact: Exact
+    amount: int
+    bound: int
+    recipient: str
+    deadline: int  # unix seconds
+
+    @property
+    def max_in(self) -> int:
+        """The most token_in this swap can take (what balance and allowance must cover)."""
+        return self.amount if self.exact is Exact.INPUT else self.bound
+
+
+@dataclass(frozen=True)
+class Call:
+    """A contract call ready to sign: target, calldata, and who must be allowed to pull token_in."""
+    to: str
+    data: bytes
+    spender: str
+    value: int = 0
+
+
+@dataclass(frozen=True)
+class SwapLeg:
+    """One swap the venue's logs prove happened for us."""
+    log_index: int
+    amount_in: int
+    amount_out: int
+
+
+class Venue(Protocol):
+    name: str
+    kind: str
+
+    def quote(self, token_in: str, token_out: str, exact: Exact, amount: int) -> int:
+        """For exact input: the output now; for exact output: the input now."""
+
+    def build_swap(self, intent: SwapIntent) -> Call: ...
+
+    def decode_swaps(self, receipt: dict[str, Any], intent: SwapIntent) -> list[SwapLeg]: ...
+
+
+def revert_reason(data: bytes | str | None) -> str:
+    """Error(string) / Panic(uint256) revert data as text."""
+    from eth_abi import decode
+
+    if isinstance(data, str):
+        data = bytes.fromhex(data[2:] if data.startswith("0x") else data)
+    if not data:
+        return "reverted without a reason"
+    if data[:4] == bytes.fromhex("08c379a0"):
+        return decode(["string"], data[4:])[0]
+    if data[:4] == bytes.fromhex("4e487b71"):
+        return f"panic 0x{decode(['uint256'], data[4:])[0]:02x}"
+    return "reverted with data 0x" + data.hex()
