@@ -114,20 +114,25 @@ def _client(host: str, port: int, sender: str, target: str):
         _fail(f"{e} (tried {host}:{port} as {sender} -> {target})")
 
 
+REPORT_ROWS = [("MsgType", 35), ("ExecType", 150), ("OrdStatus", 39), ("ClOrdID", 11), ("OrderID", 37),
+               ("ExecID", 17), ("Side", 54), ("Symbol", 55), ("OrderQty", 38), ("CashOrderQty", 152), ("Price", 44),
+               ("LastQty", 32), ("LastPx", 31), ("CumQty", 14), ("LeavesQty", 151), ("AvgPx", 6),
+               ("Fee (ETH)", 137), ("OrdRejReason", 103), ("Text", 58), ("Tx hash", 20001), ("Block", 20002),
+               ("Chain id", 20003), ("Venue", 20004)]
+NAMES = {39: ORD_STATUS, 150: EXEC_TYPE, 54: {"1": "Buy", "2": "Sell"}}
+
+
 def _print_reports(reports) -> None:
-    t = Table(title="ExecutionReports")
-    for col in ("ExecType", "OrdStatus", "ClOrdID", "OrderID", "Side", "Symbol", "LastQty", "LastPx", "CumQty",
-                "LeavesQty", "AvgPx", "Fee (ETH)", "Tx / Text"):
-        t.add_column(col)
-    for r in reports:
-        if r.msg_type != "8":
-            t.add_row(f"35={r.msg_type}", "", r.get(11, ""), "", "", "", "", "", "", "", "", "", r.get(58, ""))
+    """One column per report, one row per field: readable in an 80-column terminal."""
+    t = Table(title="Messages received", show_lines=False)
+    t.add_column("field", style="bold")
+    for i, _ in enumerate(reports, 1):
+        t.add_column(f"#{i}", overflow="fold")
+    for name, tag in REPORT_ROWS:
+        values = [r.msg_type if tag == 35 else r.get(tag) for r in reports]
+        if all(v is None for v in values):
             continue
-        proof = r.get(20001)
-        tail = (f"{proof} blk {r.get(20002)} chain {r.get(20003)}" if proof else "") + (f" {r.get(58)}" if r.get(58) else "")
-        t.add_row(EXEC_TYPE.get(r[150], r[150]), ORD_STATUS.get(r[39], r[39]), r.get(11, ""), r.get(37, ""),
-                  {"1": "Buy", "2": "Sell"}.get(r.get(54, ""), r.get(54, "")), r.get(55, ""), r.get(32, ""),
-                  r.get(31, ""), r.get(14, ""), r.get(151, ""), r.get(6, ""), r.get(137, ""), tail.strip())
+        t.add_row(f"{name} ({tag})", *[NAMES.get(tag, {}).get(v, v) if v is not None else "" for v in values])
     console.print(t)
 
 

@@ -119,7 +119,17 @@ class Submitter:
         )
 
     def replay_reason(self, tx_hash: Any, block_number: int) -> str:
-        """Why a mined transaction reverted: replay it with eth_call against its block's parent state."""
+        """Why a mined transaction reverted. A call trace gives the exact revert data where the node
+        offers debug_traceTransaction; otherwise replay the call on the parent block's state (which
+        misses what earlier transactions in the same block changed)."""
+        h = tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
+        try:
+            trace = self.w3.provider.make_request("debug_traceTransaction", [h, {"tracer": "callTracer"}])
+            out = (trace.get("result") or {}).get("output")
+            if out and len(out) > 10:
+                return revert_reason(out)
+        except Exception:
+            pass
         tx = self.w3.eth.get_transaction(tx_hash)
         try:
             self.w3.eth.call({"from": tx["from"], "to": tx["to"], "data": tx["input"], "value": tx["value"],
@@ -128,7 +138,7 @@ class Submitter:
             return _reason_of(e)
         except Exception as e:  # the node may not keep old state; the status still says it reverted
             return f"reverted (reason unavailable: {type(e).__name__})"
-        return "reverted"
+        return "reverted (reason unavailable)"
 
 
 def _reason_of(e: ContractLogicError) -> str:

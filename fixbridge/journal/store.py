@@ -22,7 +22,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from sqlalchemy import Engine, case, create_engine, event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -406,8 +406,11 @@ def _address(value: str | bytes, what: str = "address") -> str:
     """EIP-55 checksum form, so one wallet is always one key (nonces are keyed by it)."""
     if isinstance(value, (bytes, bytearray)) and len(value) == 20:
         value = "0x" + bytes(value).hex()
-    if not isinstance(value, str) or not is_address(value):
-        raise ValueError(f"{what}: not an address (or bad EIP-55 checksum): {value!r}")
+    if not isinstance(value, str) or not is_hex_address(value):
+        raise ValueError(f"{what}: not a 20-byte hex address: {value!r}")
+    body = value[2:] if value[:2].lower() == "0x" else value
+    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
+        raise ValueError(f"{what}: mixed-case address with a bad EIP-55 checksum: {value!r}")
     return to_checksum_address(value)
 
 
@@ -974,8 +977,8 @@ class Journal:
         )
         with self._write() as s:
             self._require_order(s, fill.order_id)
-            result = s.execute(ins.on_conflict_do_nothing(index_elements=[t.c.exec_id]))
-            return bool(result.rowcount)
+            stmt = ins.on_conflict_do_nothing(index_elements=[t.c.exec_id]).returning(t.c.id)
+            return s.execute(stmt).first() is not None
 
     def fills_for(self, order_id: str) -> list[FillRow]:
         with self._read() as s:

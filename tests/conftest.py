@@ -1,0 +1,207 @@
+"""Shared fixtures: a real anvil devnet with the real Uniswap V2, the real bridge as a
+subprocess (`fixbridge run --no-devnet`), and a real QuickFIX initiator."""
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXBRIDGE = [sys.executable, "-m", "fixbridge.cli"]
+
+# anvil's well-known accounts (devnet only), derived from its default mnemonic.
+def _anvil_account(i: int):
+    from eth_account import Account
+    from fixbridge.devnet.anvil import DEFAULT_MNEMONIC
+    Account.enable_unaudited_hdwallet_features()
+    return Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
+
+
+KEYS = {i: "0x" + bytes(_anvil_account(i).key).hex() for i in (1, 2, 3, 4)}
+ADDR = {i: _anvil_account(i).address for i in (1, 2, 3, 4)}
+
+ACCEPTOR_CFG = """[DEFAULT]
+ConnectionType=acceptor
+SocketAcceptHost=127.0.0.1
+SocketAcceptPort=9876
+StartTime=00:00:00
+EndTime=00:00:00
+HeartBtInt=30
+UseDataDictionary=Y
+DataDictionary={dd}
+ValidateUserDefinedFields=Y
+""" + "".join(f"\n[SESSION]\nBeginString=FIX.4.4\nSenderCompID=FIXBRIDGE\nTargetCompID={c}\n"
+              for c in ("CLIENT1", "CLIENT2", "CLIENT3", "CLIENT4"))
+
+# CLIENT1: funded wallet #1 (and #3 as a second Account); CLIENT2: wallet #2, no tokens;
+# CLIENT3: wallet #3, exact approvals; CLIENT4: wallet #4, funded with tokens, whose ETH a test
+# takes away (it cannot pay for an approval).
+COUNTERPARTIES = """
+[wallets.w1]
+chain = "devnet"
+private_key = "{k1}"
+[wallets.w2]
+chain = "devnet"
+private_key = "{k2}"
+[wallets.w3]
+chain = "devnet"
+private_key = "{k3}"
+[wallets.w4]
+chain = "devnet"
+private_key = "{k4}"
+
+[sessions.CLIENT1]
+wallets = ["w1", "w3"]
+max_slippage_bps = 100
+[sessions.CLIENT2]
+wallets = ["w2"]
+[sessions.CLIENT3]
+wallets = ["w3"]
+approval_policy = "exact"
+[sessions.CLIENT4]
+wallets = ["w4"]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Devnet:
+    anvil: object
+    deployment: object
+    spec_path: Path
+
+    @property
+    def rpc_url(self) -> str:
+        return self.anvil.rpc_url
+
+    def rpc(self, method: str, params: list | None = None):
+        return self.anvil.rpc(method, params or [])
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory) -> Devnet:
+    from fixbridge.devnet.anvil import Anvil
+    from fixbridge.devnet.deploy import deploy_devnet, write_spec
+
+    d = tmp_path_factory.mktemp("devnet")
+    node = Anvil("127.0.0.1", 0, log_path=d / "anvil.log").start()
+    dep = deploy_devnet(node.rpc_url, fund=[ADDR[1], ADDR[3], ADDR[4]])
+    spec = d / "devnet.toml"
+    write_spec(dep, spec)
+    yield Devnet(node, dep, spec)
+    node.stop()
+
+
+@pytest.fixture(scope="session")
+def sessions_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("sessions")
+    (d / "acceptor.cfg").write_text(ACCEPTOR_CFG.format(dd=ROOT / "specs" / "FIX44.xml"))
+    (d / "counterparties.toml").write_text(COUNTERPARTIES.format(k1=KEYS[1], k2=KEYS[2], k3=KEYS[3], k4=KEYS[4]))
+    return d
+
+
+@dataclass
+class BridgeProcess:
+    args: list[str]
+    port: int
+    journal_url: str
+    state_dir: Path
+    proc: subprocess.Popen | None = None
+    log_path: Path = field(default=None)  # type: ignore[assignment]
+
+    def start(self, timeout: float = 30.0) -> "BridgeProcess":
+        self.log_path = self.state_dir / f"bridge-{int(time.time() * 1000)}.log"
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "FIXBRIDGE_LOG_LEVEL": "DEBUG", "COLUMNS": "200"})
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bridge exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"bridge did not listen on {self.port}:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def bridge(devnet, sessions_dir, tmp_path_factory):
+    """The bridge on the shared devnet with its own SQLite journal, for one test module."""
+    state = tmp_path_factory.mktemp("bridge")
+    port = free_port()
+    url = f"sqlite:///{state / 'journal.db'}"
+    b = BridgeProcess(FIXBRIDGE + ["run", "--no-devnet", "--spec", str(devnet.spec_path), "--sessions",
+                                   str(sessions_dir / "counterparties.toml"), "--journal", url, "--state-dir",
+                                   str(state), "--port", str(port)], port, url, state)
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def journal(bridge):
+    from fixbridge.journal import Journal
+    j = Journal(bridge.journal_url)
+    yield j
+    j.close()
+
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def cl_ord_id(request) -> str:
+    return f"{request.node.name[:24]}-{next(_ids)}-{int(time.time() * 1000) % 10**8}"
+
+
+@pytest.fixture(scope="module")
+def client_factory(bridge, tmp_path_factory):
+    from fixbridge.fix.client import FixClient
+    made = []
+
+    def make(sender: str = "CLIENT1") -> FixClient:
+        c = FixClient("127.0.0.1", bridge.port, sender, "FIXBRIDGE",
+                      data_dir=tmp_path_factory.mktemp(f"client-{sender}")).start()
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def client(client_factory):
+    return client_factory("CLIENT1")
