@@ -189,16 +189,17 @@ def cl_ord_id(request) -> str:
 @pytest.fixture(scope="module")
 def client_factory(bridge, tmp_path_factory):
     from fixbridge.fix.client import FixClient
-    made = []
+    made: dict[str, FixClient] = {}
 
     def make(sender: str = "CLIENT1") -> FixClient:
-        c = FixClient("127.0.0.1", bridge.port, sender, "FIXBRIDGE",
-                      data_dir=tmp_path_factory.mktemp(f"client-{sender}")).start()
-        made.append(c)
-        return c
+        """One logged-on client per CompID (the acceptor allows one connection per session)."""
+        if sender not in made:
+            made[sender] = FixClient("127.0.0.1", bridge.port, sender, "FIXBRIDGE",
+                                     data_dir=tmp_path_factory.mktemp(f"client-{sender}")).start()
+        return made[sender]
 
     yield make
-    for c in made:
+    for c in made.values():
         c.stop()
 
 

@@ -21,3 +21,9 @@ class NonceBook:
     def peek(self) -> int:
         with self._lock:
             return self._next
+
+    def give_back(self, nonce: int) -> None:
+        """Return the last nonce taken when its transaction was refused, so no gap is left."""
+        with self._lock:
+            if nonce == self._next - 1:
+                self._next = nonce

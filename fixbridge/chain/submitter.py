@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import structlog
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from fixbridge.chain.nonces import NonceBook
 from fixbridge.chain.wallet import SignedTx, Wallet
@@ -29,6 +29,14 @@ class WouldRevert(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class BroadcastRejected(Exception):
+    """The node refused a signed transaction; it was never in any mempool."""
+
+    def __init__(self, sent: "SentTx", reason: str) -> None:
+        super().__init__(reason)
+        self.sent, self.reason = sent, reason
 
 
 @dataclass(frozen=True)
@@ -82,13 +90,19 @@ class Submitter:
         })
         sent = SentTx(signed, nonce, gas_limit, max_fee, PRIORITY_FEE)
         write_ahead(sent)
-        self.broadcast(signed.raw)
+        try:
+            self.broadcast(signed.raw)
+        except (ValueError, Web3RPCError) as e:
+            # The node refused it outright (e.g. no ETH for gas): it can never be mined, so its
+            # nonce goes back to the book and the caller journals it as failed.
+            self.nonces.give_back(nonce)
+            raise BroadcastRejected(sent, str(e)) from None
         return sent
 
     def broadcast(self, raw: str) -> None:
         try:
             self.w3.eth.send_raw_transaction(raw)
-        except ValueError as e:
+        except (ValueError, Web3RPCError) as e:
             # Already known (a rebroadcast of a journaled transaction) is not an error.
             if "already" not in str(e).lower() and "known" not in str(e).lower():
                 raise

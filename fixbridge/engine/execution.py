@@ -16,14 +16,15 @@ from decimal import Decimal
 from typing import Protocol
 
 import structlog
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from fixbridge.config import Counterparty, SessionsConfig, Spec, Token
-from fixbridge.chain.submitter import Receipt, SentTx, WouldRevert
+from fixbridge.chain.submitter import BroadcastRejected, Receipt, SentTx, WouldRevert
 from fixbridge.engine.markets import MAX_UINT256, Markets, TradingWallet, approve_calldata
 from fixbridge.journal import DuplicateClOrdID, Journal
 from fixbridge.orders import lifecycle
 from fixbridge.orders.model import (ExecutionReport, Fill, Order, OrdStatus, OrdType, RejectReason, Side)
-from fixbridge.orders.units import (PrecisionError, from_units, price, scale_bps, to_units_ceil, to_units_exact,
+from fixbridge.orders.units import (PrecisionError, fmt, from_units, price, scale_bps, to_units_ceil, to_units_exact,
                                     to_units_floor, _CTX)
 from fixbridge.orders.validation import Rejection, validate
 from fixbridge.venues.base import Exact, SwapIntent, Venue
@@ -193,7 +194,8 @@ class ExecutionEngine:
         try:
             quoted = venue.quote(token_in.address, token_out.address, exact, amount)
         except Exception as e:
-            raise PlanError(Rejection(RejectReason.OTHER, f"{venue.name} cannot quote {order.symbol}: {_short(e)}"))
+            raise PlanError(Rejection(RejectReason.OTHER, f"{venue.name} cannot quote {order.symbol} for this size "
+                                      f"(not enough liquidity?): {_short(e)}"))
         other = token_out if exact is Exact.INPUT else token_in
         if order.ord_type is OrdType.LIMIT:
             assert order.price is not None
@@ -220,8 +222,8 @@ class ExecutionEngine:
         have = self.markets.balance_of(w.chain, intent.token_in, w.wallet.address)
         if have < need:
             raise PlanError(Rejection(RejectReason.OTHER, f"Insufficient balance: wallet {w.wallet.name} holds "
-                                      f"{from_units(have, token_in.decimals)} {token_in.symbol}, the order may need "
-                                      f"{from_units(need, token_in.decimals)}"))
+                                      f"{fmt(from_units(have, token_in.decimals))} {token_in.symbol}, the order may need "
+                                      f"{fmt(from_units(need, token_in.decimals))}"))
         spender = plan.venue.build_swap(intent).spender
         if self.markets.allowance(w.chain, intent.token_in, w.wallet.address, spender) >= need:
             return
@@ -235,6 +237,10 @@ class ExecutionEngine:
             sent = w.submitter.send(token.address, data, gas, self._write_ahead(order.order_id, "approve", w))
             receipt = w.submitter.wait_receipt(sent.signed.tx_hash)
             self._record_receipt(receipt)
+        except BroadcastRejected as e:
+            self.journal.set_tx_status(e.sent.signed.tx_hash, "failed")
+            raise PlanError(Rejection(RejectReason.OTHER, f"Allowance for {token.symbol} cannot be granted: "
+                                      f"the node refused the approval ({e.reason})"))
         except Exception as e:
             raise PlanError(Rejection(RejectReason.OTHER, f"Allowance for {token.symbol} cannot be granted: {_short(e)}"))
         if receipt.status != 1:
@@ -255,7 +261,11 @@ class ExecutionEngine:
         with self._lock:  # a cancel racing the signature either wins here or is told it is too late
             if self._take_cancel(order):
                 return
-            sent = w.submitter.send(call.to, call.data, gas, self._write_ahead(order.order_id, "swap", w))
+            try:
+                sent = w.submitter.send(call.to, call.data, gas, self._write_ahead(order.order_id, "swap", w))
+            except BroadcastRejected as e:
+                self.journal.set_tx_status(e.sent.signed.tx_hash, "failed")
+                return self._finish_no_fill(order, OrdStatus.CANCELED, f"Not sent, the node refused it: {e.reason}")
         self.journal.set_tx_status(sent.signed.tx_hash, "broadcast")
         receipt = w.submitter.wait_receipt(sent.signed.tx_hash)
         self._settle(order, plan, receipt)
@@ -300,7 +310,7 @@ class ExecutionEngine:
     def recover(self) -> None:
         """Finish every order the journal left open. Never a second transaction while the first may land."""
         for row in self.journal.open_orders():
-            swaps = [t for t in self.journal.transactions_for(row.order_id) if t.purpose == "swap"]
+            swaps = [t for t in self.journal.transactions_for(row.order_id) if t.purpose == "swap" and t.status != "failed"]
             if not swaps:
                 log.info("recovery: re-queue unsent order", order_id=row.order_id, status=row.status.value)
                 self._queue.put((row.session_id, row.order_id))
@@ -319,7 +329,7 @@ class ExecutionEngine:
                 log.info("recovery: rebroadcast journaled transaction", order_id=row.order_id, tx=tx.tx_hash)
                 try:
                     w.submitter.broadcast(tx.raw_tx)
-                except ValueError as e:
+                except (ValueError, Web3RPCError) as e:
                     if "nonce" in str(e).lower():
                         return self._finish_no_fill(order, OrdStatus.CANCELED,
                                                     f"Transaction {tx.tx_hash} can never be mined: its nonce was used by another")
@@ -446,5 +456,6 @@ def _revert_status(reason: str) -> OrdStatus:
 
 
 def _short(e: Exception) -> str:
-    s = str(e)
+    """A one-line reason: a revert's message rather than its raw data."""
+    s = e.message if isinstance(e, ContractLogicError) and e.message else str(e)
     return s if len(s) < 200 else s[:200] + "…"

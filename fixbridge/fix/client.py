@@ -91,8 +91,9 @@ class FixClient:
             f"SocketConnectHost={host}\nSocketConnectPort={port}\n")
         self._settings = fix.SessionSettings(str(cfg))
         self._app = _App(self)
-        self._initiator = fix.SocketInitiator(self._app, fix.FileStoreFactory(self._settings), self._settings,
-                                              fix.FileLogFactory(self._settings))
+        self._store, self._log = fix.FileStoreFactory(self._settings), fix.FileLogFactory(self._settings)
+        self._initiator: fix.SocketInitiator | None = fix.SocketInitiator(self._app, self._store, self._settings,
+                                                                          self._log)
 
     def start(self, timeout: float = 15.0) -> "FixClient":
         self._initiator.start()
@@ -102,7 +103,12 @@ class FixClient:
         return self
 
     def stop(self) -> None:
+        if self._initiator is None:
+            return
         self._initiator.stop()
+        # QuickFIX keeps sessions in a process-wide registry until the initiator is destroyed;
+        # drop it so a later client with the same CompIDs gets its own session.
+        self._initiator = None
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -169,7 +175,7 @@ def new_order_single(cl_ord_id: str, symbol: str, side: str, qty: Decimal | None
     ]
     for tag, value in fields:
         if value is not None:
-            m.setField(fix.StringField(tag, str(value)))
+            m.setField(fix.StringField(tag, format(value, "f") if isinstance(value, Decimal) else str(value)))
     return m
 
 

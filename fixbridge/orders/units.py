@@ -40,7 +40,12 @@ def to_units_floor(amount: Decimal, decimals: int) -> int:
 
 def from_units(units: int, decimals: int) -> Decimal:
     """Base units -> Decimal. Exact (a power-of-ten scale never rounds)."""
-    return _CTX.divide(Decimal(units), Decimal(10) ** decimals).normalize(_CTX) if units else Decimal(0)
+    return _plain(Decimal(units).scaleb(-decimals, _CTX))
+
+
+def _plain(d: Decimal) -> Decimal:
+    """Same value, no trailing zeros, never in exponent form (310, not 3.1E+2)."""
+    return d.quantize(Decimal(1), context=_CTX) if d == d.to_integral_value() else d.normalize(_CTX)
 
 
 def price(quote_units: int, quote_decimals: int, base_units: int, base_decimals: int) -> Decimal:
@@ -48,7 +53,7 @@ def price(quote_units: int, quote_decimals: int, base_units: int, base_decimals:
     if base_units == 0:
         return Decimal(0)
     q = _CTX.divide(from_units(quote_units, quote_decimals), from_units(base_units, base_decimals))
-    return q.quantize(Decimal(1).scaleb(-PX_PLACES), rounding=ROUND_HALF_EVEN, context=_CTX).normalize(_CTX)
+    return _plain(q.quantize(Decimal(1).scaleb(-PX_PLACES), rounding=ROUND_HALF_EVEN, context=_CTX))
 
 
 def scale_bps(units: int, bps: int, *, up: bool) -> int:
@@ -60,6 +65,5 @@ def scale_bps(units: int, bps: int, *, up: bool) -> int:
 
 def fmt(d: Decimal) -> str:
     """Decimal as a FIX value: plain notation, no exponent, no trailing zeros."""
-    d = d.normalize(_CTX)
-    s = format(d, "f")
+    s = format(_plain(d), "f")
     return s if s != "-0" else "0"
