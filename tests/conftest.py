@@ -119,6 +119,7 @@ class BridgeProcess:
     port: int
     journal_url: str
     state_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     log_path: Path = field(default=None)  # type: ignore[assignment]
 
@@ -126,7 +127,7 @@ class BridgeProcess:
         self.log_path = self.state_dir / f"bridge-{int(time.time() * 1000)}.log"
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "FIXBRIDGE_LOG_LEVEL": "DEBUG", "COLUMNS": "200"})
+                                     env={**os.environ, "FIXBRIDGE_LOG_LEVEL": "DEBUG", "COLUMNS": "200", **self.env})
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:

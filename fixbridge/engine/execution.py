@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 
 from fixbridge.config import Counterparty, SessionsConfig, Spec, Token
 from fixbridge.chain.submitter import BroadcastRejected, Receipt, SentTx, WouldRevert
+from fixbridge.engine.faults import crash_point
 from fixbridge.engine.markets import MAX_UINT256, Markets, TradingWallet, approve_calldata
 from fixbridge.journal import DuplicateClOrdID, Journal
 from fixbridge.orders import lifecycle
@@ -121,7 +122,10 @@ class ExecutionEngine:
             self._cancel_requests[row.order_id] = (session_id, cl_ord_id)
         self.journal.add_event(row.order_id, "note", f"cancel requested by ClOrdID {cl_ord_id}")
 
-    def status(self, session_id: str, cl_ord_id: str, order_id: str | None, req_id: str | None) -> None:
+    def status(self, session_id: str, cl_ord_id: str, order_id: str | None, req_id: str | None,
+               exec_type: str | None = lifecycle.EXEC_TYPE_STATUS) -> None:
+        """Answer an OrderStatusRequest (150=I) from the journal; with exec_type=None, re-send the
+        order's outcome report (150 by its status) after a crash swallowed it."""
         row = self.journal.get_order(order_id) if order_id else None
         row = row or self.journal.find_order(session_id, cl_ord_id)
         if row is None or row.session_id != session_id:
@@ -133,9 +137,13 @@ class ExecutionEngine:
         order = self._order_from_row(row)
         fills = self.journal.fills_for(row.order_id)
         last = fills[-1] if fills else None
-        self._send(session_id, self._er(order, "I", req_id=req_id, text=row.text,
-                                        tx_hash=last.tx_hash if last else None,
-                                        block=last.block_number if last else None))
+        proof = dict(tx_hash=last.tx_hash if last else None, block=last.block_number if last else None)
+        if exec_type is None:
+            exec_type = lifecycle.EXEC_TYPE_FOR[order.status]
+            if last is not None and order.status is OrdStatus.FILLED:
+                proof.update(exec_id=last.exec_id, last_qty=last.last_qty, last_px=last.last_px, fee=last.fee_eth)
+        self._send(session_id, self._er(order, exec_type, req_id=req_id, text=row.text, rej=_rej(row.rej_reason),
+                                        **proof))
 
     # ---- worker ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -261,18 +269,21 @@ class ExecutionEngine:
         with self._lock:  # a cancel racing the signature either wins here or is told it is too late
             if self._take_cancel(order):
                 return
+            crash_point("before_sign")
             try:
                 sent = w.submitter.send(call.to, call.data, gas, self._write_ahead(order.order_id, "swap", w))
             except BroadcastRejected as e:
                 self.journal.set_tx_status(e.sent.signed.tx_hash, "failed")
                 return self._finish_no_fill(order, OrdStatus.CANCELED, f"Not sent, the node refused it: {e.reason}")
         self.journal.set_tx_status(sent.signed.tx_hash, "broadcast")
+        crash_point("after_broadcast")
         receipt = w.submitter.wait_receipt(sent.signed.tx_hash)
         self._settle(order, plan, receipt)
 
     def _settle(self, order: Order, plan: Plan, receipt: Receipt) -> None:
         """Turn a receipt into fills and the terminal report. Journal first, then report."""
         self._record_receipt(receipt)
+        crash_point("after_receipt")
         chain_id = plan.wallet.wallet.chain_id
         fee = from_units(receipt.fee_wei, 18)
         if receipt.status != 1:
@@ -309,14 +320,35 @@ class ExecutionEngine:
     # ---- recovery --------------------------------------------------------------------------
     def recover(self) -> None:
         """Finish every order the journal left open. Never a second transaction while the first may land."""
+        since = datetime.now(timezone.utc) - timedelta(days=7)
+        for row in self.journal.unreported_terminal_orders(since):
+            # The outcome was journaled but the process died before its report went out.
+            log.info("recovery: send the terminal report the client never got", order_id=row.order_id)
+            self.status(row.session_id, row.cl_ord_id, row.order_id, None, exec_type=None)
+        in_flight = []
         for row in self.journal.open_orders():
             swaps = [t for t in self.journal.transactions_for(row.order_id) if t.purpose == "swap" and t.status != "failed"]
             if not swaps:
+                # Rule: an order nothing was sent for is sent now if it is younger than its session's
+                # deadline (the client still expects it to trade), otherwise it expires unsent.
+                age = (datetime.now(timezone.utc) - row.created_at).total_seconds()
+                if age > self.counterparty(row.session_id).deadline_seconds or (
+                        row.expire_time is not None and row.expire_time <= datetime.now(timezone.utc)):
+                    order = self._order_from_row(row)
+                    if order.status is OrdStatus.PENDING_NEW:
+                        self._reject(order, Rejection(RejectReason.TOO_LATE_TO_ENTER,
+                                                      f"Not accepted before the bridge stopped; {age:.0f}s old now"))
+                    else:
+                        self._finish_no_fill(order, OrdStatus.EXPIRED,
+                                             f"Not sent before the bridge stopped; {age:.0f}s old now, past its deadline")
+                    continue
                 log.info("recovery: re-queue unsent order", order_id=row.order_id, status=row.status.value)
                 self._queue.put((row.session_id, row.order_id))
                 continue
-            threading.Thread(target=self._recover_sent, args=(row, swaps[-1]), daemon=True,
-                             name=f"recover-{row.order_id}").start()
+            in_flight.append((row, swaps[-1]))
+        if in_flight:
+            threading.Thread(target=lambda: [self._recover_sent(r, t) for r, t in in_flight], daemon=True,
+                             name="recovery").start()
 
     def _recover_sent(self, row, tx) -> None:
         order = self._order_from_row(row)
@@ -367,6 +399,7 @@ class ExecutionEngine:
                                           raw_tx=sent.signed.raw, gas_limit=sent.gas_limit,
                                           max_fee_per_gas=sent.max_fee_per_gas,
                                           max_priority_fee_per_gas=sent.max_priority_fee_per_gas)
+            crash_point("after_write_ahead")
         return persist
 
     def _record_receipt(self, r: Receipt) -> None:
@@ -394,6 +427,8 @@ class ExecutionEngine:
         self.journal.transition(order.order_id, status, reason, cum_qty=order.cum_qty, leaves_qty=leaves,
                                 avg_px=order.avg_px, text=text, rej_reason=int(rej) if rej is not None else None,
                                 venue=venue, wallet=wallet)
+        if status.terminal:
+            crash_point("before_report")
         self._send(order.session_id, self._er(order, exec_type, leaves=leaves, rej=rej, text=text, **report))
 
     def _er(self, order: Order, exec_type: str, *, order_id: str | None = None, ord_status: OrdStatus | None = None,
@@ -449,6 +484,10 @@ def session_counterparty(session_id: str) -> str:
 def _tif(v):
     from fixbridge.orders.model import TimeInForce
     return TimeInForce(v) if v else None
+
+
+def _rej(code: int | None) -> RejectReason | None:
+    return RejectReason(code) if code is not None else None
 
 
 def _revert_status(reason: str) -> OrdStatus:

@@ -795,6 +795,20 @@ class Journal:
             q = select(db.Order).where(db.Order.status.not_in(_TERMINAL_VALUES)).order_by(db.Order.id)
             return [_order_row(r) for r in s.scalars(q)]
 
+    def unreported_terminal_orders(self, since: datetime) -> list[OrderRow]:
+        """Terminal orders created since `since` with no outbound ExecutionReport carrying their
+        final OrdStatus: a crash fell between journaling the outcome and sending its report."""
+        codes = {OrdStatus.FILLED.value: "2", OrdStatus.CANCELED.value: "4", OrdStatus.EXPIRED.value: "C",
+                 OrdStatus.REJECTED.value: "8"}
+        with self._read() as s:
+            reported = (select(db.FixMessage.id).where(
+                db.FixMessage.order_id == db.Order.order_id, db.FixMessage.direction == "out",
+                db.FixMessage.msg_type == "8",
+                db.FixMessage.ord_status == case(codes, value=db.Order.status)).exists())
+            q = (select(db.Order).where(db.Order.status.in_(_TERMINAL_VALUES), db.Order.created_at >= since,
+                                        ~reported).order_by(db.Order.id))
+            return [_order_row(r) for r in s.scalars(q)]
+
     def events(self, order_id: str) -> list[EventRow]:
         """The order's trail, in the order it was written."""
         with self._read() as s:
