@@ -63,7 +63,7 @@ def test_kill_9_mid_order_then_restart_finishes_it_once(make_bridge, devnet, tmp
     b = make_bridge(crash_at=crash_at)
     c = persistent_client(b, tmp_path / "client")
     nonce_before = tx_count(devnet.rpc_url, ADDR[1])
-    c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.02"), limit=Decimal("2500"), tif="4"))
+    c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.02"), limit=Decimal("1000"), tif="4"))
     assert b.proc.wait(30) != 0  # the bridge killed itself at the crash point
     c.stop()
     b = make_bridge()
