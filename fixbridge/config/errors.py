@@ -29,7 +29,9 @@ def validate(model: type[pydantic.BaseModel], data: dict[str, Any], path: Path) 
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as e:
-        err = e.errors()[0]
+        errors = e.errors()
+        # A misspelt key also shows up as a missing one; name the misspelling, it is the cause.
+        err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
         key = ".".join(str(p) for p in err["loc"]) or "-"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":

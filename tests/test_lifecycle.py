@@ -1,0 +1,26 @@
+"""The order state machine."""
+import pytest
+
+from fixbridge.orders.lifecycle import EXEC_TYPE_FOR, IllegalTransition, check
+from fixbridge.orders.model import OrdStatus as S
+
+
+@pytest.mark.parametrize("a, b", [(S.PENDING_NEW, S.NEW), (S.PENDING_NEW, S.REJECTED), (S.NEW, S.FILLED),
+                                  (S.NEW, S.CANCELED), (S.NEW, S.EXPIRED), (S.NEW, S.PARTIALLY_FILLED),
+                                  (S.PARTIALLY_FILLED, S.FILLED), (S.PARTIALLY_FILLED, S.CANCELED),
+                                  (S.NEW, S.PENDING_CANCEL), (S.PENDING_CANCEL, S.CANCELED), (S.PENDING_CANCEL, S.FILLED)])
+def test_legal(a, b):
+    check(a, b)
+
+
+@pytest.mark.parametrize("a, b", [(S.PENDING_NEW, S.FILLED), (S.NEW, S.REJECTED), (S.NEW, S.PENDING_NEW),
+                                  (S.FILLED, S.CANCELED), (S.CANCELED, S.FILLED), (S.REJECTED, S.NEW),
+                                  (S.EXPIRED, S.NEW), (S.FILLED, S.FILLED)])
+def test_illegal(a, b):
+    with pytest.raises(IllegalTransition):
+        check(a, b)
+
+
+def test_terminal_states_and_their_exec_types():
+    assert {s for s in S if s.terminal} == {S.FILLED, S.CANCELED, S.EXPIRED, S.REJECTED}
+    assert (EXEC_TYPE_FOR[S.NEW], EXEC_TYPE_FOR[S.CANCELED], EXEC_TYPE_FOR[S.EXPIRED], EXEC_TYPE_FOR[S.REJECTED]) == ("0", "4", "C", "8")
