@@ -1,6 +1,8 @@
 """specs/<chain>.toml: chains, tokens, venues and instruments the bridge trades."""
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -9,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fixbridge.config.errors import ConfigError, read_toml, validate
 
-VENUE_KINDS = ("uniswap_v2",)
+VENUE_KINDS = ("uniswap_v2", "uniswap_v3")
 
 
 def _address(v: str) -> str:
@@ -39,11 +41,14 @@ class Token(_Strict):
 
 class Venue(_Strict):
     name: str = ""
-    kind: Literal["uniswap_v2"]
+    kind: Literal["uniswap_v2", "uniswap_v3"]
     chain: str
-    router: str
+    router: str                      # V2: Router02; V3: SwapRouter
     factory: str
+    quoter: str | None = None        # V3: QuoterV2
+    fee_tiers: list[int] = []        # V3: the pools' fees in hundredths of a bip (500 = 0.05%)
     _v = field_validator("router", "factory")(classmethod(lambda cls, v: _address(v)))
+    _q = field_validator("quoter")(classmethod(lambda cls, v: None if v is None else _address(v)))
 
 
 class Instrument(_Strict):
@@ -51,6 +56,13 @@ class Instrument(_Strict):
     base: str
     quote: str
     venues: list[str] = Field(min_length=1)
+    # Listed options (security_type "OPT"): the series the base token is an option on.
+    security_type: Literal["SPOT", "OPT"] = "SPOT"
+    underlying: str | None = None              # token symbol, e.g. "WETH"
+    strike: Decimal | None = None              # in quote per underlying
+    expiry: date | None = None                 # MaturityDate (541)
+    put_or_call: Literal["P", "C"] | None = None
+    contract_multiplier: Decimal = Decimal(1)  # underlying per option token
 
 
 class Spec(_Strict):
@@ -84,6 +96,8 @@ def load_spec(path: Path | str) -> Spec:
     for name, v in spec.venues.items():
         if v.chain not in spec.chains:
             raise ConfigError(path, f"venues.{name}.chain", f"unknown chain {v.chain!r}; expected one of {sorted(spec.chains)}")
+        if v.kind == "uniswap_v3" and (v.quoter is None or not v.fee_tiers):
+            raise ConfigError(path, f"venues.{name}", "a uniswap_v3 venue needs quoter and fee_tiers")
     for sym, ins in spec.instruments.items():
         for leg in ("base", "quote"):
             tok = getattr(ins, leg)
@@ -96,4 +110,10 @@ def load_spec(path: Path | str) -> Spec:
                 raise ConfigError(path, f"instruments.{sym}.venues", f"unknown venue {v!r}; expected one of {sorted(spec.venues)}")
             if spec.venues[v].chain != spec.tokens[ins.base].chain:
                 raise ConfigError(path, f"instruments.{sym}.venues", f"venue {v!r} is on another chain than the instrument")
+        if ins.security_type == "OPT":
+            for key in ("underlying", "strike", "expiry", "put_or_call"):
+                if getattr(ins, key) is None:
+                    raise ConfigError(path, f"instruments.{sym}.{key}", "required for an option (security_type = \"OPT\")")
+            if ins.underlying not in spec.tokens:
+                raise ConfigError(path, f"instruments.{sym}.underlying", f"unknown token {ins.underlying!r}")
     return spec.model_copy(update={"path": str(path)})

@@ -13,8 +13,8 @@ from fixbridge.chain.submitter import Submitter
 from fixbridge.chain.wallet import Wallet
 from fixbridge.config import SessionsConfig, Spec
 from fixbridge.config.sessions import wallet_key
+from fixbridge.venues import build_venue
 from fixbridge.venues.base import Venue
-from fixbridge.venues.uniswap_v2 import UniswapV2
 
 MAX_UINT256 = 2**256 - 1
 
@@ -34,7 +34,7 @@ class Markets:
         }
         self.venues: dict[str, Venue] = {}
         for name, v in spec.venues.items():
-            self.venues[name] = UniswapV2(name, self.w3[v.chain], v.router, v.factory)
+            self.venues[name] = build_venue(v, self.w3[v.chain])
         self._keys = {name: wallet_key(sessions, name) for name in sessions.wallets}
         self._sessions = sessions
         self.wallets: dict[str, TradingWallet] = {}

@@ -24,6 +24,9 @@ class SwapIntent:
     bound: int
     recipient: str
     deadline: int  # unix seconds
+    # IOC on a venue that can stop part-way (Uniswap V3's price limit): fill what the pool gives
+    # at no worse than bound/amount at the margin, leave the rest. False: all or nothing.
+    partial: bool = False
 
     @property
     def max_in(self) -> int:
@@ -42,7 +45,7 @@ class Call:
 
 @dataclass(frozen=True)
 class SwapLeg:
-    """One swap the venue's logs prove happened for us."""
+    """One swap the venue's logs prove happened for us (amounts in base units of token_in/out)."""
     log_index: int
     amount_in: int
     amount_out: int
