@@ -35,6 +35,7 @@ SocketAcceptPort=9876
 StartTime=00:00:00
 EndTime=00:00:00
 HeartBtInt=30
+SocketNodelay=Y
 UseDataDictionary=Y
 DataDictionary={dd}
 ValidateUserDefinedFields=Y

@@ -20,7 +20,10 @@ from fixbridge.venues.base import revert_reason
 log = structlog.get_logger(__name__)
 
 PRIORITY_FEE = Web3.to_wei(1, "gwei")
+# Gas limit = estimate + 25% + a fixed margin: the first swap in a new block also writes the
+# pool's price accumulators (tens of thousands of gas the estimate, taken a block earlier, misses).
 GAS_HEADROOM_PCT = 25
+GAS_MARGIN = 50_000
 
 
 class WouldRevert(Exception):
@@ -69,7 +72,7 @@ WriteAhead = Callable[[SentTx], None]
 
 
 class Submitter:
-    def __init__(self, w3: Web3, wallet: Wallet, nonces: NonceBook, poll_seconds: float = 0.02) -> None:
+    def __init__(self, w3: Web3, wallet: Wallet, nonces: NonceBook, poll_seconds: float = 0.05) -> None:
         self.w3, self.wallet, self.nonces, self.poll = w3, wallet, nonces, poll_seconds
 
     def simulate(self, to: str, data: bytes, value: int = 0) -> int:
@@ -82,7 +85,7 @@ class Submitter:
     def send(self, to: str, data: bytes, gas_estimate: int, write_ahead: WriteAhead, value: int = 0) -> SentTx:
         base_fee = int(self.w3.eth.get_block("latest")["baseFeePerGas"])
         max_fee = 2 * base_fee + PRIORITY_FEE
-        gas_limit = gas_estimate + gas_estimate * GAS_HEADROOM_PCT // 100
+        gas_limit = gas_estimate + gas_estimate * GAS_HEADROOM_PCT // 100 + GAS_MARGIN
         nonce = self.nonces.take()
         signed = self.wallet.sign({
             "to": to, "data": data, "value": value, "nonce": nonce, "gas": gas_limit,
@@ -108,7 +111,9 @@ class Submitter:
                 raise
 
     def wait_receipt(self, tx_hash: str, timeout: float = 120.0) -> Receipt:
+        """Poll for the receipt: first after 1 ms, backing off to poll_seconds."""
         deadline = time.monotonic() + timeout
+        pause = 0.001
         while True:
             try:
                 r = self.w3.eth.get_transaction_receipt(tx_hash)
@@ -118,7 +123,8 @@ class Submitter:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no receipt for {tx_hash} after {timeout:.0f}s")
-            time.sleep(self.poll)
+            time.sleep(pause)
+            pause = min(pause * 2, self.poll)
 
     def to_receipt(self, r: Any) -> Receipt:
         reason = None

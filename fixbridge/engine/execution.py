@@ -27,6 +27,7 @@ from fixbridge.orders import lifecycle
 from fixbridge.orders.model import (ExecutionReport, Fill, Order, OrdStatus, OrdType, RejectReason, Side)
 from fixbridge.orders.units import (PrecisionError, fmt, from_units, price, scale_bps, to_units_ceil, to_units_exact,
                                     to_units_floor, _CTX)
+from fixbridge.orders.risk import PreTradeRisk, TradeContext
 from fixbridge.orders.validation import Rejection, validate
 from fixbridge.venues.base import Exact, SwapIntent, Venue
 
@@ -73,6 +74,7 @@ class ExecutionEngine:
         self._lock = threading.Lock()
         self._exec_seq = 0
         self._worker: threading.Thread | None = None
+        self.risk = PreTradeRisk(journal, spec)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, reporter: Reporter) -> None:
@@ -170,6 +172,11 @@ class ExecutionEngine:
                 return self._reject(order, rej)
         try:
             plan = self._plan(order, cp)
+            if order.status is OrdStatus.PENDING_NEW:
+                rej = self.risk.check(order, cp, self._trade_context(order, plan))
+                if rej:
+                    self.journal.add_event(order.order_id, "risk", rej.text)
+                    raise PlanError(rej)
             self._check_funds(order, plan, cp)
         except PlanError as e:
             if order.status is OrdStatus.PENDING_NEW:
@@ -222,6 +229,21 @@ class ExecutionEngine:
                                        "quoted": str(quoted), "bound": str(bound), "deadline": deadline,
                                        "wallet": wallet.wallet.address})
         return Plan(venue, wallet, base, quote, intent, quoted, expected_base)
+
+    def _trade_context(self, order: Order, plan: Plan) -> TradeContext:
+        i = plan.intent
+        base_units_now, quote_units_now = ((i.amount, plan.quoted) if (i.exact is Exact.INPUT) == (order.side is Side.SELL)
+                                           else (plan.quoted, i.amount))
+        if order.side is Side.BUY and i.exact is Exact.INPUT or order.side is Side.SELL and i.exact is Exact.OUTPUT:
+            base_units_now, quote_units_now = plan.quoted, i.amount
+        pool_px = price(quote_units_now, plan.quote.decimals, base_units_now, plan.base.decimals)
+        # The most quote the order can move: its quote leg, or the bound when the bound is in quote.
+        quote_leg = i.bound if (i.token_in == plan.quote.address) == (i.exact is Exact.OUTPUT) else i.amount
+        if order.side is Side.SELL and i.exact is Exact.INPUT:
+            quote_leg = max(plan.quoted, i.bound)
+        notional = from_units(quote_leg, plan.quote.decimals)
+        gas = int(plan.wallet.submitter.w3.eth.gas_price)
+        return TradeContext(plan.venue.name, plan.wallet.wallet.name, notional, pool_px, gas)
 
     def _check_funds(self, order: Order, plan: Plan, cp: Counterparty) -> None:
         intent, w = plan.intent, plan.wallet

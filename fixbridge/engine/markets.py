@@ -9,6 +9,7 @@ from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 
 from fixbridge.chain.nonces import NonceBook
+from fixbridge.chain.rpc import connect
 from fixbridge.chain.submitter import Submitter
 from fixbridge.chain.wallet import Wallet
 from fixbridge.config import SessionsConfig, Spec
@@ -30,7 +31,7 @@ class Markets:
     def __init__(self, spec: Spec, sessions: SessionsConfig) -> None:
         self.spec = spec
         self.w3: dict[str, Web3] = {
-            name: Web3(Web3.HTTPProvider(c.rpc_url, request_kwargs={"timeout": 15})) for name, c in spec.chains.items()
+            name: connect(c.rpc_url) for name, c in spec.chains.items()
         }
         self.venues: dict[str, Venue] = {}
         for name, v in spec.venues.items():

@@ -85,7 +85,7 @@ class FixClient:
         cfg.write_text(
             "[DEFAULT]\nConnectionType=initiator\nReconnectInterval=1\nHeartBtInt=30\n"
             f"FileStorePath={data_dir / 'store'}\nFileLogPath={data_dir / 'log'}\n"
-            "StartTime=00:00:00\nEndTime=00:00:00\nUseDataDictionary=Y\n"
+            "StartTime=00:00:00\nEndTime=00:00:00\nUseDataDictionary=Y\nSocketNodelay=Y\n"
             f"DataDictionary={dictionary}\nValidateUserDefinedFields=Y\n"
             f"[SESSION]\nBeginString=FIX.4.4\nSenderCompID={sender}\nTargetCompID={target}\n"
             f"SocketConnectHost={host}\nSocketConnectPort={port}\n")
