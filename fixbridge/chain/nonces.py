@@ -27,3 +27,8 @@ class NonceBook:
         with self._lock:
             if nonce == self._next - 1:
                 self._next = nonce
+
+    def resync(self, chain_next: int) -> None:
+        """Move forward to the chain's count when a nonce was used outside the bridge."""
+        with self._lock:
+            self._next = max(self._next, chain_next)

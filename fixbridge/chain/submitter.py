@@ -76,31 +76,45 @@ class Submitter:
         self.w3, self.wallet, self.nonces, self.poll = w3, wallet, nonces, poll_seconds
 
     def simulate(self, to: str, data: bytes, value: int = 0) -> int:
-        """Gas estimate of the call from our wallet; raises WouldRevert with the reason."""
+        """Gas estimate of the call from our wallet against the pending state (our own transactions
+        still in flight included); raises WouldRevert with the reason."""
         try:
-            return int(self.w3.eth.estimate_gas({"from": self.wallet.address, "to": to, "data": data, "value": value}))
+            return int(self.w3.eth.estimate_gas({"from": self.wallet.address, "to": to, "data": data, "value": value},
+                                                "pending"))
         except ContractLogicError as e:
             raise WouldRevert(_reason_of(e)) from None
 
-    def send(self, to: str, data: bytes, gas_estimate: int, write_ahead: WriteAhead, value: int = 0) -> SentTx:
-        base_fee = int(self.w3.eth.get_block("latest")["baseFeePerGas"])
-        max_fee = 2 * base_fee + PRIORITY_FEE
-        gas_limit = gas_estimate + gas_estimate * GAS_HEADROOM_PCT // 100 + GAS_MARGIN
-        nonce = self.nonces.take()
+    def sign(self, to: str, data: bytes, gas_estimate: int, *, nonce: int | None = None, value: int = 0,
+             max_fee: int | None = None, tip: int | None = None, gas_limit: int | None = None) -> SentTx:
+        """Sign a call with the next nonce (or a given one, for a replacement). Nothing is sent."""
+        if max_fee is None:
+            base_fee = int(self.w3.eth.get_block("latest")["baseFeePerGas"])
+            tip = PRIORITY_FEE if tip is None else tip
+            max_fee = 2 * base_fee + tip
+        tip = PRIORITY_FEE if tip is None else tip
+        gas_limit = gas_limit or gas_estimate + gas_estimate * GAS_HEADROOM_PCT // 100 + GAS_MARGIN
+        nonce = self.nonces.take() if nonce is None else nonce
         signed = self.wallet.sign({
             "to": to, "data": data, "value": value, "nonce": nonce, "gas": gas_limit,
-            "maxFeePerGas": max_fee, "maxPriorityFeePerGas": PRIORITY_FEE, "type": 2,
+            "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip, "type": 2,
         })
-        sent = SentTx(signed, nonce, gas_limit, max_fee, PRIORITY_FEE)
+        return SentTx(signed, nonce, gas_limit, max_fee, tip)
+
+    def send(self, to: str, data: bytes, gas_estimate: int, write_ahead: WriteAhead, value: int = 0) -> SentTx:
+        """Sign, journal (write_ahead), broadcast."""
+        sent = self.sign(to, data, gas_estimate, value=value)
         write_ahead(sent)
+        self.broadcast_new(sent)
+        return sent
+
+    def broadcast_new(self, sent: SentTx) -> None:
         try:
-            self.broadcast(signed.raw)
+            self.broadcast(sent.signed.raw)
         except (ValueError, Web3RPCError) as e:
             # The node refused it outright (e.g. no ETH for gas): it can never be mined, so its
             # nonce goes back to the book and the caller journals it as failed.
-            self.nonces.give_back(nonce)
+            self.nonces.give_back(sent.nonce)
             raise BroadcastRejected(sent, str(e)) from None
-        return sent
 
     def broadcast(self, raw: str) -> None:
         try:
@@ -125,6 +139,18 @@ class Submitter:
                 raise TimeoutError(f"no receipt for {tx_hash} after {timeout:.0f}s")
             time.sleep(pause)
             pause = min(pause * 2, self.poll)
+
+    def receipt_from_json(self, r: dict) -> Receipt:
+        """A raw JSON-RPC receipt (hex strings), as the block watcher fetches them."""
+        status = int(r["status"], 16)
+        block = int(r["blockNumber"], 16)
+        return Receipt(
+            tx_hash=r["transactionHash"].lower(), block_number=block, block_hash=r["blockHash"].lower(),
+            status=status, gas_used=int(r["gasUsed"], 16), effective_gas_price=int(r["effectiveGasPrice"], 16),
+            revert_reason=self.replay_reason(r["transactionHash"], block) if status == 0 else None,
+            logs=[{"address": l["address"], "topics": [bytes.fromhex(t[2:]) for t in l["topics"]],
+                   "data": bytes.fromhex(l["data"][2:]), "logIndex": int(l["logIndex"], 16)} for l in r["logs"]],
+        )
 
     def to_receipt(self, r: Any) -> Receipt:
         reason = None

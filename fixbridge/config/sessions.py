@@ -3,11 +3,12 @@ and the per-session execution policy. The QuickFIX settings live beside it in ac
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from eth_account import Account
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from fixbridge.config.errors import ConfigError, read_toml, validate
 from fixbridge.config.spec import Spec
@@ -17,12 +18,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _exact(v: object) -> object:
+    """Money and limits come as TOML strings or integers: a TOML float is not exact."""
+    if isinstance(v, float):
+        raise ValueError(f"write {v!r} as a string (\"{v!r}\") or an integer: floats are not exact")
+    return v
+
+
+ExactDecimal = Annotated[Decimal, BeforeValidator(_exact), Field(gt=0, allow_inf_nan=False)]
+
+
 class WalletConfig(_Strict):
     name: str = ""
     chain: str
     # Exactly one of these. A raw key is accepted only on a chain marked devnet.
     private_key: str | None = Field(default=None, repr=False)
     private_key_env: str | None = None
+    # An encrypted Ethereum keystore (path relative to counterparties.toml) and where its password is.
+    keystore: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
 
 
 class Counterparty(_Strict):
@@ -31,6 +46,24 @@ class Counterparty(_Strict):
     max_slippage_bps: int = Field(default=50, ge=0, le=5000)
     approval_policy: Literal["exact", "standing"] = "standing"
     deadline_seconds: int = Field(default=120, gt=0, le=86_400)
+    confirmations: int = Field(default=0, ge=0, le=64)  # 0: report fills at inclusion; N: after N blocks
+    # Pre-trade risk (fixbridge/orders/risk.py); unset = no limit. Notionals are per quote token,
+    # e.g. max_order_notional = { USDC = "50000", WETH = "20" }; a quote token not listed is refused.
+    max_order_notional: dict[str, ExactDecimal] | None = None
+    max_daily_notional: dict[str, ExactDecimal] | None = None  # since 00:00 UTC, from the journal
+    max_open_orders: int | None = Field(default=None, ge=0)
+    allowed_instruments: list[str] | None = None
+    allowed_venues: list[str] | None = None
+    price_band_bps: int | None = Field(default=None, ge=0, le=1_000_000)  # limit price vs pool price
+    max_gas_price_gwei: ExactDecimal | None = None
+    # FIX edge: message throttle and Logon authentication (fixbridge/fix/guard.py).
+    max_messages_per_second: ExactDecimal | None = None
+    max_messages_burst: int | None = Field(default=None, ge=1)  # default: the per-second rate, at least 1
+    username: str | None = None                                 # Username (553) the Logon must carry, if set
+    password_hash: str | None = Field(default=None, repr=False)  # scrypt$...; `fixbridge hash-password`
+    max_logon_failures: int = Field(default=5, ge=1)
+    logon_failure_window_seconds: int = Field(default=300, gt=0)
+    lockout_seconds: int = Field(default=900, ge=0)
 
 
 class SessionsConfig(_Strict):
@@ -57,21 +90,58 @@ def load_sessions(path: Path | str, spec: Spec) -> SessionsConfig:
         where = f"wallets.{name}"
         if w.chain not in spec.chains:
             raise ConfigError(path, f"{where}.chain", f"unknown chain {w.chain!r}; expected one of {sorted(spec.chains)}")
-        if (w.private_key is None) == (w.private_key_env is None):
-            raise ConfigError(path, where, "set exactly one of private_key (devnet only) or private_key_env")
+        if sum(x is not None for x in (w.private_key, w.private_key_env, w.keystore)) != 1:
+            raise ConfigError(path, where, "set exactly one of private_key (devnet only), private_key_env or keystore")
         if w.private_key is not None and not spec.chains[w.chain].devnet:
-            raise ConfigError(path, f"{where}.private_key", "a raw key is accepted only on a devnet chain; use private_key_env")
+            raise ConfigError(path, f"{where}.private_key", "a raw key is accepted only on a devnet chain; use private_key_env or keystore")
+        if w.keystore is None and (w.password_env is not None or w.password_file is not None):
+            raise ConfigError(path, where, "password_env / password_file go with keystore")
+        if w.keystore is not None:
+            if (w.password_env is None) == (w.password_file is None):
+                raise ConfigError(path, where, "a keystore needs exactly one of password_env or password_file")
+            ks = (path.parent / w.keystore).resolve()
+            if not ks.is_file():
+                raise ConfigError(path, f"{where}.keystore", f"file {ks} not found")
+            pw = None if w.password_file is None else str((path.parent / w.password_file).resolve())
+            cfg.wallets[name] = w.model_copy(update={"keystore": str(ks), "password_file": pw})
     for comp_id, cp in cfg.sessions.items():
         for w in cp.wallets:
             if w not in cfg.wallets:
                 raise ConfigError(path, f"sessions.{comp_id}.wallets", f"unknown wallet {w!r}; expected one of {sorted(cfg.wallets)}")
+        _check_limits(path, f"sessions.{comp_id}", cp, spec)
     acceptor = path.parent / "acceptor.cfg"
     return cfg.model_copy(update={"path": str(path), "acceptor_cfg": str(acceptor)})
+
+
+def _check_limits(path: Path, where: str, cp: Counterparty, spec: Spec) -> None:
+    """Risk limits and credentials must name things that exist; a typo must not disable a limit."""
+    from fixbridge.security.passwords import BadHashFormat, parse_hash
+    for key in ("max_order_notional", "max_daily_notional"):
+        for token in getattr(cp, key) or {}:
+            if token not in spec.tokens:
+                raise ConfigError(path, f"{where}.{key}.{token}", f"unknown token; expected one of {sorted(spec.tokens)}")
+    for key, known in (("allowed_instruments", spec.instruments), ("allowed_venues", spec.venues)):
+        for name in getattr(cp, key) or []:
+            if name not in known:
+                raise ConfigError(path, f"{where}.{key}", f"unknown {key.split('_')[1][:-1]} {name!r}; expected one of {sorted(known)}")
+    if cp.password_hash is not None:
+        try:
+            parse_hash(cp.password_hash)
+        except BadHashFormat as e:
+            raise ConfigError(path, f"{where}.password_hash", str(e)) from None
 
 
 def wallet_key(cfg: SessionsConfig, name: str) -> str:
     """The wallet's private key, resolved at start; never logged or journaled."""
     w = cfg.wallets[name]
+    if w.keystore is not None:
+        from fixbridge.security.keystore import KeystoreError, decrypt_keystore, read_password
+        try:
+            password = read_password(env=w.password_env,
+                                     file=Path(w.password_file) if w.password_file is not None else None)
+            return decrypt_keystore(Path(w.keystore), password)
+        except KeystoreError as e:
+            raise ConfigError(cfg.path, f"wallets.{name}.keystore", str(e)) from None
     key = w.private_key if w.private_key is not None else os.environ.get(w.private_key_env or "")
     where = f"wallets.{name}." + ("private_key" if w.private_key is not None else "private_key_env")
     if not key:

@@ -1,8 +1,13 @@
 """The execution engine: takes accepted orders from the FIX edge and carries each one to a
 terminal state on chain, journaling every step before it happens.
 
-Threads: the FIX edge calls `submit`/`cancel`/`status` from QuickFIX's callback thread; those
-only journal and enqueue. One worker thread does the chain work, in arrival order.
+Threads:
+- QuickFIX's callback thread calls `submit`/`cancel`/`status`: they only journal and enqueue.
+- One intake worker per wallet checks, plans, approves, signs, journals and broadcasts, then
+  moves on without waiting for the chain: many orders go into one block, wallets in parallel.
+- One block watcher per chain (fixbridge.chain.watcher) delivers each block; `tracking.py`
+  settles the transactions it holds, bumps stuck ones, rebroadcasts dropped ones and follows
+  reorgs.
 """
 from __future__ import annotations
 
@@ -10,24 +15,25 @@ import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Protocol
 
 import structlog
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractLogicError
 
+from fixbridge.chain.submitter import BroadcastRejected, SentTx, WouldRevert
 from fixbridge.config import Counterparty, SessionsConfig, Spec, Token
-from fixbridge.chain.submitter import BroadcastRejected, Receipt, SentTx, WouldRevert
 from fixbridge.engine.faults import crash_point
 from fixbridge.engine.markets import MAX_UINT256, Markets, TradingWallet, approve_calldata
+from fixbridge.engine.tracking import Attempt, InFlight, TrackingMixin, _revert_status
 from fixbridge.journal import DuplicateClOrdID, Journal
 from fixbridge.orders import lifecycle
-from fixbridge.orders.model import (ExecutionReport, Fill, Order, OrdStatus, OrdType, RejectReason, Side)
-from fixbridge.orders.units import (PrecisionError, fmt, from_units, price, scale_bps, to_units_ceil, to_units_exact,
-                                    to_units_floor, _CTX)
+from fixbridge.orders.model import ExecutionReport, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
 from fixbridge.orders.risk import PreTradeRisk, TradeContext
+from fixbridge.orders.units import (_CTX, fmt, from_units, price, scale_bps, to_units_ceil, to_units_exact,
+                                    to_units_floor)
 from fixbridge.orders.validation import Rejection, validate
 from fixbridge.venues.base import Exact, SwapIntent, Venue
 
@@ -65,32 +71,40 @@ def new_order_id() -> str:
     return "FB" + uuid.uuid4().hex[:16].upper()
 
 
-class ExecutionEngine:
+class ExecutionEngine(TrackingMixin):
     def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, markets: Markets) -> None:
         self.spec, self.sessions, self.journal, self.markets = spec, sessions, journal, markets
         self.reporter: Reporter | None = None
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._queues: dict[str, queue.Queue] = {}
+        self._workers: list[threading.Thread] = []
         self._cancel_requests: dict[str, tuple[str, str]] = {}  # order_id -> (session_id, cancel ClOrdID)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._exec_seq = 0
-        self._worker: threading.Thread | None = None
         self.risk = PreTradeRisk(journal, spec)
+        TrackingMixin.__init__(self)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, reporter: Reporter) -> None:
         self.reporter = reporter
         self.markets.open_wallets(self.journal.next_nonce)
-        self._worker = threading.Thread(target=self._run, name="execution", daemon=True)
-        self._worker.start()
+        for name in self.markets.wallets:
+            q: queue.Queue = queue.Queue()
+            self._queues[name] = q
+            t = threading.Thread(target=self._run, args=(q,), name=f"intake-{name}", daemon=True)
+            t.start()
+            self._workers.append(t)
+        self.start_tracking()
         self.recover()
 
     def stop(self) -> None:
-        if self._worker:
-            self._queue.put(None)
-            self._worker.join(timeout=30)
+        self.stop_tracking()
+        for q in self._queues.values():
+            q.put(None)
+        for t in self._workers:
+            t.join(timeout=30)
 
     def idle(self) -> bool:
-        return self._queue.unfinished_tasks == 0
+        return all(q.unfinished_tasks == 0 for q in self._queues.values()) and not self.in_flight_count()
 
     # ---- called from the FIX edge (QuickFIX thread): journal and enqueue only ---------------
     def submit(self, order: Order) -> None:
@@ -106,7 +120,13 @@ class ExecutionEngine:
                                                   ord_status=OrdStatus.REJECTED, rej=RejectReason.DUPLICATE_ORDER,
                                                   text=f"Duplicate ClOrdID {order.cl_ord_id!r} on this session"))
             return
-        self._queue.put((order.session_id, order.order_id))
+        self._enqueue(order.session_id, order.account, ("new", order.order_id))
+
+    def _enqueue(self, session_id: str, account: str | None, item: tuple[str, str]) -> None:
+        """Each wallet's orders go through its own worker, in arrival order."""
+        cp = self.counterparty(session_id)
+        wallet = account if account in cp.wallets else cp.wallets[0]
+        self._queues[wallet].put(item)
 
     def cancel(self, session_id: str, cl_ord_id: str, orig_cl_ord_id: str) -> None:
         row = self.journal.find_order(session_id, orig_cl_ord_id)
@@ -115,11 +135,21 @@ class ExecutionEngine:
                                 f"Unknown order: no OrigClOrdID {orig_cl_ord_id!r} on this session")
             return
         with self._lock:
-            if row.status.terminal or self.journal.transactions_for(row.order_id):
+            flight = self.in_flight(row.order_id)
+            if row.status.terminal or row.status is OrdStatus.PENDING_CANCEL or (flight and flight.receipt):
                 status = row.status
                 why = (f"Too late to cancel: order is {status.value}" if status.terminal
-                       else "Too late to cancel: its transaction is already signed and sent")
+                       else "A cancel is already pending" if status is OrdStatus.PENDING_CANCEL
+                       else "Too late to cancel: its transaction is already mined")
                 self._cancel_reject(session_id, cl_ord_id, orig_cl_ord_id, row.order_id, status, True, why)
+                return
+            if flight is not None:
+                # Sent but not mined: race a same-nonce no-op with higher fees against it.
+                flight.cancel = (session_id, cl_ord_id)
+                self._transition(flight.order, OrdStatus.PENDING_CANCEL, f"cancel requested by {cl_ord_id}: "
+                                 "replacing the pending transaction with a no-op", exec_type="6",
+                                 cancel_cl_ord_id=cl_ord_id)
+                self._queues[flight.wallet.wallet.name].put(("cancel", row.order_id))
                 return
             self._cancel_requests[row.order_id] = (session_id, cl_ord_id)
         self.journal.add_event(row.order_id, "note", f"cancel requested by ClOrdID {cl_ord_id}")
@@ -132,7 +162,7 @@ class ExecutionEngine:
         row = row or self.journal.find_order(session_id, cl_ord_id)
         if row is None or row.session_id != session_id:
             probe = Order(session_id=session_id, cl_ord_id=cl_ord_id, symbol="[N/A]", side=Side.BUY,
-                          ord_type=OrdType.MARKET, time_in_force=None)  # type: ignore[arg-type]
+                          ord_type=OrdType.MARKET, time_in_force=TimeInForce.IOC)
             self._send(session_id, self._er(probe, "I", order_id=order_id or "NONE", ord_status=OrdStatus.REJECTED,
                                             rej=RejectReason.UNKNOWN_ORDER, text="Unknown order", req_id=req_id))
             return
@@ -147,18 +177,22 @@ class ExecutionEngine:
         self._send(session_id, self._er(order, exec_type, req_id=req_id, text=row.text, rej=_rej(row.rej_reason),
                                         **proof))
 
-    # ---- worker ----------------------------------------------------------------------------
-    def _run(self) -> None:
+    # ---- intake worker (one per wallet) ----------------------------------------------------
+    def _run(self, q: queue.Queue) -> None:
         while True:
-            item = self._queue.get()
+            item = q.get()
             try:
                 if item is None:
                     return
-                self._process(item[1])
+                kind, order_id = item
+                if kind == "new":
+                    self._process(order_id)
+                elif kind == "cancel":
+                    self.replace_with_noop(order_id)
             except Exception:
-                log.exception("order processing failed", order_id=item[1] if item else None)
+                log.exception("order processing failed", item=item)
             finally:
-                self._queue.task_done()
+                q.task_done()
 
     def _process(self, order_id: str) -> None:
         row = self.journal.get_order(order_id)
@@ -170,6 +204,11 @@ class ExecutionEngine:
             rej = validate(order, self.spec, cp)
             if rej:
                 return self._reject(order, rej)
+            chain = self.spec.chain_of(self.spec.instruments[order.symbol])
+            if self.outage(chain.name):
+                # Policy: reject rather than queue; an OMS wants a prompt answer it can act on.
+                return self._reject(order, Rejection(RejectReason.EXCHANGE_CLOSED, f"Chain {chain.name} is unreachable "
+                                                     f"({self.outage(chain.name)}); nothing was sent, try again"))
         try:
             plan = self._plan(order, cp)
             if order.status is OrdStatus.PENDING_NEW:
@@ -190,22 +229,28 @@ class ExecutionEngine:
             return
         self._execute(order, plan)
 
-    def _plan(self, order: Order, cp: Counterparty) -> Plan:
+    def _plan(self, order: Order, cp: Counterparty, *, quote: bool = True) -> Plan:
+        """Choose venue and wallet and derive the swap with its bound. quote=False (recovery) only
+        rebuilds what decoding the receipt needs."""
         ins = self.spec.instruments[order.symbol]
-        venue = self.markets.venues[order.ex_destination or ins.venues[0]]
-        wallet = self.markets.wallets[order.account or cp.wallets[0]]
-        base, quote = self.spec.tokens[ins.base], self.spec.tokens[ins.quote]
+        venue = self.markets.venues[order.ex_destination or order.venue or ins.venues[0]]
+        wallet = self.markets.wallets[order.account or order.wallet or cp.wallets[0]]
+        base, quote_tok = self.spec.tokens[ins.base], self.spec.tokens[ins.quote]
         deadline_dt = order.expire_time or datetime.fromtimestamp(time.time() + cp.deadline_seconds, timezone.utc)
         deadline = int(deadline_dt.timestamp())
-        by_base = order.order_qty is not None
+        by_base = order.order_qty is not None and order.cash_order_qty is None
         qty = order.order_qty if by_base else order.cash_order_qty
         assert qty is not None
         # Which token goes in, and whether the client fixed the input or the output.
-        giving_base = order.side is Side.SELL
-        token_in, token_out = (base, quote) if giving_base else (quote, base)
-        qty_token = base if by_base else quote
+        token_in, token_out = (base, quote_tok) if order.side is Side.SELL else (quote_tok, base)
+        qty_token = base if by_base else quote_tok
         exact = Exact.INPUT if qty_token is token_in else Exact.OUTPUT
         amount = to_units_exact(qty, qty_token.decimals)
+        partial = order.time_in_force is TimeInForce.IOC
+        if not quote:
+            intent = SwapIntent(token_in.address, token_out.address, exact, amount, 0, wallet.wallet.address, deadline,
+                                partial)
+            return Plan(venue, wallet, base, quote_tok, intent, 0, qty if by_base else Decimal(0))
         try:
             quoted = venue.quote(token_in.address, token_out.address, exact, amount)
         except Exception as e:
@@ -221,27 +266,25 @@ class ExecutionEngine:
             bound = scale_bps(quoted, cp.max_slippage_bps, up=exact is Exact.OUTPUT)
         if bound <= 0:
             raise PlanError(Rejection(RejectReason.INCORRECT_QUANTITY, "The price bound rounds to zero in base units"))
-        intent = SwapIntent(token_in.address, token_out.address, exact, amount, bound, wallet.wallet.address, deadline)
+        intent = SwapIntent(token_in.address, token_out.address, exact, amount, bound, wallet.wallet.address, deadline,
+                            partial)
         expected_base = qty if by_base else from_units(quoted, base.decimals)
         self.journal.add_event(order.order_id, "quote", f"{venue.name} quoted {quoted} {other.symbol} units for "
                                f"{amount} {qty_token.symbol} units ({exact.value})",
                                detail={"venue": venue.name, "exact": exact.value, "amount": str(amount),
                                        "quoted": str(quoted), "bound": str(bound), "deadline": deadline,
                                        "wallet": wallet.wallet.address})
-        return Plan(venue, wallet, base, quote, intent, quoted, expected_base)
+        return Plan(venue, wallet, base, quote_tok, intent, quoted, expected_base)
 
     def _trade_context(self, order: Order, plan: Plan) -> TradeContext:
         i = plan.intent
-        base_units_now, quote_units_now = ((i.amount, plan.quoted) if (i.exact is Exact.INPUT) == (order.side is Side.SELL)
-                                           else (plan.quoted, i.amount))
-        if order.side is Side.BUY and i.exact is Exact.INPUT or order.side is Side.SELL and i.exact is Exact.OUTPUT:
-            base_units_now, quote_units_now = plan.quoted, i.amount
-        pool_px = price(quote_units_now, plan.quote.decimals, base_units_now, plan.base.decimals)
-        # The most quote the order can move: its quote leg, or the bound when the bound is in quote.
-        quote_leg = i.bound if (i.token_in == plan.quote.address) == (i.exact is Exact.OUTPUT) else i.amount
-        if order.side is Side.SELL and i.exact is Exact.INPUT:
-            quote_leg = max(plan.quoted, i.bound)
-        notional = from_units(quote_leg, plan.quote.decimals)
+        # The quote gives the other side of the swap: pair it with the amount to get base vs quote.
+        amount_is_base = (i.token_in == plan.base.address) == (i.exact is Exact.INPUT)
+        base_units, quote_units = (i.amount, plan.quoted) if amount_is_base else (plan.quoted, i.amount)
+        pool_px = price(quote_units, plan.quote.decimals, base_units, plan.base.decimals)
+        # The most quote the order can move: the quote leg itself, or the bound when the bound is in quote.
+        quote_most = max(quote_units, i.bound) if amount_is_base else quote_units
+        notional = from_units(quote_most, plan.quote.decimals)
         gas = int(plan.wallet.submitter.w3.eth.gas_price)
         return TradeContext(plan.venue.name, plan.wallet.wallet.name, notional, pool_px, gas)
 
@@ -249,18 +292,21 @@ class ExecutionEngine:
         intent, w = plan.intent, plan.wallet
         token_in = plan.base if order.side is Side.SELL else plan.quote
         need = intent.max_in
-        have = self.markets.balance_of(w.chain, intent.token_in, w.wallet.address)
-        if have < need:
+        held = self.markets.balance_of(w.chain, intent.token_in, w.wallet.address)
+        committed = self.reserved(w, intent.token_in)
+        if held - committed < need:
+            units = lambda x: fmt(from_units(x, token_in.decimals))  # noqa: E731
             raise PlanError(Rejection(RejectReason.OTHER, f"Insufficient balance: wallet {w.wallet.name} holds "
-                                      f"{fmt(from_units(have, token_in.decimals))} {token_in.symbol}, the order may need "
-                                      f"{fmt(from_units(need, token_in.decimals))}"))
+                                      f"{units(held)} {token_in.symbol}" + (f", {units(committed)} of it committed to "
+                                      "orders in flight" if committed else "") + f", the order may need {units(need)}"))
         spender = plan.venue.build_swap(intent).spender
-        if self.markets.allowance(w.chain, intent.token_in, w.wallet.address, spender) >= need:
+        if self.markets.allowance(w.chain, intent.token_in, w.wallet.address, spender) >= need + self.reserved(w, intent.token_in):
             return
-        amount = MAX_UINT256 if cp.approval_policy == "standing" else need
+        amount = MAX_UINT256 if cp.approval_policy == "standing" else need + self.reserved(w, intent.token_in)
         self._approve(order, w, token_in, spender, amount, cp.approval_policy)
 
     def _approve(self, order: Order, w: TradingWallet, token: Token, spender: str, amount: int, policy: str) -> None:
+        """Approvals are rare (standing) and a swap cannot simulate without one: wait for it."""
         data = approve_calldata(spender, amount)
         try:
             gas = w.submitter.simulate(token.address, data)
@@ -282,6 +328,7 @@ class ExecutionEngine:
                                detail={"tx_hash": sent.signed.tx_hash, "amount": str(amount)})
 
     def _execute(self, order: Order, plan: Plan) -> None:
+        """Simulate, sign, journal, hand to tracking, broadcast. Does not wait for the chain."""
         w = plan.wallet
         call = plan.venue.build_swap(plan.intent)
         try:
@@ -292,52 +339,21 @@ class ExecutionEngine:
             if self._take_cancel(order):
                 return
             crash_point("before_sign")
-            try:
-                sent = w.submitter.send(call.to, call.data, gas, self._write_ahead(order.order_id, "swap", w))
-            except BroadcastRejected as e:
-                self.journal.set_tx_status(e.sent.signed.tx_hash, "failed")
-                return self._finish_no_fill(order, OrdStatus.CANCELED, f"Not sent, the node refused it: {e.reason}")
+            sent = w.submitter.sign(call.to, call.data, gas)
+            self._write_ahead(order.order_id, "swap", w)(sent)
+            flight = InFlight(order=order, plan=plan, wallet=w, nonce=sent.nonce, to=call.to, data=call.data,
+                              gas_limit=sent.gas_limit, attempts=[Attempt.of(sent, "swap")],
+                              sent_block=self.head(w.chain), reserved=(plan.intent.token_in, plan.intent.max_in))
+            self.track(flight)
+        try:
+            w.submitter.broadcast_new(sent)
+        except BroadcastRejected as e:
+            self.untrack(flight)
+            self.journal.set_tx_status(sent.signed.tx_hash, "failed")
+            self.fill_nonce_gap(w, sent.nonce)
+            return self._finish_no_fill(order, OrdStatus.CANCELED, f"Not sent, the node refused it: {e.reason}")
         self.journal.set_tx_status(sent.signed.tx_hash, "broadcast")
         crash_point("after_broadcast")
-        receipt = w.submitter.wait_receipt(sent.signed.tx_hash)
-        self._settle(order, plan, receipt)
-
-    def _settle(self, order: Order, plan: Plan, receipt: Receipt) -> None:
-        """Turn a receipt into fills and the terminal report. Journal first, then report."""
-        self._record_receipt(receipt)
-        crash_point("after_receipt")
-        chain_id = plan.wallet.wallet.chain_id
-        fee = from_units(receipt.fee_wei, 18)
-        if receipt.status != 1:
-            reason = receipt.revert_reason or "reverted"
-            return self._finish_no_fill(order, _revert_status(reason), f"Transaction reverted: {reason}",
-                                        tx_hash=receipt.tx_hash, block=receipt.block_number, fee=fee, chain_id=chain_id)
-        legs = plan.venue.decode_swaps({"logs": receipt.logs}, plan.intent)
-        if not legs:
-            return self._finish_no_fill(order, OrdStatus.CANCELED, "Transaction succeeded but no swap log was found",
-                                        tx_hash=receipt.tx_hash, block=receipt.block_number, fee=fee, chain_id=chain_id)
-        base_total = quote_total = 0
-        for i, leg in enumerate(legs):
-            base_units, quote_units = ((leg.amount_in, leg.amount_out) if order.side is Side.SELL
-                                       else (leg.amount_out, leg.amount_in))
-            base_total += base_units
-            quote_total += quote_units
-            fill = Fill(order_id=order.order_id, exec_id=f"{receipt.tx_hash}:{leg.log_index}", tx_hash=receipt.tx_hash,
-                        log_index=leg.log_index, block_number=receipt.block_number,
-                        last_qty=from_units(base_units, plan.base.decimals),
-                        last_px=price(quote_units, plan.quote.decimals, base_units, plan.base.decimals),
-                        base_units=base_units, quote_units=quote_units)
-            last = i == len(legs) - 1
-            self.journal.record_fill(fill, fee if last else None)
-            order.cum_qty = from_units(base_total, plan.base.decimals)
-            order.avg_px = price(quote_total, plan.quote.decimals, base_total, plan.base.decimals)
-            if order.order_qty is None:  # a cash order's size in base is known once it fills
-                order.order_qty = order.cum_qty if last else None
-            status = OrdStatus.FILLED if last else OrdStatus.PARTIALLY_FILLED
-            self._transition(order, status, f"fill {fill.exec_id}: {fill.last_qty} @ {fill.last_px}",
-                             exec_type=lifecycle.EXEC_TYPE_TRADE, exec_id=fill.exec_id, last_qty=fill.last_qty,
-                             last_px=fill.last_px, fee=fee if last else None, tx_hash=receipt.tx_hash,
-                             block=receipt.block_number, chain_id=chain_id, leaves=Decimal(0) if last else None)
 
     # ---- recovery --------------------------------------------------------------------------
     def recover(self) -> None:
@@ -349,58 +365,33 @@ class ExecutionEngine:
             self.status(row.session_id, row.cl_ord_id, row.order_id, None, exec_type=None)
         in_flight = []
         for row in self.journal.open_orders():
-            swaps = [t for t in self.journal.transactions_for(row.order_id) if t.purpose == "swap" and t.status != "failed"]
-            if not swaps:
-                # Rule: an order nothing was sent for is sent now if it is younger than its session's
-                # deadline (the client still expects it to trade), otherwise it expires unsent.
-                age = (datetime.now(timezone.utc) - row.created_at).total_seconds()
-                if age > self.counterparty(row.session_id).deadline_seconds or (
-                        row.expire_time is not None and row.expire_time <= datetime.now(timezone.utc)):
-                    order = self._order_from_row(row)
-                    if order.status is OrdStatus.PENDING_NEW:
-                        self._reject(order, Rejection(RejectReason.TOO_LATE_TO_ENTER,
-                                                      f"Not accepted before the bridge stopped; {age:.0f}s old now"))
-                    else:
-                        self._finish_no_fill(order, OrdStatus.EXPIRED,
-                                             f"Not sent before the bridge stopped; {age:.0f}s old now, past its deadline")
-                    continue
-                log.info("recovery: re-queue unsent order", order_id=row.order_id, status=row.status.value)
-                self._queue.put((row.session_id, row.order_id))
+            txs = [t for t in self.journal.transactions_for(row.order_id) if t.purpose in ("swap", "cancel")
+                   and t.status != "failed"]
+            if not txs:
+                self._recover_unsent(row)
                 continue
-            in_flight.append((row, swaps[-1]))
+            in_flight.append((row, txs))
         if in_flight:
-            threading.Thread(target=lambda: [self._recover_sent(r, t) for r, t in in_flight], daemon=True,
-                             name="recovery").start()
+            log.info("recovery: orders with transactions in flight", count=len(in_flight))
+            self.recover_in_flight(in_flight)
 
-    def _recover_sent(self, row, tx) -> None:
-        order = self._order_from_row(row)
-        cp = self.counterparty(order.session_id)
-        try:
-            plan = self._plan(order, cp)
-            w = plan.wallet
-            r = w.submitter.w3.eth.get_transaction_receipt(tx.tx_hash) if self._known(w, tx.tx_hash) else None
-            if r is None:
-                log.info("recovery: rebroadcast journaled transaction", order_id=row.order_id, tx=tx.tx_hash)
-                try:
-                    w.submitter.broadcast(tx.raw_tx)
-                except (ValueError, Web3RPCError) as e:
-                    if "nonce" in str(e).lower():
-                        return self._finish_no_fill(order, OrdStatus.CANCELED,
-                                                    f"Transaction {tx.tx_hash} can never be mined: its nonce was used by another")
-                    raise
-                receipt = w.submitter.wait_receipt(tx.tx_hash)
+    def _recover_unsent(self, row) -> None:
+        # Rule: an order nothing was sent for is sent now if it is younger than its session's
+        # deadline (the client still expects it to trade), otherwise it expires unsent.
+        now = datetime.now(timezone.utc)
+        age = (now - row.created_at).total_seconds()
+        if age > self.counterparty(row.session_id).deadline_seconds or (
+                row.expire_time is not None and row.expire_time <= now):
+            order = self._order_from_row(row)
+            if order.status is OrdStatus.PENDING_NEW:
+                self._reject(order, Rejection(RejectReason.TOO_LATE_TO_ENTER,
+                                              f"Not accepted before the bridge stopped; {age:.0f}s old now"))
             else:
-                receipt = w.submitter.to_receipt(r)
-            self._settle(order, plan, receipt)
-        except Exception:
-            log.exception("recovery failed", order_id=row.order_id)
-
-    @staticmethod
-    def _known(w: TradingWallet, tx_hash: str) -> bool:
-        try:
-            return w.submitter.w3.eth.get_transaction(tx_hash) is not None
-        except Exception:
-            return False
+                self._finish_no_fill(order, OrdStatus.EXPIRED,
+                                     f"Not sent before the bridge stopped; {age:.0f}s old now, past its deadline")
+            return
+        log.info("recovery: re-queue unsent order", order_id=row.order_id, status=row.status.value)
+        self._enqueue(row.session_id, row.account, ("new", row.order_id))
 
     # ---- helpers ---------------------------------------------------------------------------
     def counterparty(self, session_id: str) -> Counterparty:
@@ -424,7 +415,7 @@ class ExecutionEngine:
             crash_point("after_write_ahead")
         return persist
 
-    def _record_receipt(self, r: Receipt) -> None:
+    def _record_receipt(self, r) -> None:
         self.journal.record_receipt(tx_hash=r.tx_hash, block_number=r.block_number, block_hash=r.block_hash,
                                     status=r.status, gas_used=r.gas_used, effective_gas_price=r.effective_gas_price,
                                     revert_reason=r.revert_reason,
@@ -441,11 +432,12 @@ class ExecutionEngine:
 
     def _transition(self, order: Order, status: OrdStatus, reason: str, *, exec_type: str, leaves: Decimal | None = None,
                     rej: RejectReason | None = None, text: str | None = None, venue: str | None = None,
-                    wallet: str | None = None, **report) -> None:
-        lifecycle.check(order.status, status)
+                    wallet: str | None = None, trade_cancel: bool = False, **report) -> None:
+        lifecycle.check(order.status, status, trade_cancel=trade_cancel)
         if leaves is None:
             leaves = (order.order_qty - order.cum_qty) if order.order_qty is not None else Decimal(0)
         order.status, order.text = status, text or order.text
+        order.venue, order.wallet = venue or order.venue, wallet or order.wallet
         self.journal.transition(order.order_id, status, reason, cum_qty=order.cum_qty, leaves_qty=leaves,
                                 avg_px=order.avg_px, text=text, rej_reason=int(rej) if rej is not None else None,
                                 venue=venue, wallet=wallet)
@@ -457,7 +449,8 @@ class ExecutionEngine:
             leaves: Decimal | None = None, rej: RejectReason | None = None, text: str | None = None,
             exec_id: str | None = None, last_qty: Decimal | None = None, last_px: Decimal | None = None,
             fee: Decimal | None = None, tx_hash: str | None = None, block: int | None = None,
-            chain_id: int | None = None, req_id: str | None = None, cancel_cl_ord_id: str | None = None) -> ExecutionReport:
+            chain_id: int | None = None, req_id: str | None = None, cancel_cl_ord_id: str | None = None,
+            exec_ref_id: str | None = None) -> ExecutionReport:
         oid = order_id or order.order_id
         status = ord_status or order.status
         if leaves is None:
@@ -471,7 +464,7 @@ class ExecutionEngine:
             symbol=order.symbol, order_qty=order.order_qty, cash_order_qty=order.cash_order_qty, price=order.price,
             cum_qty=order.cum_qty, leaves_qty=leaves, avg_px=order.avg_px, last_qty=last_qty, last_px=last_px,
             text=text, rej_reason=rej, fee_eth=fee, tx_hash=tx_hash, block_number=block, chain_id=chain_id,
-            venue=order.venue, ord_status_req_id=req_id, account=order.account,
+            venue=order.venue, ord_status_req_id=req_id, account=order.account, exec_ref_id=exec_ref_id,
             transact_time=datetime.now(timezone.utc))
 
     def _exec_id(self, order_id: str) -> str:
@@ -491,8 +484,8 @@ class ExecutionEngine:
 
     def _order_from_row(self, row) -> Order:
         return Order(session_id=row.session_id, cl_ord_id=row.cl_ord_id, symbol=row.symbol, side=Side(row.side),
-                     ord_type=OrdType(row.ord_type), time_in_force=_tif(row.time_in_force), order_qty=row.order_qty,
-                     cash_order_qty=row.cash_order_qty, price=row.price, account=row.account,
+                     ord_type=OrdType(row.ord_type), time_in_force=TimeInForce(row.time_in_force),
+                     order_qty=row.order_qty, cash_order_qty=row.cash_order_qty, price=row.price, account=row.account,
                      expire_time=row.expire_time, ex_destination=row.ex_destination, order_id=row.order_id,
                      status=row.status, cum_qty=row.cum_qty or Decimal(0), avg_px=row.avg_px or Decimal(0),
                      text=row.text, venue=row.venue, wallet=row.wallet, created_at=row.created_at)
@@ -503,17 +496,8 @@ def session_counterparty(session_id: str) -> str:
     return session_id.rsplit("->", 1)[-1]
 
 
-def _tif(v):
-    from fixbridge.orders.model import TimeInForce
-    return TimeInForce(v) if v else None
-
-
 def _rej(code: int | None) -> RejectReason | None:
     return RejectReason(code) if code is not None else None
-
-
-def _revert_status(reason: str) -> OrdStatus:
-    return OrdStatus.EXPIRED if "EXPIRED" in reason.upper() else OrdStatus.CANCELED
 
 
 def _short(e: Exception) -> str:

@@ -106,6 +106,7 @@ def execution_report(er: ExecutionReport) -> fix.Message:
     _s(m, 41, er.orig_cl_ord_id)
     _s(m, 790, er.ord_status_req_id)
     _s(m, 17, er.exec_id)
+    _s(m, 19, er.exec_ref_id)
     _s(m, 150, er.exec_type)
     _s(m, 39, ORD_STATUS_CODE[er.ord_status])
     _s(m, 103, int(er.rej_reason) if er.rej_reason is not None else None)

@@ -223,9 +223,9 @@ IdType = BigInteger().with_variant(Integer(), "sqlite")
 # --------------------------------------------------------------------------------------------
 
 DIRECTIONS = ("in", "out")
-EVENT_KINDS = ("transition", "quote", "risk", "approval", "tx", "note")
-TX_PURPOSES = ("swap", "approve")
-TX_STATUSES = ("signed", "broadcast", "mined", "reverted", "dropped", "failed")
+EVENT_KINDS = ("transition", "quote", "risk", "approval", "tx", "note", "reorg")
+TX_PURPOSES = ("swap", "approve", "cancel", "gap_fill")
+TX_STATUSES = ("signed", "broadcast", "mined", "reverted", "dropped", "failed", "replaced")
 APPROVAL_POLICIES = ("exact", "standing")
 
 
@@ -315,6 +315,7 @@ class Order(Base):
         UniqueConstraint("session_id", "cl_ord_id", name="uq_orders_session_id_cl_ord_id"),
         Index("ix_orders_status", "status"),
         Index("ix_orders_created_at", "created_at"),
+        Index("ix_orders_cl_ord_id", "cl_ord_id"),  # trail by ClOrdID alone (migration 0002)
     )
 
 
@@ -418,6 +419,8 @@ class Fill(Base):
     quote_units: Mapped[int] = mapped_column(UnitsInt, nullable=False)
     fee_eth: Mapped[Decimal | None] = mapped_column(DecimalText)
     ts: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # Set when a reorg removed the fill's transaction and a Trade Cancel (150=H) was sent for it.
+    busted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         UniqueConstraint("exec_id", name="uq_fills_exec_id"),
@@ -461,3 +464,90 @@ class WalletNonce(Base):
     wallet: Mapped[str] = mapped_column(String(42), primary_key=True)
     next_nonce: Mapped[int] = mapped_column(BigInteger, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+RECONCILIATION_STATUSES = ("clean", "breaks", "error")
+
+
+class ReconciliationRun(Base):
+    """One ``fixbridge reconcile`` run: the block range checked and every break found (migration 0002)."""
+
+    __tablename__ = "reconciliation_runs"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    chain_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    from_block: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    to_block: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    breaks: Mapped[int] = mapped_column(Integer, nullable=False)
+    results: Mapped[Any] = mapped_column(JSONText, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(_in("status", RECONCILIATION_STATUSES), name="status"),
+        Index("ix_reconciliation_runs_started_at", "started_at"),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Security (migration 0003): kill switch, Logon attempts, throttling and lockouts
+# --------------------------------------------------------------------------------------------
+
+HALT_ALL = "*"  # TradingHalt.scope for a halt of every session
+LOGON_OUTCOMES = ("accepted", "bad_password", "no_password", "bad_username", "locked_out", "error")
+SECURITY_EVENT_KINDS = ("throttle", "lockout")
+
+
+class TradingHalt(Base):
+    """One kill-switch halt: of one counterparty (scope = its CompID) or of all ('*'); open until resumed."""
+
+    __tablename__ = "trading_halts"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    halted_by: Mapped[str] = mapped_column(String, nullable=False)
+    halted_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    resumed_by: Mapped[str | None] = mapped_column(String)
+    resumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_trading_halts_scope_resumed_at", "scope", "resumed_at"),)
+
+
+class LogonAttempt(Base):
+    """Every Logon (35=A) the acceptor received and what it decided. Never the password."""
+
+    __tablename__ = "logon_attempts"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    session_id: Mapped[str] = mapped_column(String, nullable=False)
+    comp_id: Mapped[str] = mapped_column(String, nullable=False)
+    username: Mapped[str | None] = mapped_column(String)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(_in("outcome", LOGON_OUTCOMES), name="outcome"),
+        Index("ix_logon_attempts_comp_id_id", "comp_id", "id"),
+        Index("ix_logon_attempts_ts", "ts"),
+    )
+
+
+class SecurityEvent(Base):
+    """What the FIX edge did to protect itself: a session throttled, a CompID locked out."""
+
+    __tablename__ = "security_events"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    session_id: Mapped[str] = mapped_column(String, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    detail: Mapped[Any | None] = mapped_column(JSONText)
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", SECURITY_EVENT_KINDS), name="kind"),
+        Index("ix_security_events_session_id_ts", "session_id", "ts"),
+    )

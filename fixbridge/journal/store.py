@@ -10,6 +10,7 @@ Nothing ORM leaks out: reads return the frozen dataclasses defined here. Numbers
 """
 from __future__ import annotations
 
+import contextlib
 import string
 import threading
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ from fixbridge.orders.model import (
 )
 
 from . import schema as db
+from .security import SecurityRecords
 
 __all__ = [
     "Journal",
@@ -213,6 +215,7 @@ class FillRow:
     quote_units: int
     fee_eth: Decimal | None
     ts: datetime
+    busted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +339,7 @@ def _fill_row(r: db.Fill) -> FillRow:
         quote_units=r.quote_units,
         fee_eth=r.fee_eth,
         ts=r.ts,
+        busted_at=r.busted_at,
     )
 
 
@@ -522,7 +526,7 @@ def _plain_value_errors() -> Iterator[None]:
 # ============================================================================================
 
 
-class Journal:
+class Journal(SecurityRecords):
     """The write-ahead journal. Thread-safe: each call is one short transaction on its own session."""
 
     def __init__(self, url: str) -> None:
@@ -581,6 +585,17 @@ class Journal:
         if row is None:
             raise UnknownOrder(order_id)
         return row
+
+    @staticmethod
+    def _tx_event(s: Session, order_id: str | None, ts: datetime, reason: str, detail: dict) -> None:
+        """The order's trail entry (kind 'tx') for a transaction step, in the step's own DB transaction."""
+        if order_id is None:
+            return
+        status = s.scalar(select(db.Order.status).where(db.Order.order_id == order_id))
+        if status is None:
+            return
+        s.add(db.OrderEvent(order_id=order_id, ts=ts, kind="tx", from_status=status, to_status=status,
+                            reason=reason, detail={k: v for k, v in detail.items() if v is not None}))
 
     @staticmethod
     def _require_order(s: Session, order_id: str | None) -> None:
@@ -866,6 +881,8 @@ class Journal:
                     )
                 )
                 s.flush()
+                self._tx_event(s, order_id, now, f"{purpose} tx signed: nonce {nonce}, {tx_hash}",
+                               {"tx_hash": tx_hash, "status": "signed", "nonce": nonce, "wallet": wallet})
                 t = db.WalletNonce.__table__
                 ins = self._insert(t).values(chain_id=chain_id, wallet=wallet, next_nonce=nonce + 1, updated_at=now)
                 advanced = ins.excluded.next_nonce > t.c.next_nonce
@@ -897,6 +914,8 @@ class Journal:
             if block_number is not None:
                 tx.block_number = block_number
             tx.updated_at = _now()
+            self._tx_event(s, tx.order_id, tx.updated_at, f"{tx.purpose} tx {status}: {tx_hash}",
+                           {"tx_hash": tx_hash, "status": status, "block_number": block_number})
 
     def record_receipt(
         self,
@@ -940,6 +959,9 @@ class Journal:
             tx.status = "mined" if status == 1 else "reverted"
             tx.block_number = block_number
             tx.updated_at = now
+            self._tx_event(s, tx.order_id, now, f"{tx.purpose} tx {tx.status} in block {block_number}: {tx_hash}",
+                           {"tx_hash": tx_hash, "status": tx.status, "block_number": block_number,
+                            "gas_used": gas_used, "revert_reason": revert_reason})
 
     def receipt(self, tx_hash: str) -> ReceiptRow | None:
         with self._read() as s:
@@ -994,10 +1016,18 @@ class Journal:
             stmt = ins.on_conflict_do_nothing(index_elements=[t.c.exec_id]).returning(t.c.id)
             return s.execute(stmt).first() is not None
 
-    def fills_for(self, order_id: str) -> list[FillRow]:
+    def fills_for(self, order_id: str, *, include_busted: bool = True) -> list[FillRow]:
         with self._read() as s:
             q = select(db.Fill).where(db.Fill.order_id == order_id).order_by(db.Fill.id)
+            if not include_busted:
+                q = q.where(db.Fill.busted_at.is_(None))
             return [_fill_row(r) for r in s.scalars(q)]
+
+    def bust_fills(self, exec_ids: list[str]) -> None:
+        """Mark fills whose transaction a reorg removed (the rows stay: the journal keeps both)."""
+        with self._write() as s:
+            for f in s.scalars(select(db.Fill).where(db.Fill.exec_id.in_(exec_ids))):
+                f.busted_at = _now()
 
     def record_approval(
         self,
@@ -1031,3 +1061,39 @@ class Journal:
         with self._read() as s:
             q = select(db.Approval).where(db.Approval.order_id == order_id).order_by(db.Approval.id)
             return [_approval_row(r) for r in s.scalars(q)]
+
+    # ---------------------------------------------------------------- operations (fixbridge.ops)
+
+    def read_session(self) -> contextlib.AbstractContextManager[Session]:
+        """A read-only ORM session on one consistent snapshot, for the operator queries in
+        ``fixbridge.ops`` (trail, order and fill listings). Use with ``with``; do not write."""
+        return self._read()
+
+    def record_reconciliation_run(
+        self,
+        *,
+        started_at: datetime,
+        chain_id: int,
+        from_block: int,
+        to_block: int,
+        status: str,
+        breaks: int,
+        results: dict[str, Any],
+    ) -> int:
+        """Journal one reconciliation run (``fixbridge reconcile``); returns its id."""
+        _check(status, db.RECONCILIATION_STATUSES, "status")
+        row = db.ReconciliationRun(started_at=started_at, finished_at=_now(), chain_id=chain_id,
+                                   from_block=from_block, to_block=to_block, status=status, breaks=breaks,
+                                   results=results)
+        with self._write() as s:
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def reconciliation_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest reconciliation runs, newest first, as plain dicts (results included)."""
+        with self._read() as s:
+            q = select(db.ReconciliationRun).order_by(db.ReconciliationRun.id.desc()).limit(limit)
+            return [{"id": r.id, "started_at": r.started_at, "finished_at": r.finished_at, "chain_id": r.chain_id,
+                     "from_block": r.from_block, "to_block": r.to_block, "status": r.status, "breaks": r.breaks,
+                     "results": r.results} for r in s.scalars(q)]

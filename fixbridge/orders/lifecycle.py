@@ -29,9 +29,14 @@ ORD_STATUS_CODE: dict[S, str] = {
     S.CANCELED: "4", S.EXPIRED: "C", S.REJECTED: "8",
 }
 EXEC_TYPE_TRADE = "F"
+EXEC_TYPE_TRADE_CANCEL = "H"
+# A reorg that removes a reported fill takes the order back to New (FIX Trade Cancel).
+TRADE_CANCEL_FROM = frozenset({S.FILLED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.NEW})
 EXEC_TYPE_STATUS = "I"
 
 
-def check(current: S, nxt: S) -> None:
+def check(current: S, nxt: S, *, trade_cancel: bool = False) -> None:
+    if trade_cancel and nxt is S.NEW and current in TRADE_CANCEL_FROM:
+        return
     if nxt not in ALLOWED[current]:
         raise IllegalTransition(f"{current.value} -> {nxt.value} is not a legal order transition")

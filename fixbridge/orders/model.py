@@ -132,4 +132,5 @@ class ExecutionReport:
     ord_status_req_id: str | None = None
     account: str | None = None
     orig_cl_ord_id: str | None = None        # set on reports answering a cancel request
+    exec_ref_id: str | None = None           # on a Trade Cancel (150=H): the ExecID it busts
     transact_time: datetime | None = field(default=None)

@@ -117,7 +117,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("detail", _json(), nullable=True),
         sa.CheckConstraint(
-            "kind IN ('transition', 'quote', 'risk', 'approval', 'tx', 'note')", name="ck_order_events_kind"
+            "kind IN ('transition', 'quote', 'risk', 'approval', 'tx', 'note', 'reorg')", name="ck_order_events_kind"
         ),
         sa.ForeignKeyConstraint(["order_id"], ["orders.order_id"], name="fk_order_events_order_id_orders"),
         sa.PrimaryKeyConstraint("id", name="pk_order_events"),
@@ -142,9 +142,9 @@ def upgrade() -> None:
         sa.Column("block_number", sa.BigInteger(), nullable=True),
         sa.Column("created_at", _ts(), nullable=False),
         sa.Column("updated_at", _ts(), nullable=False),
-        sa.CheckConstraint("purpose IN ('swap', 'approve')", name="ck_transactions_purpose"),
+        sa.CheckConstraint("purpose IN ('swap', 'approve', 'cancel', 'gap_fill')", name="ck_transactions_purpose"),
         sa.CheckConstraint(
-            "status IN ('signed', 'broadcast', 'mined', 'reverted', 'dropped', 'failed')",
+            "status IN ('signed', 'broadcast', 'mined', 'reverted', 'dropped', 'failed', 'replaced')",
             name="ck_transactions_status",
         ),
         sa.ForeignKeyConstraint(["order_id"], ["orders.order_id"], name="fk_transactions_order_id_orders"),
@@ -188,6 +188,7 @@ def upgrade() -> None:
         sa.Column("quote_units", _units(), nullable=False),
         sa.Column("fee_eth", _decimal(), nullable=True),
         sa.Column("ts", _ts(), nullable=False),
+        sa.Column("busted_at", _ts(), nullable=True),
         sa.ForeignKeyConstraint(["order_id"], ["orders.order_id"], name="fk_fills_order_id_orders"),
         sa.PrimaryKeyConstraint("id", name="pk_fills"),
         sa.UniqueConstraint("exec_id", name="uq_fills_exec_id"),

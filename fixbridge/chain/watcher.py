@@ -1,0 +1,170 @@
+"""Follows a chain's head: every new block once, in order, with reorg detection.
+
+Polls the head (HTTP nodes have no push), fetches each new block's header and transaction
+hashes, and — only when the block holds a transaction someone is waiting for — all its receipts
+in one `eth_getBlockReceipts` call (per-transaction receipts where the node lacks it). A block
+whose parent hash is not the hash we saw at the height below means a reorg: the listener hears
+the fork point before the new blocks.
+
+Knows nothing about orders: the listener decides what a receipt means.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import structlog
+from web3 import Web3
+
+log = structlog.get_logger(__name__)
+
+KEEP_HASHES = 256  # how far back a reorg can be followed
+
+
+def hx(b: Any) -> str:
+    """0x-hex of bytes/HexBytes/str, lower case."""
+    if isinstance(b, str):
+        return b.lower() if b.startswith("0x") else "0x" + b.lower()
+    return "0x" + bytes(b).hex()
+
+
+@dataclass
+class Block:
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+    tx_hashes: list[str]
+    _receipts: Callable[[], dict[str, dict]] = field(repr=False, default=lambda: {})
+
+    def receipts(self) -> dict[str, dict]:
+        """tx hash -> raw receipt, fetched at most once."""
+        if not hasattr(self, "_cache"):
+            self._cache = self._receipts()
+        return self._cache
+
+
+class BlockListener(Protocol):
+    def wanted(self) -> set[str]:
+        """Transaction hashes whose receipts are wanted (lower-case 0x-hex)."""
+
+    def on_reorg(self, chain: str, fork_number: int) -> None:
+        """Blocks above fork_number we reported before are no longer canonical."""
+
+    def on_block(self, chain: str, block: Block) -> None: ...
+
+    def on_outage(self, chain: str, error: Exception | None) -> None:
+        """The node stopped answering (error) or answers again (None)."""
+
+
+class BlockWatcher:
+    def __init__(self, chain: str, w3: Web3, listener: BlockListener, poll_seconds: float = 0.05) -> None:
+        self.chain, self.w3, self.listener, self.poll = chain, w3, listener, poll_seconds
+        self.hashes: dict[int, str] = {}
+        self.head: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._down_since: float | None = None
+        self._block_receipts = True
+
+    def start(self, from_block: int | None = None) -> None:
+        """Follow from the current head (or from_block, to replay blocks mined while we were away)."""
+        latest = self.w3.eth.get_block("latest")
+        start = latest["number"] if from_block is None else max(0, from_block - 1)
+        b = latest if start == latest["number"] else self.w3.eth.get_block(start)
+        self.hashes[b["number"]] = hx(b["hash"])
+        self.head = b["number"]
+        self._thread = threading.Thread(target=self._run, name=f"watcher-{self.chain}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+                if self._down_since is not None:
+                    log.info("node answers again", chain=self.chain, after_s=round(time.monotonic() - self._down_since, 1))
+                    self._down_since = None
+                    self.listener.on_outage(self.chain, None)
+            except Exception as e:  # an outage or a node error: keep going, the bridge stays up
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                    log.warning("node not answering; retrying", chain=self.chain, error=f"{type(e).__name__}: {e}"[:300])
+                    try:
+                        self.listener.on_outage(self.chain, e)
+                    except Exception:
+                        log.exception("outage handler failed")
+                self._stop.wait(min(1.0, self.poll * 10))
+                continue
+            self._stop.wait(self.poll)
+
+    def step(self) -> None:
+        """Process every block from our head to the node's head."""
+        top = self.w3.eth.get_block("latest")
+        latest = top["number"]
+        assert self.head is not None
+        if latest < self.head:  # the chain got shorter: a rollback
+            self._reorg(latest)
+        elif latest == self.head and self.hashes.get(latest) not in (None, hx(top["hash"])):
+            self._reorg(latest)  # same height, another block: replaced in place
+        while self.head < latest and not self._stop.is_set():
+            n = self.head + 1
+            raw = self.w3.eth.get_block(n)
+            if raw is None:
+                return
+            parent = hx(raw["parentHash"])
+            if self.hashes.get(n - 1) not in (None, parent):
+                self._reorg(n - 1)
+                continue
+            self._deliver(raw)
+
+    def _deliver(self, raw: Any) -> None:
+        n = raw["number"]
+        block = Block(n, hx(raw["hash"]), hx(raw["parentHash"]), int(raw["timestamp"]),
+                      [hx(t) for t in raw["transactions"]])
+        block._receipts = lambda: self._fetch_receipts(block)
+        self.hashes[n] = block.hash
+        self.hashes.pop(n - KEEP_HASHES, None)
+        self.head = n
+        self.listener.on_block(self.chain, block)
+
+    def _reorg(self, below: int) -> None:
+        """Walk back from `below` to the highest height whose hash still matches: the fork point."""
+        n = below
+        while n >= 0 and n in self.hashes:
+            b = self.w3.eth.get_block(n)
+            if b is not None and hx(b["hash"]) == self.hashes[n]:
+                break
+            n -= 1
+        fork = max(n, 0)
+        for h in [h for h in self.hashes if h > fork]:
+            del self.hashes[h]
+        log.warning("reorg", chain=self.chain, fork_block=fork, depth=(self.head or fork) - fork)
+        self.head = fork
+        self.listener.on_reorg(self.chain, fork)
+
+    def _fetch_receipts(self, block: Block) -> dict[str, dict]:
+        wanted = self.listener.wanted()
+        mine = [h for h in block.tx_hashes if h in wanted]
+        if not mine:
+            return {}
+        if self._block_receipts:
+            try:
+                res = self.w3.provider.make_request("eth_getBlockReceipts", [hex(block.number)])
+                if "error" not in res and res.get("result") is not None:
+                    return {r["transactionHash"].lower(): r for r in res["result"] if r["transactionHash"].lower() in wanted}
+                self._block_receipts = False
+            except Exception:
+                self._block_receipts = False
+        out = {}
+        for h in mine:
+            res = self.w3.provider.make_request("eth_getTransactionReceipt", [h])
+            if res.get("result"):
+                out[h] = res["result"]
+        return out

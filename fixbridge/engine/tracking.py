@@ -1,0 +1,428 @@
+"""Transactions in flight, from broadcast to the report: the part of the engine the block
+watcher drives.
+
+For each block: settle the transactions it includes (or hold them until the session's
+confirmations), then look after the rest — a transaction unmined for `BUMP_AFTER_BLOCKS` is
+rebroadcast if the node lost it, or replaced with the same call at higher fees; a nonce the chain
+has passed without our transaction means someone else used it. A reorg takes back what it
+removed: fills already reported get a Trade Cancel (150=H) and the order waits for its
+transaction again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import structlog
+
+from fixbridge.chain.submitter import BroadcastRejected, Receipt, SentTx
+from fixbridge.chain.watcher import Block, BlockWatcher
+from fixbridge.orders import lifecycle
+from fixbridge.orders.model import Fill, Order, OrdStatus, Side
+from fixbridge.orders.units import from_units, price
+from fixbridge.venues.base import Exact
+
+if TYPE_CHECKING:
+    from fixbridge.engine.execution import ExecutionEngine, Plan
+    from fixbridge.engine.markets import TradingWallet
+
+log = structlog.get_logger(__name__)
+
+BUMP_AFTER_BLOCKS = 3     # blocks a transaction may wait before it is rebroadcast or re-priced
+BUMP_PERCENT = 20         # fee increase per replacement (nodes require >= 10%)
+KEEP_SETTLED_BLOCKS = 64  # how long settled fills are kept to follow a reorg
+
+
+@dataclass
+class Attempt:
+    """One signed transaction for an order's nonce (the original, a re-priced copy, or a no-op)."""
+    tx_hash: str
+    raw: str
+    max_fee: int
+    tip: int
+    kind: str  # 'swap' | 'cancel'
+
+    @classmethod
+    def of(cls, sent: SentTx, kind: str) -> "Attempt":
+        return cls(sent.signed.tx_hash.lower(), sent.signed.raw, sent.max_fee_per_gas, sent.max_priority_fee_per_gas, kind)
+
+
+@dataclass
+class InFlight:
+    order: Order
+    plan: "Plan"
+    wallet: "TradingWallet"
+    nonce: int
+    to: str
+    data: bytes
+    gas_limit: int
+    attempts: list[Attempt]
+    sent_block: int
+    reserved: tuple[str, int]              # (token_in, most it can take) held against the balance
+    last_action_block: int = -1
+    cancel: tuple[str, str] | None = None  # (session_id, cancel ClOrdID) once a cancel was asked
+    receipt: Receipt | None = None         # mined, waiting for confirmations
+    mined_attempt: Attempt | None = None
+    generation: int = 0                    # times a reorg took the fill back (keeps ExecIDs unique)
+    reported_exec_ids: list[str] = field(default_factory=list)
+
+    @property
+    def chain(self) -> str:
+        return self.wallet.chain
+
+
+class TrackingMixin:
+    def __init__(self: "ExecutionEngine") -> None:
+        self._flights: dict[str, InFlight] = {}
+        self._by_hash: dict[str, str] = {}
+        self._settled: dict[str, tuple[InFlight, int]] = {}  # order_id -> (flight, block) kept for reorgs
+        self._reservations: dict[tuple[str, str], int] = {}
+        self._watchers: dict[str, BlockWatcher] = {}
+        self._down: dict[str, str] = {}
+
+    # ---- set-up ------------------------------------------------------------------------------
+    def start_tracking(self: "ExecutionEngine") -> None:
+        for chain, w3 in self.markets.w3.items():
+            if any(w.chain == chain for w in self.markets.wallets.values()):
+                watcher = BlockWatcher(chain, w3, self)
+                watcher.start()
+                self._watchers[chain] = watcher
+
+    def stop_tracking(self) -> None:
+        for w in self._watchers.values():
+            w.stop()
+
+    def head(self, chain: str) -> int:
+        w = self._watchers.get(chain)
+        return w.head if w and w.head is not None else 0
+
+    def outage(self, chain: str) -> str | None:
+        """Why the chain's node is not answering, or None."""
+        return self._down.get(chain)
+
+    # ---- the in-flight book ------------------------------------------------------------------
+    def track(self, f: InFlight) -> None:
+        with self._lock:
+            self._flights[f.order.order_id] = f
+            for a in f.attempts:
+                self._by_hash[a.tx_hash] = f.order.order_id
+            key = (f.wallet.wallet.address, f.reserved[0])
+            self._reservations[key] = self._reservations.get(key, 0) + f.reserved[1]
+            f.last_action_block = f.last_action_block if f.last_action_block >= 0 else f.sent_block
+
+    def untrack(self, f: InFlight) -> None:
+        with self._lock:
+            if self._flights.pop(f.order.order_id, None) is None:
+                return
+            for a in f.attempts:
+                self._by_hash.pop(a.tx_hash, None)
+            key = (f.wallet.wallet.address, f.reserved[0])
+            self._reservations[key] = self._reservations.get(key, 0) - f.reserved[1]
+
+    def in_flight(self, order_id: str) -> InFlight | None:
+        return self._flights.get(order_id)
+
+    def in_flight_count(self) -> int:
+        return len(self._flights)
+
+    def reserved(self, w: "TradingWallet", token: str) -> int:
+        """token_in committed to transactions still in flight from this wallet."""
+        return self._reservations.get((w.wallet.address, token), 0)
+
+    def wanted(self) -> set[str]:
+        return set(self._by_hash)
+
+    # ---- the watcher's callbacks (watcher thread) ----------------------------------------------
+    def on_outage(self, chain: str, error: Exception | None) -> None:
+        if error is None:
+            self._down.pop(chain, None)
+        else:
+            self._down[chain] = f"{type(error).__name__}"
+
+    def on_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
+        with self._lock:  # one at a time with cancels and sends, so an order moves through one state at a time
+            self._on_block(chain, block)
+
+    def _on_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
+        for tx_hash, raw in block.receipts().items():
+            oid = self._by_hash.get(tx_hash)
+            f = self._flights.get(oid) if oid else None
+            if f is None or f.receipt is not None:
+                continue
+            self._mined(f, f.wallet.submitter.receipt_from_json(raw), tx_hash)
+        for f in [f for f in list(self._flights.values()) if f.chain == chain and f.receipt is not None]:
+            if block.number - f.receipt.block_number + 1 >= self._confirmations(f):
+                if self._watchers[chain].hashes.get(f.receipt.block_number) == f.receipt.block_hash:
+                    self._settle(f)
+        self._look_after(chain, block.number)
+        for oid, (_, n) in list(self._settled.items()):
+            if n < block.number - KEEP_SETTLED_BLOCKS:
+                self._settled.pop(oid, None)
+
+    def on_reorg(self: "ExecutionEngine", chain: str, fork: int) -> None:
+        """Blocks above `fork` are gone. What they held goes back in flight."""
+        with self._lock:
+            for f in self._flights.values():
+                if f.chain == chain and f.receipt is not None and f.receipt.block_number > fork:
+                    self.journal.add_event(f.order.order_id, "reorg", f"block {f.receipt.block_number} with "
+                                           f"{f.receipt.tx_hash} was reorged out before confirmation")
+                    f.receipt, f.mined_attempt = None, None
+            for oid, (f, n) in list(self._settled.items()):
+                if f.chain != chain or n <= fork:
+                    continue
+                self._settled.pop(oid)
+                self._take_back(f, fork)
+
+    def _take_back(self: "ExecutionEngine", f: InFlight, fork: int) -> None:
+        """A reported outcome's block is gone: bust its fills (Trade Cancel) and wait again."""
+        order = f.order
+        receipt = f.receipt
+        assert receipt is not None
+        reason = f"reorg: block {receipt.block_number} holding {receipt.tx_hash} is no longer on the chain"
+        self.journal.add_event(order.order_id, "reorg", reason, detail={"fork_block": fork})
+        for a in f.attempts:
+            self.journal.set_tx_status(a.tx_hash, "broadcast")
+        if f.reported_exec_ids:
+            self.journal.bust_fills(f.reported_exec_ids)
+            busted = list(f.reported_exec_ids)
+            order.cum_qty, order.avg_px = Decimal(0), Decimal(0)
+            if order.cash_order_qty is not None:
+                order.order_qty = None
+            for i, exec_id in enumerate(busted):
+                self._transition(order, OrdStatus.NEW, f"{reason}; fill {exec_id} canceled",
+                                 exec_type=lifecycle.EXEC_TYPE_TRADE_CANCEL, exec_ref_id=exec_id,
+                                 trade_cancel=True, text=f"Trade canceled by a chain reorg: {exec_id}")
+            f.reported_exec_ids = []
+        f.receipt, f.mined_attempt = None, None
+        f.generation += 1
+        f.last_action_block = fork
+        self.track(f)
+        self._revive(f, reprice=False)  # a reorg drops what it removed on some nodes: send it again
+
+    # ---- mined -------------------------------------------------------------------------------
+    def _confirmations(self: "ExecutionEngine", f: InFlight) -> int:
+        return max(1, self.counterparty(f.order.session_id).confirmations)
+
+    def _mined(self: "ExecutionEngine", f: InFlight, receipt: Receipt, tx_hash: str) -> None:
+        f.receipt = receipt
+        f.mined_attempt = next(a for a in f.attempts if a.tx_hash == tx_hash)
+        self._record_receipt(receipt)
+        for a in f.attempts:
+            if a.tx_hash != tx_hash:
+                self.journal.set_tx_status(a.tx_hash, "replaced")
+
+    def _settle(self: "ExecutionEngine", f: InFlight) -> None:
+        """Journal first, then report: the outcome of a mined, confirmed transaction."""
+        from fixbridge.engine.faults import crash_point
+
+        self.untrack(f)
+        receipt, attempt, order = f.receipt, f.mined_attempt, f.order
+        assert receipt is not None and attempt is not None
+        crash_point("after_receipt")
+        chain_id = f.wallet.wallet.chain_id
+        fee = from_units(receipt.fee_wei, 18)
+        proof = dict(tx_hash=receipt.tx_hash, block=receipt.block_number, fee=fee, chain_id=chain_id)
+        if attempt.kind == "cancel":
+            who = f.cancel[1] if f.cancel else None
+            return self._transition(order, OrdStatus.CANCELED, f"canceled: the no-op replacement {receipt.tx_hash} "
+                                    "was mined in place of the swap", exec_type="4", leaves=Decimal(0),
+                                    cancel_cl_ord_id=who, text="Canceled: replaced on chain before it executed",
+                                    **proof)
+        if receipt.status != 1:
+            reason = receipt.revert_reason or "reverted"
+            return self._finish_no_fill(order, _revert_status(reason), f"Transaction reverted: {reason}", **proof)
+        if f.cancel is not None:
+            self._cancel_reject(f.cancel[0], f.cancel[1], order.cl_ord_id, order.order_id, order.status, True,
+                                f"Too late to cancel: the swap {receipt.tx_hash} was mined first")
+        self._report_fills(f, receipt, proof)
+        self._settled[order.order_id] = (f, receipt.block_number)
+
+    def _report_fills(self: "ExecutionEngine", f: InFlight, receipt: Receipt, proof: dict) -> None:
+        order, plan = f.order, f.plan
+        legs = plan.venue.decode_swaps({"logs": receipt.logs}, plan.intent)
+        if not legs:
+            return self._finish_no_fill(order, OrdStatus.CANCELED, "Transaction succeeded but no swap log was found",
+                                        **proof)
+        base_total = quote_total = in_total = out_total = 0
+        intent = plan.intent
+        for i, leg in enumerate(legs):
+            base_units, quote_units = ((leg.amount_in, leg.amount_out) if order.side is Side.SELL
+                                       else (leg.amount_out, leg.amount_in))
+            base_total += base_units
+            quote_total += quote_units
+            in_total += leg.amount_in
+            out_total += leg.amount_out
+            suffix = f":{f.generation}" if f.generation else ""
+            fill = Fill(order_id=order.order_id, exec_id=f"{receipt.tx_hash}:{leg.log_index}{suffix}",
+                        tx_hash=receipt.tx_hash, log_index=leg.log_index, block_number=receipt.block_number,
+                        last_qty=from_units(base_units, plan.base.decimals),
+                        last_px=price(quote_units, plan.quote.decimals, base_units, plan.base.decimals),
+                        base_units=base_units, quote_units=quote_units)
+            last = i == len(legs) - 1
+            complete = (in_total if intent.exact is Exact.INPUT else out_total) >= intent.amount
+            self.journal.record_fill(fill, proof["fee"] if last else None)
+            f.reported_exec_ids.append(fill.exec_id)
+            order.cum_qty = from_units(base_total, plan.base.decimals)
+            order.avg_px = price(quote_total, plan.quote.decimals, base_total, plan.base.decimals)
+            if order.cash_order_qty is not None and last and complete:
+                order.order_qty = order.cum_qty  # a cash order's size in base is known once it fills
+            status = OrdStatus.FILLED if last and complete else OrdStatus.PARTIALLY_FILLED
+            leaves = Decimal(0) if status is OrdStatus.FILLED else None
+            self._transition(order, status, f"fill {fill.exec_id}: {fill.last_qty} @ {fill.last_px}",
+                             exec_type=lifecycle.EXEC_TYPE_TRADE, exec_id=fill.exec_id, last_qty=fill.last_qty,
+                             last_px=fill.last_px, leaves=leaves,
+                             **{**proof, "fee": proof["fee"] if last else None})
+        if order.status is OrdStatus.PARTIALLY_FILLED:
+            # IOC: what the venue could not fill at the limit is canceled, not left working.
+            self._finish_no_fill(order, OrdStatus.CANCELED, "IOC: the rest could not be filled at the limit price",
+                                 tx_hash=receipt.tx_hash, block=receipt.block_number, chain_id=proof["chain_id"])
+
+    # ---- looking after what is not mined -----------------------------------------------------
+    def _look_after(self: "ExecutionEngine", chain: str, head: int) -> None:
+        pending = [f for f in list(self._flights.values()) if f.chain == chain and f.receipt is None]
+        if not pending:
+            return
+        chain_nonces: dict[str, int] = {}
+        for f in pending:
+            addr = f.wallet.wallet.address
+            if addr not in chain_nonces:
+                chain_nonces[addr] = f.wallet.submitter.w3.eth.get_transaction_count(addr, "latest")
+            if f.nonce < chain_nonces[addr]:
+                self._nonce_passed(f, chain_nonces[addr])
+            elif head - f.last_action_block >= BUMP_AFTER_BLOCKS:
+                f.last_action_block = head
+                self._revive(f)
+
+    def _nonce_passed(self: "ExecutionEngine", f: InFlight, chain_nonce: int) -> None:
+        """The chain is past our nonce: one of our attempts was mined (and we missed its block while
+        away), or a transaction the bridge did not send used the nonce."""
+        submitter = f.wallet.submitter
+        for a in f.attempts:
+            try:
+                r = submitter.w3.eth.get_transaction_receipt(a.tx_hash)
+            except Exception:
+                r = None
+            if r is not None:
+                self._mined(f, submitter.to_receipt(r), a.tx_hash)
+                return
+        self.untrack(f)
+        submitter.nonces.resync(chain_nonce)
+        for a in f.attempts:
+            self.journal.set_tx_status(a.tx_hash, "dropped")
+        log.warning("nonce used outside the bridge", wallet=f.wallet.wallet.name, nonce=f.nonce,
+                    order_id=f.order.order_id)
+        self._finish_no_fill(f.order, OrdStatus.CANCELED,
+                             f"Not executed: nonce {f.nonce} of wallet {f.wallet.wallet.name} was used by a "
+                             "transaction the bridge did not send", cancel_cl_ord_id=f.cancel[1] if f.cancel else None)
+
+    def _revive(self: "ExecutionEngine", f: InFlight, reprice: bool = True) -> None:
+        """Rebroadcast if the node lost the transaction; otherwise re-price it (same nonce, same call)."""
+        latest = f.attempts[-1]
+        w3 = f.wallet.submitter.w3
+        try:
+            known = w3.eth.get_transaction(latest.tx_hash) is not None
+        except Exception:
+            known = False
+        if not known:
+            self.journal.add_event(f.order.order_id, "tx", f"rebroadcast {latest.tx_hash}: the node no longer had it")
+            try:
+                f.wallet.submitter.broadcast(latest.raw)
+            except Exception as e:
+                log.warning("rebroadcast failed", tx=latest.tx_hash, error=str(e)[:200])
+            return
+        if reprice:
+            self._replace(f, latest.kind, "stuck: re-priced")
+
+    def replace_with_noop(self: "ExecutionEngine", order_id: str) -> None:
+        """Cancel a sent order: a 0-value transfer to ourselves at its nonce, with higher fees."""
+        f = self._flights.get(order_id)
+        if f is None or f.receipt is not None:
+            return
+        self._replace(f, "cancel", "cancel requested: no-op replacement")
+
+    def _replace(self: "ExecutionEngine", f: InFlight, kind: str, why: str) -> None:
+        prev = f.attempts[-1]
+        bump = lambda x: x + max(x * BUMP_PERCENT // 100, 1)  # noqa: E731
+        base_fee = int(f.wallet.submitter.w3.eth.get_block("latest")["baseFeePerGas"])
+        tip = bump(prev.tip)
+        max_fee = max(bump(prev.max_fee), 2 * base_fee + tip)
+        to, data, gas = (f.wallet.wallet.address, b"", 21_000) if kind == "cancel" else (f.to, f.data, f.gas_limit)
+        sent = f.wallet.submitter.sign(to, data, gas, nonce=f.nonce, max_fee=max_fee, tip=tip, gas_limit=gas)
+        self._write_ahead(f.order.order_id, kind, f.wallet)(sent)
+        attempt = Attempt.of(sent, kind)
+        with self._lock:
+            f.attempts.append(attempt)
+            self._by_hash[attempt.tx_hash] = f.order.order_id
+        self.journal.add_event(f.order.order_id, "tx", f"{why}: {attempt.tx_hash} replaces {prev.tx_hash}",
+                               detail={"nonce": f.nonce, "max_fee": str(max_fee), "tip": str(tip)})
+        try:
+            f.wallet.submitter.broadcast(sent.signed.raw)
+            self.journal.set_tx_status(attempt.tx_hash, "broadcast")
+        except Exception as e:
+            # Most likely the original was mined meanwhile (nonce too low): the next block settles it.
+            self.journal.set_tx_status(attempt.tx_hash, "failed")
+            log.info("replacement refused", order_id=f.order.order_id, error=str(e)[:200])
+
+    def fill_nonce_gap(self: "ExecutionEngine", w: "TradingWallet", nonce: int) -> None:
+        """A refused transaction left a hole below later ones: fill it with a no-op so they can mine."""
+        if w.submitter.nonces.peek() <= nonce:
+            return  # it was the last one taken and was given back
+        sent = w.submitter.sign(w.wallet.address, b"", 21_000, nonce=nonce, gas_limit=21_000)
+        self._write_ahead(None, "gap_fill", w)(sent)
+        try:
+            w.submitter.broadcast(sent.signed.raw)
+            self.journal.set_tx_status(sent.signed.tx_hash, "broadcast")
+        except Exception as e:
+            self.journal.set_tx_status(sent.signed.tx_hash, "failed")
+            log.error("could not fill a nonce gap", wallet=w.wallet.name, nonce=nonce, error=str(e)[:200])
+
+    # ---- recovery ------------------------------------------------------------------------------
+    def recover_in_flight(self: "ExecutionEngine", items: list) -> None:
+        """Rebuild the in-flight book from the journal; what was mined while we were away settles,
+        the rest is rebroadcast from its journaled bytes (same nonce: it can never run twice)."""
+        for row, txs in items:
+            try:
+                order = self._order_from_row(row)
+                cp = self.counterparty(order.session_id)
+                plan = self._plan(order, cp, quote=False)
+                w = plan.wallet
+                call = plan.venue.build_swap(plan.intent)
+                nonce = txs[0].nonce
+                attempts = [Attempt(t.tx_hash.lower(), t.raw_tx, t.max_fee_per_gas, t.max_priority_fee_per_gas,
+                                    "cancel" if t.purpose == "cancel" else "swap") for t in txs if t.nonce == nonce]
+                f = InFlight(order=order, plan=plan, wallet=w, nonce=nonce, to=call.to, data=call.data,
+                             gas_limit=txs[0].gas_limit, attempts=attempts, sent_block=self.head(w.chain),
+                             reserved=(plan.intent.token_in, 0))
+                if order.status is OrdStatus.PENDING_CANCEL:
+                    f.cancel = (order.session_id, "recovered-cancel")
+                self.track(f)
+                mined = None
+                for a in attempts:
+                    r = w.submitter.w3.eth.get_transaction_receipt(a.tx_hash) if self._known(w, a.tx_hash) else None
+                    if r is not None:
+                        mined = (w.submitter.to_receipt(r), a.tx_hash)
+                        break
+                if mined:
+                    self._mined(f, *mined)
+                    self._settle(f)
+                    continue
+                for a in attempts:
+                    try:
+                        w.submitter.broadcast(a.raw)
+                        self.journal.set_tx_status(a.tx_hash, "broadcast")
+                    except Exception as e:
+                        log.info("recovery: rebroadcast refused", tx=a.tx_hash, error=str(e)[:200])
+            except Exception:
+                log.exception("recovery failed", order_id=row.order_id)
+
+    @staticmethod
+    def _known(w: "TradingWallet", tx_hash: str) -> bool:
+        try:
+            return w.submitter.w3.eth.get_transaction(tx_hash) is not None
+        except Exception:
+            return False
+
+
+def _revert_status(reason: str) -> OrdStatus:
+    return OrdStatus.EXPIRED if "EXPIRED" in reason.upper() or "Transaction too old" in reason else OrdStatus.CANCELED
