@@ -201,6 +201,10 @@ class ExecutionEngine(TrackingMixin):
         order = self._order_from_row(row)
         cp = self.counterparty(order.session_id)
         if order.status is OrdStatus.PENDING_NEW:
+            halted = self.risk.halted(order.session_id)  # kill switch: `fixbridge halt`
+            if halted:
+                self.journal.add_event(order.order_id, "risk", halted.text)
+                return self._reject(order, halted)
             rej = validate(order, self.spec, cp)
             if rej:
                 return self._reject(order, rej)
@@ -251,11 +255,9 @@ class ExecutionEngine(TrackingMixin):
             intent = SwapIntent(token_in.address, token_out.address, exact, amount, 0, wallet.wallet.address, deadline,
                                 partial)
             return Plan(venue, wallet, base, quote_tok, intent, 0, qty if by_base else Decimal(0))
-        try:
-            quoted = venue.quote(token_in.address, token_out.address, exact, amount)
-        except Exception as e:
-            raise PlanError(Rejection(RejectReason.OTHER, f"{venue.name} cannot quote {order.symbol} for this size "
-                                      f"(not enough liquidity?): {_short(e)}"))
+        chosen_by_client = order.ex_destination or order.venue
+        candidates = [venue] if chosen_by_client else [self.markets.venues[v] for v in ins.venues]
+        venue, quoted = self._route(order, candidates, token_in, token_out, exact, amount)
         other = token_out if exact is Exact.INPUT else token_in
         if order.ord_type is OrdType.LIMIT:
             assert order.price is not None
@@ -275,6 +277,53 @@ class ExecutionEngine(TrackingMixin):
                                        "quoted": str(quoted), "bound": str(bound), "deadline": deadline,
                                        "wallet": wallet.wallet.address})
         return Plan(venue, wallet, base, quote_tok, intent, quoted, expected_base)
+
+    def _route(self, order: Order, venues: list[Venue], token_in: Token, token_out: Token, exact: Exact,
+               amount: int) -> tuple[Venue, int]:
+        """Best execution: quote every venue, compare net of the gas each swap costs, pick the best.
+        The quotes, the gas estimates and the choice are journaled with the order."""
+        other = token_out if exact is Exact.INPUT else token_in
+        considered, errors = [], {}
+        gas_price = None
+        for v in venues:
+            try:
+                q = v.quote(token_in.address, token_out.address, exact, amount)
+            except Exception as e:
+                errors[v.name] = _short(e)
+                continue
+            if len(venues) > 1 and gas_price is None:
+                gas_price = int(self.markets.w3[self.spec.venues[v.name].chain].eth.gas_price)
+            gas_cost = self._gas_in(other, v, gas_price) if len(venues) > 1 else 0
+            # Exact input: more out is better, gas reduces it. Exact output: less in is better, gas adds to it.
+            net = q - gas_cost if exact is Exact.INPUT else q + gas_cost
+            considered.append({"venue": v.name, "quoted": q, "gas_in_other_units": gas_cost, "net": net})
+        if not considered:
+            raise PlanError(Rejection(RejectReason.OTHER, f"No venue can quote {order.symbol} for this size "
+                                      f"(not enough liquidity?): " + "; ".join(f"{k}: {m}" for k, m in errors.items())))
+        best = (max if exact is Exact.INPUT else min)(considered, key=lambda c: c["net"])
+        if len(venues) > 1:
+            why = (f"routed to {best['venue']}: best {'output' if exact is Exact.INPUT else 'input'} net of gas "
+                   f"among {', '.join(c['venue'] + '=' + str(c['net']) for c in considered)} ({other.symbol} units)")
+            self.journal.add_event(order.order_id, "quote", why, detail={
+                "considered": [{k: str(x) if isinstance(x, int) else x for k, x in c.items()} for c in considered],
+                "unquotable": errors, "chosen": best["venue"], "gas_price_wei": str(gas_price)})
+        return self.markets.venues[best["venue"]], best["quoted"]
+
+    # Gas a swap costs on each kind of venue, for comparing venues (not for the gas limit).
+    SWAP_GAS = {"uniswap_v2": 110_000, "uniswap_v3": 140_000}
+
+    def _gas_in(self, token: Token, venue: Venue, gas_price: int) -> int:
+        """A swap's gas cost in units of `token` (via the venue's WETH price; 0 if it has none)."""
+        wei = self.SWAP_GAS.get(venue.kind, 150_000) * gas_price
+        weth = next((t for t in self.spec.tokens.values() if t.symbol == "WETH" and t.chain == token.chain), None)
+        if weth is None:
+            return 0
+        if token.address == weth.address:
+            return wei
+        try:
+            return venue.quote(weth.address, token.address, Exact.INPUT, wei) if wei else 0
+        except Exception:
+            return 0
 
     def _trade_context(self, order: Order, plan: Plan) -> TradeContext:
         i = plan.intent

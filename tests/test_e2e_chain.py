@@ -1,0 +1,233 @@
+"""The chain as it really behaves: blocks every second, many orders per block, confirmations,
+stuck and dropped transactions, nonces used behind the bridge's back, reorgs, a node that goes
+away. A real anvil with --block-time; the bridge as a subprocess; a real FIX initiator."""
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from conftest import ADDR, FIXBRIDGE, KEYS, BridgeProcess, Devnet, free_port
+from fixbridge.fix.client import FixClient, new_order_single, order_cancel_request
+from fixbridge.journal import Journal
+from fixbridge.orders.model import OrdStatus
+from helpers import tx_count
+
+pytestmark = pytest.mark.e2e
+S1 = "FIX.4.4:FIXBRIDGE->CLIENT1"
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """A devnet that mines a block every second, as a real chain does."""
+    from fixbridge.devnet.anvil import Anvil
+    from fixbridge.devnet.deploy import deploy_devnet, write_spec
+
+    d = tmp_path_factory.mktemp("chain")
+    node = Anvil("127.0.0.1", 0, block_time=1, log_path=d / "anvil.log", extra_args=["--state", str(d / "state.json"), "--state-interval", "1"]).start()
+    dep = deploy_devnet(node.rpc_url, fund=[ADDR[1], ADDR[3], ADDR[4]])
+    write_spec(dep, d / "spec.toml")
+    yield Devnet(node, dep, d / "spec.toml")
+    node.stop()
+
+
+@pytest.fixture(scope="module")
+def bridge(chain, sessions_dir, tmp_path_factory):
+    state = tmp_path_factory.mktemp("bridge")
+    port, url = free_port(), f"sqlite:///{state / 'journal.db'}"
+    b = BridgeProcess(FIXBRIDGE + ["run", "--no-devnet", "--spec", str(chain.spec_path), "--sessions",
+                                   str(sessions_dir / "counterparties.toml"), "--journal", url, "--state-dir",
+                                   str(state), "--port", str(port)], port, url, state).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def journal(bridge):
+    j = Journal(bridge.journal_url)
+    yield j
+    j.close()
+
+
+@pytest.fixture(scope="module")
+def client(bridge, tmp_path_factory):
+    c = FixClient("127.0.0.1", bridge.port, "CLIENT1", "FIXBRIDGE", data_dir=tmp_path_factory.mktemp("c1")).start()
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def paused(chain):
+    """Interval mining off for the test: blocks come only when the test mines them."""
+    chain.rpc("anvil_setIntervalMining", [0])
+    yield
+    chain.rpc("anvil_setIntervalMining", [1])
+
+
+def swap_txs(journal, cl_ord_id, session=S1):
+    row = journal.find_order(session, cl_ord_id)
+    return row, [t for t in journal.transactions_for(row.order_id) if t.purpose in ("swap", "cancel")]
+
+
+def wait_for(pred, timeout=20.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def wait_broadcast(journal, cl_ord_id, n=1):
+    def ready():
+        try:
+            row, txs = swap_txs(journal, cl_ord_id)
+        except AttributeError:
+            return None
+        return txs if len([t for t in txs if t.status == "broadcast"]) >= n else None
+    return wait_for(ready, what=f"{n} broadcast transaction(s) for {cl_ord_id}")
+
+
+def test_many_orders_share_blocks(client, journal, chain, cl_ord_id):
+    """Pipelining: 24 orders sent at once are mined in a few blocks, gapless nonces, all filled."""
+    ids = [f"{cl_ord_id}-{i}" for i in range(24)]
+    nonce0 = tx_count(chain.rpc_url, ADDR[1])
+    for i, cid in enumerate(ids):
+        side = "1" if i % 2 == 0 else "2"
+        client.send(new_order_single(cid, "WETH/USDC", side, Decimal("0.01"), tif="3"))
+    blocks, nonces = set(), []
+    for cid in ids:
+        trade = client.reports_until_terminal(cid, timeout=60)[-1]
+        assert trade[39] == "2", trade.raw
+        blocks.add(int(trade[20002]))
+        row = journal.find_order(S1, cid)
+        nonces += [t.nonce for t in journal.transactions_for(row.order_id) if t.status == "mined"]  # swaps + approvals
+    assert len(blocks) <= 6, f"24 swaps took {len(blocks)} blocks"
+    assert sorted(nonces) == list(range(nonce0, nonce0 + len(nonces))) and len(nonces) >= 24
+    assert tx_count(chain.rpc_url, ADDR[1]) >= nonce0 + 24
+
+
+def test_fills_after_confirmations(bridge, chain, tmp_path, cl_ord_id):
+    with FixClient("127.0.0.1", bridge.port, "CLIENT5", "FIXBRIDGE", data_dir=tmp_path / "c5") as c:
+        c.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+        trade = c.reports_until_terminal(cl_ord_id, timeout=60)[-1]
+        head = Web3(Web3.HTTPProvider(chain.rpc_url)).eth.block_number
+    assert trade[39] == "2" and head >= int(trade[20002]) + 2  # reported 3 blocks deep, not before
+
+
+def test_cancel_of_a_pending_transaction_replaces_it(client, journal, chain, paused, cl_ord_id):
+    nonce0 = tx_count(chain.rpc_url, ADDR[1])
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    assert client.receive(30, "8")[150] == "0"
+    wait_broadcast(journal, cl_ord_id)
+    client.send(order_cancel_request(cl_ord_id + "-c", cl_ord_id, side="2", symbol="WETH/USDC"))
+    pending = client.receive(30, "8")
+    assert (pending[150], pending[39], pending[11], pending[41]) == ("6", "6", cl_ord_id + "-c", cl_ord_id)
+    wait_for(lambda: any(t.purpose == "cancel" for t in swap_txs(journal, cl_ord_id)[1]), what="no-op replacement")
+    chain.rpc("evm_mine")
+    done = client.reports_until_terminal(cl_ord_id + "-c", timeout=30)[-1]
+    assert (done[150], done[39], done[14], done[41]) == ("4", "4", "0", cl_ord_id)
+    row, txs = swap_txs(journal, cl_ord_id)
+    assert row.status is OrdStatus.CANCELED and journal.fills_for(row.order_id) == []
+    assert {t.purpose: t.status for t in txs} == {"swap": "replaced", "cancel": "mined"}
+    assert tx_count(chain.rpc_url, ADDR[1]) == nonce0 + 1  # the nonce went to the no-op, not the swap
+
+
+def test_underpriced_transaction_is_repriced(client, journal, chain, paused, cl_ord_id):
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+    wait_broadcast(journal, cl_ord_id)
+    base = Web3(Web3.HTTPProvider(chain.rpc_url)).eth.get_block("latest")["baseFeePerGas"]
+    chain.rpc("anvil_setNextBlockBaseFeePerGas", [hex(base * 50)])  # our max fee no longer covers it
+    for _ in range(4):
+        chain.rpc("evm_mine")
+        time.sleep(0.3)
+    wait_for(lambda: len(swap_txs(journal, cl_ord_id)[1]) >= 2, what="a re-priced replacement")
+    chain.rpc("evm_mine")
+    trade = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    assert trade[39] == "2"
+    row, txs = swap_txs(journal, cl_ord_id)
+    assert [t.status for t in txs] == ["replaced", "mined"] and txs[0].nonce == txs[1].nonce
+    assert txs[1].max_fee_per_gas > txs[0].max_fee_per_gas and trade[20001] == txs[1].tx_hash
+
+
+def test_dropped_transaction_is_rebroadcast(client, journal, chain, paused, cl_ord_id):
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    (tx,) = wait_broadcast(journal, cl_ord_id)
+    chain.rpc("anvil_dropTransaction", [tx.tx_hash])
+    for _ in range(4):
+        chain.rpc("evm_mine")
+        time.sleep(0.3)
+    wait_for(lambda: any("rebroadcast" in e.reason for e in journal.events(swap_txs(journal, cl_ord_id)[0].order_id)),
+             what="rebroadcast")
+    chain.rpc("evm_mine")
+    trade = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    assert trade[39] == "2" and trade[20001] == tx.tx_hash  # the same journaled bytes, mined
+
+
+def test_nonce_used_outside_the_bridge(client, journal, chain, paused, cl_ord_id):
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+    (tx,) = wait_broadcast(journal, cl_ord_id)
+    w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
+    # Someone with the wallet's key sends their own transaction at the bridge's nonce, paying more.
+    acct = Account.from_key(KEYS[1])
+    outside = acct.sign_transaction({"to": acct.address, "value": 0, "nonce": tx.nonce, "gas": 21000, "chainId": 31337,
+                                     "maxFeePerGas": 10 * tx.max_fee_per_gas, "maxPriorityFeePerGas": 5 * tx.max_priority_fee_per_gas})
+    w3.eth.send_raw_transaction(outside.raw_transaction)
+    chain.rpc("evm_mine")
+    last = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    assert (last[150], last[39], last[14]) == ("4", "4", "0") and "used by a transaction the bridge did not send" in last[58]
+    # The bridge moved its nonce past it: the next order trades.
+    client.send(new_order_single(cl_ord_id + "-next", "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+    wait_broadcast(journal, cl_ord_id + "-next")
+    chain.rpc("evm_mine")
+    assert client.reports_until_terminal(cl_ord_id + "-next", timeout=30)[-1][39] == "2"
+
+
+@pytest.mark.parametrize("depth", [1, 3, 5])
+def test_reorg_cancels_reported_fill_then_reports_new_outcome(client, journal, chain, paused, cl_ord_id, depth):
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    wait_broadcast(journal, cl_ord_id)
+    chain.rpc("evm_mine")
+    first = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    assert first[150] == "F"
+    for _ in range(depth - 1):
+        chain.rpc("evm_mine")
+    time.sleep(0.3)
+    chain.rpc("anvil_reorg", [depth, []])  # the last `depth` blocks replaced by empty ones
+    bust = client.receive(30, "8")
+    assert (bust[150], bust[19], bust[39], bust[14]) == ("H", first[17], "0", "0")
+    wait_for(lambda: swap_txs(journal, cl_ord_id)[1][0].status == "broadcast", what="back in flight")
+    chain.rpc("evm_mine")
+    again = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    assert again[150] == "F" and again[39] == "2" and again[17] != first[17]
+    row = journal.find_order(S1, cl_ord_id)
+    fills = journal.fills_for(row.order_id)
+    assert [f.busted_at is not None for f in fills] == [True, False]  # the journal keeps both
+    assert row.status is OrdStatus.FILLED
+
+
+def test_node_outage_then_recovery(client, journal, chain, bridge, cl_ord_id):
+    """anvil killed mid-flight and restarted from its saved state: orders meanwhile are rejected
+    with the reason, the in-flight one is rebroadcast from the journal and fills."""
+    from fixbridge.devnet.anvil import Anvil
+
+    chain.rpc("anvil_setIntervalMining", [0])
+    time.sleep(1.5)  # let --state-interval save the state
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+    (tx,) = wait_broadcast(journal, cl_ord_id)
+    port = chain.anvil.port
+    chain.anvil._kill()  # a crash: its mempool is lost
+    time.sleep(1.5)
+    client.send(new_order_single(cl_ord_id + "-down", "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+    down = client.reports_until_terminal(cl_ord_id + "-down", timeout=30)[-1]
+    assert down[39] == "8" and "unreachable" in down[58]
+    assert bridge.proc.poll() is None  # the bridge stayed up
+    node = Anvil("127.0.0.1", port, block_time=1, log_path=chain.anvil.log_path,
+                 extra_args=["--state", str(chain.spec_path.parent / "state.json"), "--state-interval", "1"]).start()
+    chain.anvil = node
+    trade = client.reports_until_terminal(cl_ord_id, timeout=60)[-1]
+    assert trade[39] == "2" and trade[20001] == tx.tx_hash
