@@ -40,7 +40,7 @@ UseDataDictionary=Y
 DataDictionary={dd}
 ValidateUserDefinedFields=Y
 """ + "".join(f"\n[SESSION]\nBeginString=FIX.4.4\nSenderCompID=FIXBRIDGE\nTargetCompID={c}\n"
-              for c in ("CLIENT1", "CLIENT2", "CLIENT3", "CLIENT4"))
+              for c in ("CLIENT1", "CLIENT2", "CLIENT3", "CLIENT4", "CLIENT5"))
 
 # CLIENT1: funded wallet #1 (and #3 as a second Account); CLIENT2: wallet #2, no tokens;
 # CLIENT3: wallet #3, exact approvals; CLIENT4: wallet #4, funded with tokens, whose ETH a test
@@ -67,6 +67,9 @@ wallets = ["w2"]
 [sessions.CLIENT3]
 wallets = ["w3"]
 approval_policy = "exact"
+[sessions.CLIENT5]
+wallets = ["w3"]
+confirmations = 3             # fills reported only once 3 blocks deep
 [sessions.CLIENT4]
 wallets = ["w4"]
 """
