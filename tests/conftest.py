@@ -130,7 +130,8 @@ class BridgeProcess:
     def start(self, timeout: float = 30.0) -> "BridgeProcess":
         self.log_path = self.state_dir / f"bridge-{int(time.time() * 1000)}.log"
         log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        from fixbridge.devnet.anvil import die_with_parent
+        self.proc = subprocess.Popen(self.args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
                                      env={**os.environ, "FIXBRIDGE_LOG_LEVEL": "DEBUG", "COLUMNS": "200", **self.env})
         end = time.monotonic() + timeout
         while time.monotonic() < end:

@@ -59,8 +59,17 @@ def client(bridge, tmp_path_factory):
     c.stop()
 
 
+@pytest.fixture(scope="module")
+def approved(client):
+    """One buy and one sell first, so the wallet's approvals are mined before mining is paused."""
+    for side in ("1", "2"):
+        cid = f"warm-{side}-{time.time_ns()}"
+        client.send(new_order_single(cid, "WETH/USDC", side, Decimal("0.01"), tif="3"))
+        assert client.reports_until_terminal(cid, timeout=60)[-1][39] == "2"
+
+
 @pytest.fixture
-def paused(chain):
+def paused(chain, approved):
     """Interval mining off for the test: blocks come only when the test mines them."""
     chain.rpc("anvil_setIntervalMining", [0])
     yield

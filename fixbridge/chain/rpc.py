@@ -8,7 +8,8 @@ from web3 import Web3
 
 
 def connect(rpc_url: str, timeout: float = 15.0) -> Web3:
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True))
+    # No request caching: web3's cache keeps blocks by number, which a reorg makes wrong.
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     for name in ("validation", "ens_name_to_address"):
         try:
             w3.middleware_onion.remove(name)

@@ -39,6 +39,16 @@ DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
 _SETUP_HINT = "run `npm ci` (or `make setup`) in the project root"
 
 
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGTERM when its parent dies, even by SIGKILL (no leaked nodes)."""
+    try:
+        import ctypes
+        import signal as _signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, _signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux: atexit still stops it on a normal exit
+        pass
+
+
 class AnvilError(RuntimeError):
     """anvil is missing, did not start, or died."""
 
@@ -289,6 +299,7 @@ class Anvil:
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         self.port = port
         with _running_lock:

@@ -181,8 +181,6 @@ class TrackingMixin:
         assert receipt is not None
         reason = f"reorg: block {receipt.block_number} holding {receipt.tx_hash} is no longer on the chain"
         self.journal.add_event(order.order_id, "reorg", reason, detail={"fork_block": fork})
-        for a in f.attempts:
-            self.journal.set_tx_status(a.tx_hash, "broadcast")
         if f.reported_exec_ids:
             self.journal.bust_fills(f.reported_exec_ids)
             busted = list(f.reported_exec_ids)
@@ -328,9 +326,14 @@ class TrackingMixin:
             self.journal.add_event(f.order.order_id, "tx", f"rebroadcast {latest.tx_hash}: the node no longer had it")
             try:
                 f.wallet.submitter.broadcast(latest.raw)
+                self.journal.set_tx_status(latest.tx_hash, "broadcast")
+                return
             except Exception as e:
-                log.warning("rebroadcast failed", tx=latest.tx_hash, error=str(e)[:200])
-            return
+                if "nonce" in str(e).lower():
+                    return  # mined or replaced meanwhile: the nonce check settles it next block
+                # Typically underpriced now (the base fee rose past its max fee): re-price it.
+                log.info("rebroadcast refused; re-pricing", tx=latest.tx_hash, error=str(e)[:200])
+                return self._replace(f, latest.kind, f"rebroadcast refused ({str(e)[:120]}): re-priced")
         if reprice:
             self._replace(f, latest.kind, "stuck: re-priced")
 
