@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// Compiles every contracts/*.sol with the npm `solc` (solc-js, standard JSON)
+// Compiles every contracts/**/*.sol with the npm `solc` (solc-js, standard JSON)
 // into contracts/artifacts/<ContractName>.json:
 //   {"contractName", "abi", "bytecode", "sourceHash" (sha256 of the .sol file),
 //    "compiler": {"version", "settings"}}
+// for every deployable contract (interfaces and abstract contracts get none).
 // The output is deterministic (same sources + same solc => same bytes), so the
 // artifacts are committed and checked against the sources.
 //
@@ -62,8 +63,23 @@ function findImports(importPath) {
   return { error: `file not found: ${importPath}` }
 }
 
+// contracts/**/*.sol (e.g. contracts/test/ReentrantToken.sol), as POSIX paths relative to
+// contracts/, sorted; the artifacts/ folder is not searched. Artifacts are flat:
+// contracts/artifacts/<ContractName>.json whatever folder the source is in.
+function solidityFiles(dir = CONTRACTS_DIR, prefix = '') {
+  const found = []
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const rel = prefix + entry.name
+    if (entry.isDirectory()) {
+      if (prefix === '' && (entry.name === 'artifacts' || entry.name === 'node_modules')) continue
+      found.push(...solidityFiles(path.join(dir, entry.name), rel + '/'))
+    } else if (entry.isFile() && entry.name.endsWith('.sol')) found.push(rel)
+  }
+  return found.sort()
+}
+
 function compile() {
-  const files = fs.readdirSync(CONTRACTS_DIR).filter(f => f.endsWith('.sol')).sort()
+  const files = solidityFiles()
   if (files.length === 0) usage(`no .sol files in ${CONTRACTS_DIR}`)
 
   const sources = {}
@@ -100,6 +116,8 @@ function compile() {
     for (const name of Object.keys(contracts).sort()) {
       const c = contracts[name]
       const object = c.evm?.bytecode?.object ?? ''
+      // Interfaces and abstract contracts cannot be deployed: no artifact.
+      if (!object) continue
       if (object.includes('__$')) {
         console.error(`compile.mjs: ${name} needs library linking, which this script does not do`)
         process.exit(2)

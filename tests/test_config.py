@@ -22,7 +22,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_committed_files_load():
     spec = load_spec(ROOT / "specs" / "devnet.toml")
-    assert spec.tokens["USDC"].decimals == 6 and spec.instruments["WETH/USDC"].venues == ["uniswap_v2"]
+    assert spec.tokens["USDC"].decimals == 6 and spec.instruments["WETH/USDC"].venues == ["uniswap_v2", "uniswap_v3"]
     cfg = load_sessions(ROOT / "sessions" / "counterparties.toml", spec)
     assert cfg.sessions["CLIENT1"].wallets == ["devnet-1"]
 
@@ -33,7 +33,7 @@ def test_committed_files_load():
     (lambda s: s.replace('kind = "uniswap_v2"', 'kind = "curve"'), "venues.uniswap_v2.kind", "uniswap_v2"),
     (lambda s: s.replace("router = ", "routr = "), "venues.uniswap_v2.routr", "unknown key"),
     (lambda s: s.replace('address = "0x5FbDB2315678afecb367f032d93F642f64180aa3"', 'address = "0x123"'), "tokens.WETH.address", "20-byte hex address"),
-    (lambda s: s.replace('venues = ["uniswap_v2"]', 'venues = ["sushi"]', 1), "instruments.WETH/USDC.venues", "unknown venue 'sushi'"),
+    (lambda s: s.replace('venues = ["uniswap_v2", "uniswap_v3"]', 'venues = ["sushi"]', 1), "instruments.WETH/USDC.venues", "unknown venue 'sushi'"),
     (lambda s: s + "\n[broken", "-", "not valid TOML"),
 ])
 def test_bad_spec_is_named(tmp_path, edit, key, words):

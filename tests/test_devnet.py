@@ -15,6 +15,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from fixbridge.devnet.anvil import Anvil, AnvilError, anvil_binary
+from fixbridge.devnet import uniswap_v3 as v3mod
 from fixbridge.devnet.deploy import (
     CANONICAL,
     DEFAULT_FUNDED,
@@ -29,6 +30,14 @@ from fixbridge.devnet.deploy import (
     load_own_artifact,
     render_spec,
     write_spec,
+)
+from fixbridge.devnet.uniswap_v3 import (
+    V3_CANONICAL,
+    V3_DEPLOYER_ADDRESS,
+    V3_POSITIONS,
+    check_init_code_hash,
+    encode_sqrt_price_x96,
+    load_hardhat_artifact,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +113,13 @@ def test_same_addresses_on_every_fresh_chain(chain, second_chain) -> None:
     assert a.weth == "0x5FbDB2315678afecb367f032d93F642f64180aa3"  # deployer nonce 0, as everyone knows it
     assert a.decimals == {"WETH": 18, "USDC": 6, "WBTC": 8}
     assert a.funded == (DEFAULT_FUNDED,)
+    # Uniswap V3 comes from its own deployer: the same addresses although the chains funded
+    # different wallets (so the main deployer's nonce differs between them)
+    assert a.v3 is not None and a.v3 == b.v3
+    assert {k: getattr(a.v3, k) for k in V3_CANONICAL} == V3_CANONICAL
+    assert a.v3.deployer == V3_DEPLOYER_ADDRESS and a.v3.fee_tiers == (500, 3000)
+    assert {k: set(v) for k, v in a.v3.pools.items()} == {"WETH/USDC": {500, 3000}, "WBTC/USDC": {3000}}
+    assert a.v3.router == "0x9bB30C52D59Fea7380712643ad2A4012376A0a42"  # what specs/devnet.toml says
 
 
 def test_contracts_are_what_they_claim(chain, w3: Web3) -> None:
@@ -113,7 +129,7 @@ def test_contracts_are_what_they_claim(chain, w3: Web3) -> None:
     assert router.functions.factory().call() == dep.factory
     assert router.functions.WETH().call() == dep.weth
     assert factory.functions.feeToSetter().call() == DEPLOYER_ADDRESS
-    assert factory.functions.allPairsLength().call() == 3
+    assert factory.functions.allPairsLength().call() == 3 + len(dep.options.series)  # spot pairs + one per option
     for symbol, name, decimals in [
         ("USDC", "USD Coin (devnet)", 6),
         ("WBTC", "Wrapped BTC (devnet)", 8),
@@ -149,6 +165,7 @@ def test_funded_wallet_balances(chain, w3: Web3) -> None:
     # the deployer keeps nothing but LP tokens: every token went into pools or wallets
     for symbol in ("WETH", "USDC", "WBTC"):
         assert _erc20(w3, dep.tokens[symbol]).functions.balanceOf(DEPLOYER_ADDRESS).call() == 0
+        assert _erc20(w3, dep.tokens[symbol]).functions.balanceOf(V3_DEPLOYER_ADDRESS).call() == 0
 
 
 def test_an_outside_wallet_gets_tokens_and_gas(second_chain) -> None:
@@ -158,6 +175,62 @@ def test_an_outside_wallet_gets_tokens_and_gas(second_chain) -> None:
     assert w3.eth.get_balance(OUTSIDER) == GAS_FUNDING_WEI
     for symbol, amount in FUNDING.items():
         assert _erc20(w3, dep.tokens[symbol]).functions.balanceOf(OUTSIDER).call() == amount
+
+
+# -- Uniswap V3 ------------------------------------------------------------------
+
+
+def _v3(w3: Web3, address: str, package: str, path: str):
+    return w3.eth.contract(address=address, abi=load_hardhat_artifact(package, path)["abi"])
+
+
+def test_v3_contracts_are_what_they_claim(chain, w3: Web3) -> None:
+    _, dep = chain
+    v3 = dep.v3
+    periphery = "@uniswap/v3-periphery"
+    router = _v3(w3, v3.router, periphery, "contracts/SwapRouter.sol/SwapRouter")
+    npm = _v3(w3, v3.position_manager, periphery, "contracts/NonfungiblePositionManager.sol/NonfungiblePositionManager")
+    quoter = _v3(w3, v3.quoter, periphery, "contracts/lens/QuoterV2.sol/QuoterV2")
+    factory = _v3(w3, v3.factory, "@uniswap/v3-core", "contracts/UniswapV3Factory.sol/UniswapV3Factory")
+    for c in (router, npm, quoter):
+        assert c.functions.factory().call() == v3.factory
+        assert c.functions.WETH9().call() == dep.weth
+    assert factory.functions.owner().call() == V3_DEPLOYER_ADDRESS
+    assert {fee: factory.functions.feeAmountTickSpacing(fee).call() for fee in (500, 3000)} == {500: 10, 3000: 60}
+    assert npm.functions.balanceOf(V3_DEPLOYER_ADDRESS).call() == len(V3_POSITIONS)  # one NFT per position
+
+
+def test_v3_pools_start_at_the_prices_with_the_liquidity(chain, w3: Web3) -> None:
+    _, dep = chain
+    pool_abi = load_hardhat_artifact("@uniswap/v3-core", "contracts/UniswapV3Pool.sol/UniswapV3Pool")["abi"]
+    liquidity = {}
+    for pos in V3_POSITIONS:
+        base, quote = pos.instrument.split("/")
+        pool = w3.eth.contract(address=dep.v3.pools[pos.instrument][pos.fee], abi=pool_abi)
+        token0, token1 = pool.functions.token0().call(), pool.functions.token1().call()
+        assert int(token0, 16) < int(token1, 16) and {token0, token1} == {dep.tokens[base], dep.tokens[quote]}
+        assert pool.functions.fee().call() == pos.fee
+        sqrt_price, tick = pool.functions.slot0().call()[:2]
+        base_units, quote_units = pos.price
+        if token0 == dep.tokens[base]:  # price token1/token0 = quote per base
+            assert sqrt_price == encode_sqrt_price_x96(quote_units, base_units)
+        else:
+            assert sqrt_price == encode_sqrt_price_x96(base_units, quote_units)
+        liquidity[pos.instrument, pos.fee] = pool.functions.liquidity().call()
+        # what the pool holds: every token the deployer was given (it kept none)
+        held = {t: _erc20(w3, t).functions.balanceOf(pool.address).call() for t in (token0, token1)}
+        assert 0.95 * pos.base <= held[dep.tokens[base]] <= pos.base
+        assert 0.95 * pos.quote <= held[dep.tokens[quote]] <= pos.quote
+    # the 0.05% pool is narrow (deeper at the price), the 0.3% pool wide
+    assert liquidity["WETH/USDC", 500] > 2 * liquidity["WETH/USDC", 3000] > 0
+
+
+def test_init_code_hash_mismatch_fails_loudly(monkeypatch) -> None:
+    arts = v3mod._v3_artifacts()
+    check_init_code_hash(arts)  # the pinned packages agree
+    monkeypatch.setattr(v3mod, "POOL_INIT_CODE_HASH", "0x" + "00" * 32)
+    with pytest.raises(DeployError, match="POOL_INIT_CODE_HASH"):
+        check_init_code_hash(arts)
 
 
 # -- a real swap -----------------------------------------------------------------
@@ -217,15 +290,31 @@ def test_written_spec_parses_and_names_the_contracts(chain, tmp_path: Path) -> N
         "WETH": {"chain": "devnet", "address": dep.weth, "decimals": 18},
         "USDC": {"chain": "devnet", "address": dep.usdc, "decimals": 6},
         "WBTC": {"chain": "devnet", "address": dep.wbtc, "decimals": 8},
+        **{sym: {"chain": "devnet", "address": s.token, "decimals": 18} for sym, s in dep.options.series.items()},
     }
     assert spec["venues"] == {
-        "uniswap_v2": {"kind": "uniswap_v2", "chain": "devnet", "router": dep.router, "factory": dep.factory}
+        "uniswap_v2": {"kind": "uniswap_v2", "chain": "devnet", "router": dep.router, "factory": dep.factory},
+        "uniswap_v3": {"kind": "uniswap_v3", "chain": "devnet", "router": dep.v3.router, "factory": dep.v3.factory,
+                       "quoter": dep.v3.quoter, "fee_tiers": [500, 3000]},
     }
     assert spec["instruments"] == {
-        "WETH/USDC": {"base": "WETH", "quote": "USDC", "venues": ["uniswap_v2"]},
-        "WBTC/USDC": {"base": "WBTC", "quote": "USDC", "venues": ["uniswap_v2"]},
+        "WETH/USDC": {"base": "WETH", "quote": "USDC", "venues": ["uniswap_v2", "uniswap_v3"]},
+        "WBTC/USDC": {"base": "WBTC", "quote": "USDC", "venues": ["uniswap_v2", "uniswap_v3"]},
         "WBTC/WETH": {"base": "WBTC", "quote": "WETH", "venues": ["uniswap_v2"]},
+        **{  # the options, on their V2 pools against USDC
+            sym: {"base": sym, "quote": "USDC", "venues": ["uniswap_v2"], "security_type": "OPT", "underlying": "WETH",
+                  "strike": str(s.strike), "expiry": s.expiry, "put_or_call": s.put_or_call,
+                  "contract_multiplier": "1"}
+            for sym, s in dep.options.series.items()
+        },
     }
+    assert list(dep.options.series) == [
+        "ETH-20261231-3000-C", "ETH-20261231-3000-P", "ETH-20261231-3500-C", "ETH-20270326-3000-C", "ETH-20270326-3000-P"]
+    assert f"# OptionsMarket {dep.options.market} " in text
+    # without V3 (a Deployment made before it existed) the spec is the V2 one
+    v2_only = tomllib.loads(render_spec(dataclasses.replace(dep, v3=None)))
+    assert set(v2_only["venues"]) == {"uniswap_v2"}
+    assert all(ins["venues"] == ["uniswap_v2"] for ins in v2_only["instruments"].values())
     write_spec(dep, tmp_path / "again.toml")
     assert (tmp_path / "again.toml").read_bytes() == path.read_bytes()
 
@@ -277,4 +366,6 @@ def test_missing_npm_install_says_what_to_run(monkeypatch, tmp_path: Path) -> No
         anvil_binary()
     with pytest.raises(DeployError, match="npm ci"):
         load_artifact("@uniswap/v2-core", "UniswapV2Factory")
+    with pytest.raises(DeployError, match="npm ci"):
+        load_hardhat_artifact("@uniswap/v3-core", "contracts/UniswapV3Factory.sol/UniswapV3Factory")
     assert os.environ["FIXBRIDGE_NODE_MODULES"].endswith("node_modules")

@@ -96,7 +96,8 @@ def test_cross_pair_wbtc_weth(client, cl_ord_id):
 
 def test_limit_not_met_ends_canceled_without_a_fill(client, journal, devnet, cl_ord_id):
     sent_before = tx_count(devnet.rpc_url, ADDR[1])
-    client.send(new_order_single(cl_ord_id, "WETH/USDC", BUY, Decimal("1"), limit=Decimal("2000"), tif=FOK))
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", BUY, Decimal("1"), limit=Decimal("2000"), tif=FOK,
+                                 ex_destination="uniswap_v2"))
     reports = client.reports_until_terminal(cl_ord_id)
     assert [(r[150], r[39]) for r in reports] == [("0", "0"), ("4", "4")]
     assert reports[-1][14] == "0" and reports[-1][151] == "0"
@@ -118,13 +119,17 @@ def test_on_chain_revert_front_run(client, journal, devnet, cl_ord_id):
 
     w3 = Web3(Web3.HTTPProvider(devnet.rpc_url))
     dep = devnet.deployment
+    # First a small V2 sell with automine on, so the wallet's approval of the V2 router is mined.
+    client.send(new_order_single(cl_ord_id + "-warm", "WETH/USDC", SELL, Decimal("0.001"), tif=IOC, ex_destination="uniswap_v2"))
+    assert client.reports_until_terminal(cl_ord_id + "-warm")[-1][39] == "2"
     devnet.rpc("evm_setAutomine", [False])
     try:
         # A sell that only fills near the current price.
         quote = w3.eth.call({"to": dep.router, "data": sel("getAmountsOut(uint256,address[])") + encode(
             ["uint256", "address[]"], [10**18, [dep.weth, dep.usdc]])})
         px = Decimal(int.from_bytes(bytes(quote)[-32:], "big")) / 10**6
-        client.send(new_order_single(cl_ord_id, "WETH/USDC", SELL, Decimal("1"), limit=(px * Decimal("0.995")).quantize(Decimal("0.01")), tif=FOK))
+        client.send(new_order_single(cl_ord_id, "WETH/USDC", SELL, Decimal("1"), limit=(px * Decimal("0.995")).quantize(Decimal("0.01")),
+                                     tif=FOK, ex_destination="uniswap_v2"))
         new = client.receive(30, "8")
         assert new[11] == cl_ord_id and new[150] == "0"
         for _ in range(100):  # wait for the bridge's transaction to reach the mempool

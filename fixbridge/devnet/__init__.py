@@ -1,4 +1,4 @@
-"""The embedded devnet: a local anvil chain with Uniswap V2, WETH, USDC and WBTC.
+"""The embedded devnet: a local anvil chain with Uniswap V2 and V3, WETH, USDC and WBTC.
 
     from fixbridge.devnet import Anvil, deploy_devnet, write_spec
 
@@ -33,6 +33,14 @@ _EXPORTS = {
     "load_own_artifact": "deploy",
     "render_spec": "deploy",
     "write_spec": "deploy",
+    "V3_CANONICAL": "uniswap_v3",
+    "V3Deployment": "uniswap_v3",
+    "deploy_uniswap_v3": "uniswap_v3",
+    "OPTIONS_MARKET": "options",
+    "OPTION_SERIES": "options",
+    "OptionSeries": "options",
+    "OptionsDeployment": "options",
+    "deploy_options": "options",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -52,6 +60,8 @@ if TYPE_CHECKING:  # pragma: no cover
         render_spec,
         write_spec,
     )
+    from fixbridge.devnet.options import OPTION_SERIES, OPTIONS_MARKET, OptionsDeployment, OptionSeries, deploy_options
+    from fixbridge.devnet.uniswap_v3 import V3_CANONICAL, V3Deployment, deploy_uniswap_v3
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_abi import encode as abi_encode
 from eth_account import Account
@@ -25,6 +25,10 @@ from web3.exceptions import Web3Exception
 from web3.utils import get_create_address
 
 from fixbridge.devnet.anvil import node_modules_dir, project_root
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fixbridge.devnet.options import OptionsDeployment
+    from fixbridge.devnet.uniswap_v3 import V3Deployment
 
 __all__ = [
     "CANONICAL",
@@ -80,7 +84,7 @@ CANONICAL: dict[str, str] = {
 }
 
 _SPEC_HEADER = (
-    "# Written by `fixbridge devnet` — the embedded devnet: anvil + Uniswap V2 from the npm artifacts."
+    "# Written by `fixbridge devnet` — the embedded devnet: anvil + Uniswap V2 and V3 from the npm artifacts."
 )
 
 
@@ -167,6 +171,10 @@ class Deployment:
     funded: tuple[str, ...] = ()
     #: chain height when the deployment was done
     block_number: int = 0
+    #: Uniswap V3 (factory, SwapRouter, position manager, QuoterV2, pools), None when not deployed
+    v3: V3Deployment | None = None
+    #: the OptionsMarket, its series and their V2 pools (fixbridge.devnet.options), None when not deployed
+    options: OptionsDeployment | None = None
 
     @property
     def tokens(self) -> dict[str, str]:
@@ -189,6 +197,11 @@ def _toml_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
+def _venues_of(dep: Deployment, instrument: str) -> list[str]:
+    """The venues that hold a pool of the instrument (V2 holds every LIQUIDITY pair)."""
+    return ["uniswap_v2"] + (["uniswap_v3"] if dep.v3 is not None and instrument in dep.v3.pools else [])
+
+
 def render_spec(dep: Deployment) -> str:
     """The venue/instrument spec (specs/devnet.toml) for a deployment."""
     lines = [
@@ -207,6 +220,10 @@ def render_spec(dep: Deployment) -> str:
             f"decimals = {dep.decimals[symbol]}",
             "",
         ]
+    if dep.options is not None:
+        from fixbridge.devnet.options import spec_token_lines
+
+        lines += spec_token_lines(dep)  # the option tokens
     lines += [
         "[venues.uniswap_v2]",
         'kind = "uniswap_v2"',
@@ -215,15 +232,30 @@ def render_spec(dep: Deployment) -> str:
         f"factory = {_toml_str(to_checksum_address(dep.factory))}",
         "",
     ]
+    if dep.v3 is not None:
+        lines += [
+            "[venues.uniswap_v3]",
+            'kind = "uniswap_v3"',
+            'chain = "devnet"',
+            f"router = {_toml_str(to_checksum_address(dep.v3.router))}",
+            f"factory = {_toml_str(to_checksum_address(dep.v3.factory))}",
+            f"quoter = {_toml_str(to_checksum_address(dep.v3.quoter))}",
+            f"fee_tiers = [{', '.join(str(f) for f in dep.v3.fee_tiers)}]",
+            "",
+        ]
     for key in LIQUIDITY:
         base, quote = key.split("/")
         lines += [
             f"[instruments.{_toml_str(key)}]",
             f"base = {_toml_str(base)}",
             f"quote = {_toml_str(quote)}",
-            'venues = ["uniswap_v2"]',
+            "venues = [" + ", ".join(_toml_str(v) for v in _venues_of(dep, key)) + "]",
             "",
         ]
+    if dep.options is not None:
+        from fixbridge.devnet.options import spec_instrument_lines
+
+        lines += spec_instrument_lines(dep)  # the market (as a comment) and the option series
     return "\n".join(lines[:-1]) + "\n"
 
 
@@ -456,6 +488,19 @@ def deploy_devnet(
         sender.batch(fund_txs)
         say(f"funded {', '.join(funded)} with 100 WETH, 1,000,000 USDC, 10 WBTC each")
 
+    # 5. Uniswap V3, from its own deployer (fixed addresses whatever was funded above)
+    from fixbridge.devnet.uniswap_v3 import deploy_uniswap_v3
+
+    v3 = deploy_uniswap_v3(w3, sender, {"WETH": addr["weth"], "USDC": addr["usdc"], "WBTC": addr["wbtc"]}, log=say)
+
+    # 6. options: the OptionsMarket from its own deployer, series on WETH/USDC, a V2 pool of each
+    from fixbridge.devnet.options import deploy_options
+
+    options = deploy_options(
+        w3, sender, {"WETH": addr["weth"], "USDC": addr["usdc"]},
+        router=addr["router"], factory=addr["factory"], funded=funded, log=say,
+    )  # fmt: skip
+
     block = int(w3.eth.block_number)
     say(f"devnet deployed: {sender.sent} transactions in {time.monotonic() - started:.2f}s")
     return Deployment(
@@ -471,4 +516,6 @@ def deploy_devnet(
         deployer=DEPLOYER_ADDRESS,
         funded=funded,
         block_number=block,
+        v3=v3,
+        options=options,
     )
