@@ -34,7 +34,7 @@ from fixbridge.orders.model import ExecutionReport, Order, OrdStatus, OrdType, R
 from fixbridge.orders.risk import PreTradeRisk, TradeContext
 from fixbridge.orders.units import (_CTX, fmt, from_units, price, scale_bps, to_units_ceil, to_units_exact,
                                     to_units_floor)
-from fixbridge.orders.validation import Rejection, validate
+from fixbridge.orders.validation import Rejection, claims_mismatch, validate
 from fixbridge.venues.base import Exact, SwapIntent, Venue
 
 log = structlog.get_logger(__name__)
@@ -120,6 +120,12 @@ class ExecutionEngine(TrackingMixin):
                                                   ord_status=OrdStatus.REJECTED, rej=RejectReason.DUPLICATE_ORDER,
                                                   text=f"Duplicate ClOrdID {order.cl_ord_id!r} on this session"))
             return
+        ins = self.spec.instruments.get(order.symbol)
+        if order.claims is not None and ins is not None:
+            # The instrument fields travel with the message only, so they are checked here.
+            mismatch = claims_mismatch(order.claims, ins)
+            if mismatch:
+                return self._reject(order, Rejection(RejectReason.UNKNOWN_SYMBOL, f"{mismatch} for {order.symbol}"))
         self._enqueue(order.session_id, order.account, ("new", order.order_id))
 
     def _enqueue(self, session_id: str, account: str | None, item: tuple[str, str]) -> None:

@@ -10,7 +10,8 @@ from decimal import Decimal, InvalidOperation
 import quickfix as fix
 
 from fixbridge.orders.lifecycle import ORD_STATUS_CODE
-from fixbridge.orders.model import ExecutionReport, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
+from fixbridge.orders.model import (ExecutionReport, Order, OrdStatus, OrdType, RejectReason, SecurityClaims, Side,
+                                    TimeInForce)
 from fixbridge.orders.units import fmt
 
 # User-defined tags, declared in specs/FIX44.xml.
@@ -83,7 +84,15 @@ def parse_new_order(msg: fix.Message, session_id: str) -> Order:
         name = TIF_NAMES.get(tif_raw, tif_raw)
         raise ParseRejection(RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC,
                              f"TimeInForce {tif_raw} ({name}) is not supported; an atomic swap is 3 (IOC) or 4 (FOK)")
+    claims = None
+    if any(msg.isSetField(tag) for tag in (167, 200, 541, 202, 201, 231)):
+        pc = get(msg, 201)
+        claims = SecurityClaims(security_type=get(msg, 167), maturity_month_year=get(msg, 200),
+                                maturity_date=get(msg, 541), strike=_decimal(msg, 202, "StrikePrice"),
+                                put_or_call={"0": "P", "1": "C"}.get(pc, pc) if pc is not None else None,
+                                contract_multiplier=_decimal(msg, 231, "ContractMultiplier"))
     return Order(
+        claims=claims,
         session_id=session_id, cl_ord_id=msg.getField(11), symbol=msg.getField(55), side=SIDES[side_raw],
         ord_type=ORD_TYPES[ot_raw], time_in_force=TIFS[tif_raw],
         order_qty=_decimal(msg, 38, "OrderQty"), cash_order_qty=_decimal(msg, 152, "CashOrderQty"),

@@ -59,6 +59,18 @@ class RejectReason(int, enum.Enum):
     OTHER = 99
 
 
+@dataclass(frozen=True)
+class SecurityClaims:
+    """Instrument fields a client may send with an order (167/200/541/202/201/231); when sent they
+    must agree with the instrument the Symbol names."""
+    security_type: str | None = None
+    maturity_month_year: str | None = None   # YYYYMM or YYYYMMDD
+    maturity_date: str | None = None         # YYYYMMDD
+    strike: Decimal | None = None
+    put_or_call: str | None = None           # "P" or "C"
+    contract_multiplier: Decimal | None = None
+
+
 @dataclass
 class Order:
     """A NewOrderSingle once parsed: the client's intent, before any venue is chosen."""
@@ -82,6 +94,7 @@ class Order:
     venue: str | None = None
     wallet: str | None = None
     created_at: datetime | None = None
+    claims: SecurityClaims | None = None
 
     @property
     def leaves_qty(self) -> Decimal:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from fixbridge.config import Counterparty, Spec
-from fixbridge.orders.model import Order, OrdType, RejectReason
+from fixbridge.config import Counterparty, Instrument, Spec
+from fixbridge.orders.model import Order, OrdType, RejectReason, SecurityClaims
 from fixbridge.orders.units import PrecisionError, to_units_exact
 
 
@@ -23,6 +23,10 @@ def validate(order: Order, spec: Spec, cp: Counterparty, now: datetime | None = 
     ins = spec.instruments.get(order.symbol)
     if ins is None:
         return Rejection(RejectReason.UNKNOWN_SYMBOL, f"Unknown symbol {order.symbol!r}; known: {', '.join(sorted(spec.instruments))}")
+    if order.claims is not None:
+        mismatch = claims_mismatch(order.claims, ins)
+        if mismatch:
+            return Rejection(RejectReason.UNKNOWN_SYMBOL, f"{mismatch} for {order.symbol}")
     if (order.order_qty is None) == (order.cash_order_qty is None):
         return Rejection(RejectReason.INCORRECT_QUANTITY, "Send exactly one of OrderQty (38) or CashOrderQty (152)")
     qty, tag, token = ((order.order_qty, "OrderQty", spec.tokens[ins.base]) if order.order_qty is not None
@@ -50,3 +54,30 @@ def validate(order: Order, spec: Spec, cp: Counterparty, now: datetime | None = 
     return None
 
 
+
+
+def claims_mismatch(c: SecurityClaims, ins: Instrument) -> str | None:
+    """The first instrument field the client sent that disagrees with the spec, said plainly."""
+    is_opt = ins.security_type == "OPT"
+    if c.security_type is not None and c.security_type != ("OPT" if is_opt else c.security_type):
+        return f"SecurityType {c.security_type} does not match: the instrument is {'an option (OPT)' if is_opt else 'spot'}"
+    if c.security_type == "OPT" and not is_opt:
+        return "SecurityType OPT does not match: the instrument is spot"
+    if not is_opt:
+        if any(v is not None for v in (c.maturity_date, c.maturity_month_year, c.strike, c.put_or_call)):
+            return "Option fields (200/541/202/201) sent, but the instrument is spot"
+        return None
+    assert ins.expiry is not None and ins.strike is not None
+    ymd = ins.expiry.strftime("%Y%m%d")
+    if c.maturity_date is not None and c.maturity_date != ymd:
+        return f"MaturityDate {c.maturity_date} does not match the expiry {ymd}"
+    if c.maturity_month_year is not None and not ymd.startswith(c.maturity_month_year[:8]):
+        return f"MaturityMonthYear {c.maturity_month_year} does not match the expiry {ymd}"
+    if c.strike is not None and c.strike != ins.strike:
+        return f"StrikePrice {c.strike} does not match the strike {ins.strike}"
+    if c.put_or_call is not None and c.put_or_call != ins.put_or_call:
+        names = {"P": "put", "C": "call"}
+        return f"PutOrCall says {names.get(c.put_or_call, c.put_or_call)} but the series is a {names[ins.put_or_call or 'C']}"
+    if c.contract_multiplier is not None and c.contract_multiplier != ins.contract_multiplier:
+        return f"ContractMultiplier {c.contract_multiplier} does not match {ins.contract_multiplier}"
+    return None
