@@ -20,7 +20,7 @@ log = structlog.get_logger(__name__)
 
 @dataclass
 class BridgeConfig:
-    spec: Path
+    spec: Path | list[Path]
     sessions: Path
     journal_url: str
     state_dir: Path

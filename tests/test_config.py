@@ -20,11 +20,21 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return p
 
 
+BOTH = [ROOT / "specs" / "devnet.toml", ROOT / "specs" / "devnet2.toml"]
+
+
 def test_committed_files_load():
-    spec = load_spec(ROOT / "specs" / "devnet.toml")
+    spec = load_spec(BOTH)
     assert spec.tokens["USDC"].decimals == 6 and spec.instruments["WETH/USDC"].venues == ["uniswap_v2", "uniswap_v3"]
+    assert spec.chain_of(spec.instruments["WETH/USDC:devnet2"]).chain_id == 31338
     cfg = load_sessions(ROOT / "sessions" / "counterparties.toml", spec)
-    assert cfg.sessions["CLIENT1"].wallets == ["devnet-1"]
+    assert cfg.sessions["CLIENT1"].wallets == ["devnet-1", "devnet2-1"]
+
+
+def test_a_name_defined_in_two_spec_files_is_an_error(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        load_spec([ROOT / "specs" / "devnet.toml", write(tmp_path, "again.toml", SPEC)])
+    assert e.value.key == "chains.devnet" and "already defined" in e.value.problem
 
 
 @pytest.mark.parametrize("edit, key, words", [
@@ -43,20 +53,20 @@ def test_bad_spec_is_named(tmp_path, edit, key, words):
 
 
 @pytest.mark.parametrize("edit, key, words", [
-    (lambda s: s.replace('wallets = ["devnet-1"]', 'wallets = ["nope"]'), "sessions.CLIENT1.wallets", "unknown wallet 'nope'"),
+    (lambda s: s.replace('wallets = ["devnet-1", "devnet2-1"]', 'wallets = ["nope"]'), "sessions.CLIENT1.wallets", "unknown wallet 'nope'"),
     (lambda s: s.replace('approval_policy = "standing"', 'approval_policy = "always"'), "sessions.CLIENT1.approval_policy", "'exact' or 'standing'"),
     (lambda s: s.replace("max_slippage_bps = 50", "max_slippage_bps = -1"), "sessions.CLIENT1.max_slippage_bps", "greater than or equal to 0"),
-    (lambda s: s.replace('private_key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"', ""), "wallets.devnet-1", "exactly one of private_key"),
+    (lambda s: s.replace('private_key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"', "", 1), "wallets.devnet-1", "exactly one of private_key"),
 ])
 def test_bad_sessions_are_named(tmp_path, edit, key, words):
-    spec = load_spec(ROOT / "specs" / "devnet.toml")
+    spec = load_spec(BOTH)
     with pytest.raises(ConfigError) as e:
         load_sessions(write(tmp_path, "counterparties.toml", edit(SESSIONS)), spec)
     assert e.value.key == key and words in e.value.problem
 
 
 def test_raw_key_refused_off_devnet(tmp_path):
-    spec = load_spec(write(tmp_path, "spec.toml", SPEC.replace("devnet = true", "devnet = false")))
+    spec = load_spec([write(tmp_path, "spec.toml", SPEC.replace("devnet = true", "devnet = false")), BOTH[1]])
     with pytest.raises(ConfigError) as e:
         load_sessions(ROOT / "sessions" / "counterparties.toml", spec)
     assert e.value.key == "wallets.devnet-1.private_key" and "only on a devnet" in e.value.problem
@@ -75,7 +85,7 @@ def test_bridge_refuses_to_start_and_says_where(tmp_path):
 
 def test_unreachable_chain_is_a_config_error(tmp_path):
     spec = write(tmp_path, "spec.toml", SPEC.replace("http://127.0.0.1:8545", "http://127.0.0.1:9"))
-    r = subprocess.run([sys.executable, "-m", "fixbridge.cli", "run", "--no-devnet", "--spec", str(spec),
+    r = subprocess.run([sys.executable, "-m", "fixbridge.cli", "run", "--no-devnet", "--spec", str(spec), "--spec", str(BOTH[1]),
                         "--state-dir", str(tmp_path / "var"), "--journal", f"sqlite:///{tmp_path}/j.db"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60, env={"COLUMNS": "300", "PATH": "/usr/bin:/bin"})
     out = " ".join(r.stdout.split())

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(path, "-", "file not found")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(), parse_float=Decimal)  # never a float near money
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, "-", f"not valid TOML: {e}") from None
 

@@ -42,7 +42,10 @@ class WalletConfig(_Strict):
 
 class Counterparty(_Strict):
     comp_id: str = ""
-    wallets: list[str] = Field(min_length=1)  # Account (1) chooses among them; the first is the default
+    wallets: list[str] = Field(default_factory=list)  # Account (1) chooses among them; the first is the default
+    # A drop copy session: gets a copy (797=Y) of every ExecutionReport of these sessions (CompIDs)
+    # and may send nothing (BusinessMessageReject). It has no wallets.
+    drop_copy_for: list[str] = Field(default_factory=list)
     max_slippage_bps: int = Field(default=50, ge=0, le=5000)
     approval_policy: Literal["exact", "standing"] = "standing"
     deadline_seconds: int = Field(default=120, gt=0, le=86_400)
@@ -105,12 +108,34 @@ def load_sessions(path: Path | str, spec: Spec) -> SessionsConfig:
             pw = None if w.password_file is None else str((path.parent / w.password_file).resolve())
             cfg.wallets[name] = w.model_copy(update={"keystore": str(ks), "password_file": pw})
     for comp_id, cp in cfg.sessions.items():
+        _check_drop_copy(path, comp_id, cp, cfg)
         for w in cp.wallets:
             if w not in cfg.wallets:
                 raise ConfigError(path, f"sessions.{comp_id}.wallets", f"unknown wallet {w!r}; expected one of {sorted(cfg.wallets)}")
         _check_limits(path, f"sessions.{comp_id}", cp, spec)
     acceptor = path.parent / "acceptor.cfg"
     return cfg.model_copy(update={"path": str(path), "acceptor_cfg": str(acceptor)})
+
+
+def _check_drop_copy(path: Path, comp_id: str, cp: Counterparty, cfg: SessionsConfig) -> None:
+    """A trading session needs a wallet; a drop copy session has none and copies trading sessions."""
+    where = f"sessions.{comp_id}"
+    if not cp.drop_copy_for:
+        if not cp.wallets:
+            raise ConfigError(path, f"{where}.wallets", "expected at least one wallet (or drop_copy_for, for a "
+                              "drop copy session)")
+        return
+    if cp.wallets:
+        raise ConfigError(path, f"{where}.wallets", "a drop copy session trades nothing: leave wallets out")
+    trading = sorted(c for c, other in cfg.sessions.items() if not other.drop_copy_for)
+    for src in cp.drop_copy_for:
+        if src not in trading:
+            raise ConfigError(path, f"{where}.drop_copy_for", f"unknown trading session {src!r}; expected one of {trading}")
+
+
+def drop_copy_targets(cfg: SessionsConfig, comp_id: str) -> list[str]:
+    """CompIDs of the drop copy sessions that get a copy of ``comp_id``'s ExecutionReports."""
+    return [c for c, cp in cfg.sessions.items() if comp_id in cp.drop_copy_for]
 
 
 def _check_limits(path: Path, where: str, cp: Counterparty, spec: Spec) -> None:

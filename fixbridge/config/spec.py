@@ -76,7 +76,13 @@ class Spec(_Strict):
         return self.chains[self.tokens[instrument.base].chain]
 
 
-def load_spec(path: Path | str) -> Spec:
+def load_spec(path: Path | str | list[Path] | list[str]) -> Spec:
+    """One spec file, or several (one per chain) merged: a name defined twice is an error."""
+    if isinstance(path, (list, tuple)):
+        paths = [Path(p) for p in path]
+        if len(paths) > 1:
+            return _load_merged(paths)
+        path = paths[0]
     path = Path(path)
     raw = read_toml(path)
     # Give each entry its own name so the rest of the bridge never needs the dict key.
@@ -117,3 +123,52 @@ def load_spec(path: Path | str) -> Spec:
             if ins.underlying not in spec.tokens:
                 raise ConfigError(path, f"instruments.{sym}.underlying", f"unknown token {ins.underlying!r}")
     return spec.model_copy(update={"path": str(path)})
+
+
+def _load_merged(paths: list[Path]) -> Spec:
+    merged: dict = {"chains": {}, "tokens": {}, "venues": {}, "instruments": {}}
+    for p in paths:
+        raw = read_toml(p)
+        for section in merged:
+            for name, body in (raw.get(section) or {}).items():
+                if name in merged[section]:
+                    raise ConfigError(p, f"{section}.{name}", "already defined in another spec file; names must be unique")
+                merged[section][name] = body
+        for key in raw:
+            if key not in merged:
+                raise ConfigError(p, key, "unknown section (expected chains, tokens, venues, instruments)")
+    import tempfile
+
+    # Validate the union exactly as one file, naming the files it came from on error.
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(_to_toml(merged))
+    try:
+        spec = load_spec(f.name)
+    except ConfigError as e:
+        raise ConfigError(" + ".join(str(p) for p in paths), e.key, e.problem) from None
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+    return spec.model_copy(update={"path": " + ".join(str(p) for p in paths)})
+
+
+def _to_toml(d: dict) -> str:
+    """The merged spec back as TOML (our sections hold only strings, numbers, bools, dates, lists)."""
+    import json
+
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return str(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if hasattr(v, "isoformat"):
+            return v.isoformat()
+        return json.dumps(str(v))
+    out = []
+    for section, entries in d.items():
+        for name, body in entries.items():
+            out.append(f"[{section}.{json.dumps(name)}]")
+            out += [f"{k} = {val(v)}" for k, v in body.items() if k not in ("name", "symbol")]
+            out.append("")
+    return "\n".join(out)

@@ -126,13 +126,23 @@ class ExecutionEngine(TrackingMixin):
             mismatch = claims_mismatch(order.claims, ins)
             if mismatch:
                 return self._reject(order, Rejection(RejectReason.UNKNOWN_SYMBOL, f"{mismatch} for {order.symbol}"))
-        self._enqueue(order.session_id, order.account, ("new", order.order_id))
+        self._enqueue(order.session_id, order.account, ("new", order.order_id), order.symbol)
 
-    def _enqueue(self, session_id: str, account: str | None, item: tuple[str, str]) -> None:
+    def _enqueue(self, session_id: str, account: str | None, item: tuple[str, str], symbol: str | None = None) -> None:
         """Each wallet's orders go through its own worker, in arrival order."""
         cp = self.counterparty(session_id)
-        wallet = account if account in cp.wallets else cp.wallets[0]
+        wallet = account if account in cp.wallets else self.default_wallet(cp, symbol)
         self._queues[wallet].put(item)
+
+    def default_wallet(self, cp: Counterparty, symbol: str | None) -> str:
+        """The session's first wallet on the chain the instrument trades on."""
+        ins = self.spec.instruments.get(symbol or "")
+        if ins is not None:
+            chain = self.spec.chain_of(ins).name
+            for name in cp.wallets:
+                if self.markets.wallets[name].chain == chain:
+                    return name
+        return cp.wallets[0]
 
     def cancel(self, session_id: str, cl_ord_id: str, orig_cl_ord_id: str) -> None:
         row = self.journal.find_order(session_id, orig_cl_ord_id)
@@ -215,6 +225,10 @@ class ExecutionEngine(TrackingMixin):
             if rej:
                 return self._reject(order, rej)
             chain = self.spec.chain_of(self.spec.instruments[order.symbol])
+            wallet = order.account or self.default_wallet(cp, order.symbol)
+            if self.markets.wallets[wallet].chain != chain.name:
+                return self._reject(order, Rejection(RejectReason.UNKNOWN_ACCOUNT, f"Account {wallet!r} is on chain "
+                                                     f"{self.markets.wallets[wallet].chain}; {order.symbol} trades on {chain.name}"))
             if self.outage(chain.name):
                 # Policy: reject rather than queue; an OMS wants a prompt answer it can act on.
                 return self._reject(order, Rejection(RejectReason.EXCHANGE_CLOSED, f"Chain {chain.name} is unreachable "
@@ -244,7 +258,7 @@ class ExecutionEngine(TrackingMixin):
         rebuilds what decoding the receipt needs."""
         ins = self.spec.instruments[order.symbol]
         venue = self.markets.venues[order.ex_destination or order.venue or ins.venues[0]]
-        wallet = self.markets.wallets[order.account or order.wallet or cp.wallets[0]]
+        wallet = self.markets.wallets[order.account or order.wallet or self.default_wallet(cp, order.symbol)]
         base, quote_tok = self.spec.tokens[ins.base], self.spec.tokens[ins.quote]
         deadline_dt = order.expire_time or datetime.fromtimestamp(time.time() + cp.deadline_seconds, timezone.utc)
         deadline = int(deadline_dt.timestamp())
@@ -446,7 +460,7 @@ class ExecutionEngine(TrackingMixin):
                                      f"Not sent before the bridge stopped; {age:.0f}s old now, past its deadline")
             return
         log.info("recovery: re-queue unsent order", order_id=row.order_id, status=row.status.value)
-        self._enqueue(row.session_id, row.account, ("new", row.order_id))
+        self._enqueue(row.session_id, row.account, ("new", row.order_id), row.symbol)
 
     # ---- helpers ---------------------------------------------------------------------------
     def counterparty(self, session_id: str) -> Counterparty:
