@@ -67,6 +67,7 @@ wallets = ["w2"]
 [sessions.CLIENT3]
 wallets = ["w3"]
 approval_policy = "exact"
+may_write_options = true
 [sessions.CLIENT5]
 wallets = ["w3"]
 confirmations = 3             # fills reported only once 3 blocks deep

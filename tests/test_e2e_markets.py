@@ -133,3 +133,38 @@ def test_positions_are_the_wallets_on_chain_balances(client, devnet):
                             (60, time.strftime("%Y%m%d-%H:%M:%S", time.gmtime()))]))
     ack = client.receive(15, "AO")
     assert ack[728] == "99" and "not bound" in ack[58]
+
+
+def test_sell_to_open_writes_and_sells_in_one_transaction(client_factory, journal, devnet, cl_ord_id):
+    """A writing session sells more of a series than it holds: the market mints the whole quantity
+    against collateral and sells it through the V2 router in the same transaction."""
+    from web3 import Web3
+
+    from fixbridge.venues.options_market import OptionsMarketClient
+
+    spec = load_spec(devnet.spec_path)
+    series = spec.instruments["ETH-20261231-3500-C"]
+    token = spec.tokens["ETH-20261231-3500-C"].address
+    market = OptionsMarketClient(Web3(Web3.HTTPProvider(devnet.rpc_url)), spec.options_markets["options"].address)
+    rpc, dep = devnet.rpc_url, devnet.deployment
+    held, weth, usdc = (balance(rpc, token, ADDR[3]), balance(rpc, dep.weth, ADDR[3]), balance(rpc, dep.usdc, ADDR[3]))
+    written = market.written(series.series_id, ADDR[3])
+    c = client_factory("CLIENT3")
+    c.send(new_order_single(cl_ord_id, "ETH-20261231-3500-C", "2", Decimal("15"), limit=Decimal("1"), tif="4"))
+    trade = c.reports_until_terminal(cl_ord_id)[-1]
+    assert trade[39] == "2" and Decimal(trade[14]) == 15
+    assert balance(rpc, token, ADDR[3]) == held                       # minted and sold, not taken from the wallet
+    assert weth - balance(rpc, dep.weth, ADDR[3]) == 15 * 10**18      # a call is collateralized in the underlying
+    proceeds = balance(rpc, dep.usdc, ADDR[3]) - usdc
+    assert proceeds == int(Decimal(trade[32]) * Decimal(trade[31]) * 10**6) and proceeds >= 15 * 10**6
+    assert market.written(series.series_id, ADDR[3]) - written == 15 * 10**18
+    row = journal.find_order("FIX.4.4:FIXBRIDGE->CLIENT3", cl_ord_id)
+    assert any("sell-to-open" in e.reason for e in journal.events(row.order_id))
+    (tx,) = [t for t in journal.transactions_for(row.order_id) if t.purpose == "swap"]
+    assert Web3(Web3.HTTPProvider(rpc)).eth.get_transaction(tx.tx_hash)["to"] == market.address
+
+
+def test_a_session_not_allowed_to_write_cannot_sell_what_it_lacks(client, cl_ord_id):
+    client.send(new_order_single(cl_ord_id, "ETH-20261231-3500-C", "2", Decimal("500"), tif="4"))
+    (r,) = client.reports_until_terminal(cl_ord_id)
+    assert r[39] == "8" and "Insufficient balance" in r[58]

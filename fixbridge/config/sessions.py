@@ -50,6 +50,7 @@ class Counterparty(_Strict):
     approval_policy: Literal["exact", "standing"] = "standing"
     deadline_seconds: int = Field(default=120, gt=0, le=86_400)
     confirmations: int = Field(default=0, ge=0, le=64)  # 0: report fills at inclusion; N: after N blocks
+    may_write_options: bool = False  # a Sell of more option tokens than held writes (mints) the rest
     # Pre-trade risk (fixbridge/orders/risk.py); unset = no limit. Notionals are per quote token,
     # e.g. max_order_notional = { USDC = "50000", WETH = "20" }; a quote token not listed is refused.
     max_order_notional: dict[str, ExactDecimal] | None = None

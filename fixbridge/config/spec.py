@@ -63,6 +63,16 @@ class Instrument(_Strict):
     expiry: date | None = None                 # MaturityDate (541)
     put_or_call: Literal["P", "C"] | None = None
     contract_multiplier: Decimal = Decimal(1)  # underlying per option token
+    market: str | None = None                  # the options market (options_markets key) that writes it
+    series_id: int | None = None               # the series in that market
+
+
+class OptionsMarket(_Strict):
+    """The project's options market contract: writes (mints against collateral) and settles series."""
+    name: str = ""
+    chain: str
+    address: str
+    _v = field_validator("address")(classmethod(lambda cls, v: _address(v)))
 
 
 class Spec(_Strict):
@@ -70,6 +80,7 @@ class Spec(_Strict):
     tokens: dict[str, Token]
     venues: dict[str, Venue]
     instruments: dict[str, Instrument]
+    options_markets: dict[str, OptionsMarket] = {}
     path: str = ""
 
     def chain_of(self, instrument: Instrument) -> Chain:
@@ -95,6 +106,9 @@ def load_spec(path: Path | str | list[Path] | list[str]) -> Spec:
                 raise ConfigError(path, f"{section}.{name}", "expected a table")
             body.setdefault({"chains": "name", "venues": "name", "tokens": "symbol",
                              "instruments": "symbol"}[section], name)
+    for name, body in (raw.get("options_markets") or {}).items():
+        if isinstance(body, dict):
+            body.setdefault("name", name)
     spec: Spec = validate(Spec, raw, path)
     for name, tok in spec.tokens.items():
         if tok.chain not in spec.chains:
@@ -122,11 +136,14 @@ def load_spec(path: Path | str | list[Path] | list[str]) -> Spec:
                     raise ConfigError(path, f"instruments.{sym}.{key}", "required for an option (security_type = \"OPT\")")
             if ins.underlying not in spec.tokens:
                 raise ConfigError(path, f"instruments.{sym}.underlying", f"unknown token {ins.underlying!r}")
+            if ins.market is not None and ins.market not in spec.options_markets:
+                raise ConfigError(path, f"instruments.{sym}.market", f"unknown options market {ins.market!r}; "
+                                  f"expected one of {sorted(spec.options_markets)}")
     return spec.model_copy(update={"path": str(path)})
 
 
 def _load_merged(paths: list[Path]) -> Spec:
-    merged: dict = {"chains": {}, "tokens": {}, "venues": {}, "instruments": {}}
+    merged: dict = {"chains": {}, "tokens": {}, "venues": {}, "instruments": {}, "options_markets": {}}
     for p in paths:
         raw = read_toml(p)
         for section in merged:

@@ -193,11 +193,11 @@ def spec_instrument_lines(dep: Deployment) -> list[str]:
     if opts is None:
         return []
     lines = [
-        f"# OptionsMarket {to_checksum_address(opts.market)} (owner and oracle {to_checksum_address(opts.oracle)});",
-        "# series id and expiry (unix seconds, 08:00 UTC) of each option:",
+        f"# The options market; its owner and oracle is {to_checksum_address(opts.oracle)}.",
+        "# Series expire at 08:00 UTC on their expiry date:",
     ]
     lines += [f"#   {sym}: series {s.series_id}, expiry {s.expiry_timestamp}" for sym, s in opts.series.items()]
-    lines.append("")
+    lines += ["[options_markets.options]", 'chain = "devnet"', f"address = {_toml_str(to_checksum_address(opts.market))}", ""]
     for sym, s in opts.series.items():
         lines += [
             f"[instruments.{_toml_str(sym)}]",
@@ -210,6 +210,8 @@ def spec_instrument_lines(dep: Deployment) -> list[str]:
             f"expiry = {s.expiry.isoformat()}",
             f"put_or_call = {_toml_str(s.put_or_call)}",
             'contract_multiplier = "1"',
+            'market = "options"',
+            f"series_id = {s.series_id}",
             "",
         ]
     return lines

@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Protocol
@@ -35,7 +35,8 @@ from fixbridge.orders.risk import PreTradeRisk, TradeContext
 from fixbridge.orders.units import (_CTX, fmt, from_units, price, scale_bps, to_units_ceil, to_units_exact,
                                     to_units_floor)
 from fixbridge.orders.validation import Rejection, claims_mismatch, validate
-from fixbridge.venues.base import Exact, SwapIntent, Venue
+from fixbridge.venues.base import Call, Exact, SwapIntent, Venue
+from fixbridge.venues.options_market import OptionsMarketClient
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +60,21 @@ class Plan:
     intent: SwapIntent
     quoted: int            # the venue's quote for the other side, at planning time
     expected_base: Decimal
+    # Sell-to-open: the call that writes and sells in one transaction, and the collateral it pulls
+    # (in place of the swap's token_in) as (token, base units).
+    write: Call | None = None
+    pulls: tuple[Token, int] | None = None
+
+    @property
+    def call(self) -> Call:
+        return self.write or self.venue.build_swap(self.intent)
+
+    @property
+    def pays(self) -> tuple[str, int]:
+        """(token address, most base units) this order takes from the wallet."""
+        if self.pulls is not None:
+            return self.pulls[0].address, self.pulls[1]
+        return self.intent.token_in, self.intent.max_in
 
 
 class PlanError(Exception):
@@ -296,7 +312,29 @@ class ExecutionEngine(TrackingMixin):
                                detail={"venue": venue.name, "exact": exact.value, "amount": str(amount),
                                        "quoted": str(quoted), "bound": str(bound), "deadline": deadline,
                                        "wallet": wallet.wallet.address})
-        return Plan(venue, wallet, base, quote_tok, intent, quoted, expected_base)
+        plan = Plan(venue, wallet, base, quote_tok, intent, quoted, expected_base)
+        return self._maybe_write(order, cp, ins, plan)
+
+    def _maybe_write(self, order: Order, cp: Counterparty, ins, plan: Plan) -> Plan:
+        """A Sell of an option series the wallet does not hold enough of is a sell-to-open, for sessions
+        allowed to write: the market mints the whole quantity against collateral and sells it through the
+        V2 router in the same transaction. Everyone else gets the usual balance check."""
+        i, w = plan.intent, plan.wallet
+        if not (order.side is Side.SELL and ins.security_type == "OPT" and ins.market and cp.may_write_options
+                and i.exact is Exact.INPUT and plan.venue.kind == "uniswap_v2"):
+            return plan
+        held = self.markets.balance_of(w.chain, i.token_in, w.wallet.address) - self.reserved(w, i.token_in)
+        if held >= i.amount:
+            return plan
+        market = OptionsMarketClient(self.markets.w3[w.chain], self.spec.options_markets[ins.market].address)
+        token_addr, units = market.collateral(ins.series_id, i.amount)
+        collateral = next(t for t in self.spec.tokens.values() if t.address == token_addr and t.chain == w.chain)
+        call = market.write_and_sell(ins.series_id, i.amount, plan.venue.router, i.bound, i.deadline)
+        self.journal.add_event(order.order_id, "note", f"sell-to-open: wallet holds {fmt(from_units(max(held, 0), plan.base.decimals))}"
+                               f", writes {fmt(from_units(i.amount, plan.base.decimals))} of series {ins.series_id} against "
+                               f"{fmt(from_units(units, collateral.decimals))} {collateral.symbol} collateral",
+                               detail={"market": market.address, "series_id": ins.series_id, "collateral": str(units)})
+        return replace(plan, write=call, pulls=(collateral, units))
 
     def _route(self, order: Order, venues: list[Venue], token_in: Token, token_out: Token, exact: Exact,
                amount: int) -> tuple[Venue, int]:
@@ -358,20 +396,20 @@ class ExecutionEngine(TrackingMixin):
         return TradeContext(plan.venue.name, plan.wallet.wallet.name, notional, pool_px, gas)
 
     def _check_funds(self, order: Order, plan: Plan, cp: Counterparty) -> None:
-        intent, w = plan.intent, plan.wallet
-        token_in = plan.base if order.side is Side.SELL else plan.quote
-        need = intent.max_in
-        held = self.markets.balance_of(w.chain, intent.token_in, w.wallet.address)
-        committed = self.reserved(w, intent.token_in)
+        w = plan.wallet
+        token_in = plan.pulls[0] if plan.pulls else plan.base if order.side is Side.SELL else plan.quote
+        pay_token, need = plan.pays
+        held = self.markets.balance_of(w.chain, pay_token, w.wallet.address)
+        committed = self.reserved(w, pay_token)
         if held - committed < need:
             units = lambda x: fmt(from_units(x, token_in.decimals))  # noqa: E731
             raise PlanError(Rejection(RejectReason.OTHER, f"Insufficient balance: wallet {w.wallet.name} holds "
                                       f"{units(held)} {token_in.symbol}" + (f", {units(committed)} of it committed to "
                                       "orders in flight" if committed else "") + f", the order may need {units(need)}"))
-        spender = plan.venue.build_swap(intent).spender
-        if self.markets.allowance(w.chain, intent.token_in, w.wallet.address, spender) >= need + self.reserved(w, intent.token_in):
+        spender = plan.call.spender
+        if self.markets.allowance(w.chain, pay_token, w.wallet.address, spender) >= need + committed:
             return
-        amount = MAX_UINT256 if cp.approval_policy == "standing" else need + self.reserved(w, intent.token_in)
+        amount = MAX_UINT256 if cp.approval_policy == "standing" else need + committed
         self._approve(order, w, token_in, spender, amount, cp.approval_policy)
 
     def _approve(self, order: Order, w: TradingWallet, token: Token, spender: str, amount: int, policy: str) -> None:
@@ -399,7 +437,7 @@ class ExecutionEngine(TrackingMixin):
     def _execute(self, order: Order, plan: Plan) -> None:
         """Simulate, sign, journal, hand to tracking, broadcast. Does not wait for the chain."""
         w = plan.wallet
-        call = plan.venue.build_swap(plan.intent)
+        call = plan.call
         try:
             gas = w.submitter.simulate(call.to, call.data)
         except WouldRevert as e:
@@ -412,7 +450,7 @@ class ExecutionEngine(TrackingMixin):
             self._write_ahead(order.order_id, "swap", w)(sent)
             flight = InFlight(order=order, plan=plan, wallet=w, nonce=sent.nonce, to=call.to, data=call.data,
                               gas_limit=sent.gas_limit, attempts=[Attempt.of(sent, "swap")],
-                              sent_block=self.head(w.chain), reserved=(plan.intent.token_in, plan.intent.max_in))
+                              sent_block=self.head(w.chain), reserved=plan.pays)
             self.track(flight)
         try:
             w.submitter.broadcast_new(sent)

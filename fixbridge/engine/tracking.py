@@ -15,6 +15,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import structlog
+from eth_account.typed_transactions import TypedTransaction
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 
 from fixbridge.chain.submitter import BroadcastRejected, Receipt, SentTx
 from fixbridge.chain.watcher import Block, BlockWatcher
@@ -390,11 +393,14 @@ class TrackingMixin:
                 cp = self.counterparty(order.session_id)
                 plan = self._plan(order, cp, quote=False)
                 w = plan.wallet
-                call = plan.venue.build_swap(plan.intent)
+                # Re-pricing must resend exactly what was signed: take the call from the journaled bytes.
+                first = [t for t in txs if t.purpose != "cancel"][0]
+                signed = TypedTransaction.from_bytes(HexBytes(first.raw_tx)).as_dict()
+                call_to, call_data = to_checksum_address(signed["to"]), bytes(signed["data"])
                 nonce = txs[0].nonce
                 attempts = [Attempt(t.tx_hash.lower(), t.raw_tx, t.max_fee_per_gas, t.max_priority_fee_per_gas,
                                     "cancel" if t.purpose == "cancel" else "swap") for t in txs if t.nonce == nonce]
-                f = InFlight(order=order, plan=plan, wallet=w, nonce=nonce, to=call.to, data=call.data,
+                f = InFlight(order=order, plan=plan, wallet=w, nonce=nonce, to=call_to, data=call_data,
                              gas_limit=txs[0].gas_limit, attempts=attempts, sent_block=self.head(w.chain),
                              reserved=(plan.intent.token_in, 0))
                 if order.status is OrdStatus.PENDING_CANCEL:
