@@ -27,6 +27,7 @@ from fixbridge.chain.submitter import BroadcastRejected, SentTx, WouldRevert
 from fixbridge.config import Counterparty, SessionsConfig, Spec, Token
 from fixbridge.engine.faults import crash_point
 from fixbridge.engine.markets import MAX_UINT256, Markets, TradingWallet, approve_calldata
+from fixbridge.engine.settlement import SettlementMixin, SettlementReport
 from fixbridge.engine.tracking import Attempt, InFlight, TrackingMixin, _revert_status
 from fixbridge.journal import DuplicateClOrdID, Journal
 from fixbridge.orders import lifecycle
@@ -48,6 +49,10 @@ class Reporter(Protocol):
 
     def cancel_reject(self, session_id: str, *, cl_ord_id: str, orig_cl_ord_id: str, order_id: str,
                       ord_status: OrdStatus, too_late: bool, text: str) -> None: ...
+
+    def settlement_report(self, session_id: str, report: SettlementReport) -> None: ...
+
+    def session_ids(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def new_order_id() -> str:
     return "FB" + uuid.uuid4().hex[:16].upper()
 
 
-class ExecutionEngine(TrackingMixin):
+class ExecutionEngine(TrackingMixin, SettlementMixin):
     def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, markets: Markets) -> None:
         self.spec, self.sessions, self.journal, self.markets = spec, sessions, journal, markets
         self.reporter: Reporter | None = None
@@ -221,6 +226,8 @@ class ExecutionEngine(TrackingMixin):
                     self._process(order_id)
                 elif kind == "cancel":
                     self.replace_with_noop(order_id)
+                elif kind == "settle":
+                    self.settle_series(threading.current_thread().name.removeprefix("intake-"), order_id)
             except Exception:
                 log.exception("order processing failed", item=item)
             finally:
@@ -501,6 +508,9 @@ class ExecutionEngine(TrackingMixin):
         self._enqueue(row.session_id, row.account, ("new", row.order_id), row.symbol)
 
     # ---- helpers ---------------------------------------------------------------------------
+    def session_ids_of(self, comp_id: str) -> list[str]:
+        return [sid for sid in (self.reporter.session_ids() if self.reporter else []) if session_counterparty(sid) == comp_id]
+
     def counterparty(self, session_id: str) -> Counterparty:
         return self.sessions.sessions[session_counterparty(session_id)]
 

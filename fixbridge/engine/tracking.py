@@ -159,6 +159,8 @@ class TrackingMixin:
                 if self._watchers[chain].hashes.get(f.receipt.block_number) == f.receipt.block_hash:
                     self._settle(f)
         self._look_after(chain, block.number)
+        if self.spec.options_markets:
+            self.check_settlements(chain, block.number)
         for oid, (_, n) in list(self._settled.items()):
             if n < block.number - KEEP_SETTLED_BLOCKS:
                 self._settled.pop(oid, None)

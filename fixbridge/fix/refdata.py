@@ -136,3 +136,33 @@ def position_report(req: fix.Message, p: Position, total: int, business_day: dat
     m.addGroup(a)
     _s(m, 58, f"on-chain balance of {p.address} held by wallet {p.wallet_address}")
     return m
+
+
+def settlement_report(r) -> fix.Message:
+    """An unsolicited PositionReport (325=Y) for a settled option series: the final settlement
+    price, the tokens redeemed (long) and written (short), and what the wallet received."""
+    m = _message(fix.MsgType_PositionReport)
+    _s(m, 721, _response_id("ST"))
+    _s(m, 325, "Y")                # UnsolicitedIndicator
+    _s(m, 728, "0")
+    _s(m, 715, datetime.now(timezone.utc).strftime("%Y%m%d"))
+    _s(m, 1, r.wallet)
+    _s(m, 581, "1")
+    _s(m, 55, r.symbol)
+    _s(m, 167, "OPT")
+    _s(m, 15, r.currency)
+    _s(m, 730, r.settlement_price)  # SettlPrice: what the oracle settled at
+    _s(m, 731, "1")                 # SettlPriceType: final
+    _s(m, 734, r.settlement_price)
+    q = fix.Group(702, 703)
+    _s(q, 703, "EX")                # PosType: exercise (settled at expiry)
+    _s(q, 704, r.held)              # redeemed
+    _s(q, 705, r.written)           # written
+    m.addGroup(q)
+    a = fix.Group(753, 707)
+    _s(a, 707, "SETL")              # PosAmtType: settlement value
+    _s(a, 708, r.received)
+    m.addGroup(a)
+    _s(m, 58, f"{r.symbol} settled at {r.settlement_price}: redeemed {r.held}, released collateral of {r.written} "
+              f"written; received {r.received} {r.currency}; tx {', '.join(r.tx_hashes) or 'none'}")
+    return m

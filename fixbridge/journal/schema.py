@@ -224,7 +224,7 @@ IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 DIRECTIONS = ("in", "out")
 EVENT_KINDS = ("transition", "quote", "risk", "approval", "tx", "note", "reorg")
-TX_PURPOSES = ("swap", "approve", "cancel", "gap_fill")
+TX_PURPOSES = ("swap", "approve", "cancel", "gap_fill", "redeem", "release")
 TX_STATUSES = ("signed", "broadcast", "mined", "reverted", "dropped", "failed", "replaced")
 APPROVAL_POLICIES = ("exact", "standing")
 

@@ -142,7 +142,7 @@ def upgrade() -> None:
         sa.Column("block_number", sa.BigInteger(), nullable=True),
         sa.Column("created_at", _ts(), nullable=False),
         sa.Column("updated_at", _ts(), nullable=False),
-        sa.CheckConstraint("purpose IN ('swap', 'approve', 'cancel', 'gap_fill')", name="ck_transactions_purpose"),
+        sa.CheckConstraint("purpose IN ('swap', 'approve', 'cancel', 'gap_fill', 'redeem', 'release')", name="ck_transactions_purpose"),
         sa.CheckConstraint(
             "status IN ('signed', 'broadcast', 'mined', 'reverted', 'dropped', 'failed', 'replaced')",
             name="ck_transactions_status",
