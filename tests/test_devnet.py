@@ -304,13 +304,13 @@ def test_written_spec_parses_and_names_the_contracts(chain, tmp_path: Path) -> N
         **{  # the options, on their V2 pools against USDC
             sym: {"base": sym, "quote": "USDC", "venues": ["uniswap_v2"], "security_type": "OPT", "underlying": "WETH",
                   "strike": str(s.strike), "expiry": s.expiry, "put_or_call": s.put_or_call,
-                  "contract_multiplier": "1"}
+                  "contract_multiplier": "1", "market": "options", "series_id": s.series_id}
             for sym, s in dep.options.series.items()
         },
     }
+    assert spec["options_markets"] == {"options": {"chain": "devnet", "address": dep.options.market}}
     assert list(dep.options.series) == [
         "ETH-20261231-3000-C", "ETH-20261231-3000-P", "ETH-20261231-3500-C", "ETH-20270326-3000-C", "ETH-20270326-3000-P"]
-    assert f"# OptionsMarket {dep.options.market} " in text
     # without V3 (a Deployment made before it existed) the spec is the V2 one
     v2_only = tomllib.loads(render_spec(dataclasses.replace(dep, v3=None)))
     assert set(v2_only["venues"]) == {"uniswap_v2"}
