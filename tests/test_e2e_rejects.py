@@ -55,7 +55,7 @@ def journaled_reject(journal, session, cl_ord_id, reason):
     (dict(qty=Decimal("1"), ex_destination="sushiswap"), 99, "ExDestination 'sushiswap' does not list WETH/USDC"),
     (dict(qty=Decimal("1"), expire_time=datetime.now(timezone.utc) - timedelta(minutes=1)), 4, "has already passed"),
     (dict(side=SELL, qty=Decimal("1000")), 99, "Insufficient balance: wallet w1 holds"),
-    (dict(qty=Decimal("100000")), 99, "cannot quote WETH/USDC for this size (not enough liquidity?): execution reverted: ds-math-sub-underflow"),
+    (dict(qty=Decimal("100000")), 99, "No venue can quote WETH/USDC for this size (not enough liquidity?): uniswap_v2: execution reverted: ds-math-sub-underflow"),
 ])
 def test_order_rejected_with_reason(client, journal, no_tx_sent, cl_ord_id, kwargs, reason, words):
     kwargs = {"symbol": "WETH/USDC", "side": BUY, **kwargs}
