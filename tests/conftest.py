@@ -96,20 +96,34 @@ class Devnet:
         return self.anvil.rpc(method, params or [])
 
 
+def start_devnet(d: Path, **anvil_options) -> Devnet:
+    """anvil in `d` with the venues deployed, wallets #1, #3 and #4 funded, and its spec written."""
+    from fixbridge.devnet.anvil import Anvil
+    from fixbridge.devnet.deploy import deploy_devnet, write_spec
+
+    node = Anvil("127.0.0.1", 0, log_path=d / "anvil.log", **anvil_options).start()
+    dep = deploy_devnet(node.rpc_url, fund=[ADDR[1], ADDR[3], ADDR[4]])
+    write_spec(dep, d / "devnet.toml")
+    return Devnet(node, dep, d / "devnet.toml")
+
+
+def start_bridge(specs: list[Path], sessions: Path, state: Path, env: dict[str, str] | None = None,
+                 port: int | None = None) -> "BridgeProcess":
+    """`fixbridge run --no-devnet` as a subprocess with its own SQLite journal and FIX store in `state`."""
+    port = port or free_port()
+    url = f"sqlite:///{state / 'journal.db'}"
+    args = FIXBRIDGE + ["run", "--no-devnet", *[a for p in specs for a in ("--spec", str(p))], "--sessions",
+                        str(sessions), "--journal", url, "--state-dir", str(state), "--port", str(port)]
+    return BridgeProcess(args, port, url, state, env=env or {}).start()
+
+
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory) -> Devnet:
     """A fresh chain for each test module (about a second): one module's trades never move the
     prices another module's tests expect."""
-    from fixbridge.devnet.anvil import Anvil
-    from fixbridge.devnet.deploy import deploy_devnet, write_spec
-
-    d = tmp_path_factory.mktemp("devnet")
-    node = Anvil("127.0.0.1", 0, log_path=d / "anvil.log").start()
-    dep = deploy_devnet(node.rpc_url, fund=[ADDR[1], ADDR[3], ADDR[4]])
-    spec = d / "devnet.toml"
-    write_spec(dep, spec)
-    yield Devnet(node, dep, spec)
-    node.stop()
+    net = start_devnet(tmp_path_factory.mktemp("devnet"))
+    yield net
+    net.anvil.stop()
 
 
 @pytest.fixture(scope="session")
@@ -167,14 +181,8 @@ class BridgeProcess:
 
 @pytest.fixture(scope="module")
 def bridge(devnet, sessions_dir, tmp_path_factory):
-    """The bridge on the shared devnet with its own SQLite journal, for one test module."""
-    state = tmp_path_factory.mktemp("bridge")
-    port = free_port()
-    url = f"sqlite:///{state / 'journal.db'}"
-    b = BridgeProcess(FIXBRIDGE + ["run", "--no-devnet", "--spec", str(devnet.spec_path), "--sessions",
-                                   str(sessions_dir / "counterparties.toml"), "--journal", url, "--state-dir",
-                                   str(state), "--port", str(port)], port, url, state)
-    b.start()
+    """The bridge on the module's devnet with its own SQLite journal."""
+    b = start_bridge([devnet.spec_path], sessions_dir / "counterparties.toml", tmp_path_factory.mktemp("bridge"))
     yield b
     b.stop()
 

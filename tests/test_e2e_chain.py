@@ -10,7 +10,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from conftest import ADDR, FIXBRIDGE, KEYS, BridgeProcess, Devnet, free_port
+from conftest import ADDR, KEYS, start_bridge, start_devnet
 from fixbridge.fix.client import FixClient, new_order_single, order_cancel_request
 from fixbridge.journal import Journal
 from fixbridge.orders.model import OrdStatus
@@ -22,25 +22,17 @@ S1 = "FIX.4.4:FIXBRIDGE->CLIENT1"
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    """A devnet that mines a block every second, as a real chain does."""
-    from fixbridge.devnet.anvil import Anvil
-    from fixbridge.devnet.deploy import deploy_devnet, write_spec
-
+    """A devnet that mines a block every second, as a real chain does (its state saved every second,
+    so the outage test can restart it)."""
     d = tmp_path_factory.mktemp("chain")
-    node = Anvil("127.0.0.1", 0, block_time=1, log_path=d / "anvil.log", extra_args=["--state", str(d / "state.json"), "--state-interval", "1"]).start()
-    dep = deploy_devnet(node.rpc_url, fund=[ADDR[1], ADDR[3], ADDR[4]])
-    write_spec(dep, d / "spec.toml")
-    yield Devnet(node, dep, d / "spec.toml")
-    node.stop()
+    net = start_devnet(d, block_time=1, extra_args=["--state", str(d / "state.json"), "--state-interval", "1"])
+    yield net
+    net.anvil.stop()
 
 
 @pytest.fixture(scope="module")
 def bridge(chain, sessions_dir, tmp_path_factory):
-    state = tmp_path_factory.mktemp("bridge")
-    port, url = free_port(), f"sqlite:///{state / 'journal.db'}"
-    b = BridgeProcess(FIXBRIDGE + ["run", "--no-devnet", "--spec", str(chain.spec_path), "--sessions",
-                                   str(sessions_dir / "counterparties.toml"), "--journal", url, "--state-dir",
-                                   str(state), "--port", str(port)], port, url, state).start()
+    b = start_bridge([chain.spec_path], sessions_dir / "counterparties.toml", tmp_path_factory.mktemp("bridge"))
     yield b
     b.stop()
 

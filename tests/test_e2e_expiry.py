@@ -11,7 +11,7 @@ from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector as sel
 from web3 import Web3
 
-from conftest import ADDR, FIXBRIDGE, BridgeProcess, Devnet, free_port
+from conftest import ADDR, start_bridge, start_devnet
 from fixbridge.config import load_spec
 from fixbridge.fix.client import FixClient, new_order_single
 from fixbridge.journal import Journal
@@ -23,24 +23,14 @@ SERIES = "ETH-20261231-3000-C"
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
-    from fixbridge.devnet.anvil import Anvil
-    from fixbridge.devnet.deploy import deploy_devnet, write_spec
-
-    d = tmp_path_factory.mktemp("expiry")
-    node = Anvil("127.0.0.1", 0, log_path=d / "anvil.log").start()
-    dep = deploy_devnet(node.rpc_url, fund=[ADDR[1], ADDR[3]])
-    write_spec(dep, d / "spec.toml")
-    yield Devnet(node, dep, d / "spec.toml")
-    node.stop()
+    net = start_devnet(tmp_path_factory.mktemp("expiry"))
+    yield net
+    net.anvil.stop()
 
 
 @pytest.fixture(scope="module")
 def bridge(chain, sessions_dir, tmp_path_factory):
-    d = tmp_path_factory.mktemp("expiry-bridge")
-    port, url = free_port(), f"sqlite:///{d / 'journal.db'}"
-    b = BridgeProcess(FIXBRIDGE + ["run", "--no-devnet", "--spec", str(chain.spec_path), "--sessions",
-                                   str(sessions_dir / "counterparties.toml"), "--journal", url, "--state-dir", str(d),
-                                   "--port", str(port)], port, url, d).start()
+    b = start_bridge([chain.spec_path], sessions_dir / "counterparties.toml", tmp_path_factory.mktemp("expiry-bridge"))
     yield b
     b.stop()
 

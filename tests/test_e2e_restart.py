@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from web3 import Web3
 
-from conftest import ADDR, FIXBRIDGE, BridgeProcess, free_port
+from conftest import ADDR, BridgeProcess, free_port, start_bridge
 from fixbridge.fix.client import FixClient, new_order_single
 from fixbridge.journal import Journal
 from fixbridge.orders.model import OrdStatus
@@ -21,15 +21,13 @@ SESSION = "FIX.4.4:FIXBRIDGE->CLIENT1"
 @pytest.fixture
 def make_bridge(devnet, sessions_dir, tmp_path):
     """Bridges sharing one journal and one FIX store, as the same deployment restarted."""
-    port, url = free_port(), f"sqlite:///{tmp_path / 'journal.db'}"
+    port = free_port()
     started: list[BridgeProcess] = []
 
     def make(crash_at: str | None = None) -> BridgeProcess:
-        args = FIXBRIDGE + ["run", "--no-devnet", "--spec", str(devnet.spec_path), "--sessions",
-                            str(sessions_dir / "counterparties.toml"), "--journal", url, "--state-dir",
-                            str(tmp_path), "--port", str(port)]
-        b = BridgeProcess(args, port, url, tmp_path, env={"FIXBRIDGE_CRASH_AT": crash_at} if crash_at else {})
-        started.append(b.start())
+        b = start_bridge([devnet.spec_path], sessions_dir / "counterparties.toml", tmp_path,
+                         env={"FIXBRIDGE_CRASH_AT": crash_at} if crash_at else {}, port=port)
+        started.append(b)
         return b
 
     yield make

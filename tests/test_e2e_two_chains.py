@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import ADDR, FIXBRIDGE, KEYS, ROOT, BridgeProcess, free_port
+from conftest import ADDR, KEYS, ROOT, start_bridge
 from fixbridge.fix.client import FixClient, new_order_single
 from helpers import balance
 
@@ -39,10 +39,7 @@ def bridge2(devnet, second, tmp_path_factory):
         f'[wallets.a]\nchain = "devnet"\nprivate_key = "{KEYS[1]}"\n'
         f'[wallets.b]\nchain = "devnet2"\nprivate_key = "{KEYS[1]}"\n'
         '[sessions.CLIENT1]\nwallets = ["a", "b"]\n')
-    port, url = free_port(), f"sqlite:///{d / 'journal.db'}"
-    b = BridgeProcess(FIXBRIDGE + ["run", "--no-devnet", "--spec", str(devnet.spec_path), "--spec", str(second[2]),
-                                   "--sessions", str(d / "counterparties.toml"), "--journal", url,
-                                   "--state-dir", str(d), "--port", str(port)], port, url, d).start()
+    b = start_bridge([devnet.spec_path, second[2]], d / "counterparties.toml", d)
     yield b
     b.stop()
 

@@ -19,7 +19,7 @@ class _Strict(BaseModel):
 
 
 def _exact(v: object) -> object:
-    """Money and limits come as TOML strings or integers: a TOML float is not exact."""
+    """Money and limits are exact: read_toml parses TOML numbers as Decimal; a float from code is refused."""
     if isinstance(v, float):
         raise ValueError(f"write {v!r} as a string (\"{v!r}\") or an integer: floats are not exact")
     return v

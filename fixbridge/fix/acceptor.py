@@ -29,15 +29,43 @@ class FixAcceptor:
                                   f"no [sessions.{s['TargetCompID']}] entry in {sessions.path}")
         self.port = int(self.session_defs[0]["SocketAcceptPort"])
         self.host = self.session_defs[0].get("SocketAcceptHost", "0.0.0.0")
+        self.tls = tls_enabled(self.session_defs[0])
+        if self.tls:
+            check_tls_files(Path(sessions.acceptor_cfg), self.session_defs[0])
         self._settings = fix.SessionSettings(str(path))
         self._store = fix.FileStoreFactory(self._settings)
         self._log = fix.FileLogFactory(self._settings)
-        self._acceptor = fix.SocketAcceptor(app, self._store, self._settings, self._log)
+        app.secret_dirs = [fix_dir / "log"]  # where a Logon's Password (554) lands; masked in place
+        cls = fix.SSLSocketAcceptor if self.tls else fix.SocketAcceptor
+        self._acceptor = cls(app, self._store, self._settings, self._log)
 
     def start(self) -> None:
         self._acceptor.start()
-        log.info("acceptor listening", host=self.host, port=self.port,
+        log.info("acceptor listening", host=self.host, port=self.port, tls=self.tls,
                  sessions=[f"{s['SenderCompID']}<-{s['TargetCompID']} {s['BeginString']}" for s in self.session_defs])
 
     def stop(self) -> None:
         self._acceptor.stop()
+
+
+# QuickFIX (C++) has no on/off key for TLS: the SSL acceptor class reads ServerCertificateFile,
+# ServerCertificateKeyFile, SSLProtocol, SSLCipherSuite, CertificationAuthoritiesFile and
+# CertificateVerifyLevel (src/C++/SSLSocketAcceptor.cpp, UtilitySSL.cpp). We turn TLS on when
+# SocketUseSSL=Y (the QuickFIX/J spelling) or a ServerCertificateFile is given.
+TLS_KEYS = ("ServerCertificateFile", "ServerCertificateKeyFile", "CertificationAuthoritiesFile")
+
+
+def tls_enabled(defaults: dict[str, str]) -> bool:
+    use = defaults.get("SocketUseSSL", "").strip().upper()
+    if use in ("N", "NO", "FALSE", "0"):
+        return False
+    return use in ("Y", "YES", "TRUE", "1") or bool(defaults.get("ServerCertificateFile"))
+
+
+def check_tls_files(cfg: Path, defaults: dict[str, str]) -> None:
+    if not defaults.get("ServerCertificateFile"):
+        raise ConfigError(cfg, "ServerCertificateFile", "SocketUseSSL=Y needs a server certificate (PEM)")
+    for key in TLS_KEYS:
+        value = defaults.get(key)
+        if value and not Path(value).is_file():
+            raise ConfigError(cfg, key, f"file {value} not found")

@@ -6,13 +6,19 @@ hands the order to the engine, and turns anything unexpected into a reject.
 """
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 
 import quickfix as fix
 import structlog
 
-from fixbridge.engine.execution import ExecutionEngine
+from fixbridge.config.sessions import drop_copy_targets
+from fixbridge.engine.execution import ExecutionEngine, session_counterparty
+from fixbridge.engine.positions import positions
+from fixbridge.fix import refdata
 from fixbridge.fix import translate as t
+from fixbridge.fix.guard import LogonGuard, LogonRejected, Throttle
+from fixbridge.fix.redact import scrub_dirs
 from fixbridge.journal import Journal
 from fixbridge.orders.lifecycle import ORD_STATUS_CODE
 from fixbridge.orders.model import ExecutionReport, OrdStatus, RejectReason
@@ -25,6 +31,9 @@ class BridgeApplication(fix.Application):
         super().__init__()
         self.engine, self.journal = engine, journal
         self.sessions: dict[str, fix.SessionID] = {}
+        self.throttle = Throttle(engine.sessions)             # max_messages_per_second
+        self.logon_guard = LogonGuard(engine.sessions, journal)  # password_hash, lockout
+        self.secret_dirs: list = []  # QuickFIX log dirs to mask Password (554) in (set by FixAcceptor)
 
     # ---- session events ----------------------------------------------------------------------
     def onCreate(self, sessionID: fix.SessionID) -> None:
@@ -35,12 +44,32 @@ class BridgeApplication(fix.Application):
 
     def onLogout(self, sessionID: fix.SessionID) -> None:
         log.info("logout", session=sessionID.toString())
+        self._scrub()
+
+    def _scrub(self) -> None:
+        try:
+            scrub_dirs(self.secret_dirs)
+        except Exception:
+            log.exception("masking passwords in the QuickFIX log failed")
 
     def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
-        pass
+        try:  # session-level Rejects and Logouts say why a message or a session was refused: journal them
+            if message.getHeader().getField(35) in ("3", "5"):
+                self._journal(message, sessionID, "out")
+        except Exception:
+            log.exception("journaling an outbound admin message failed")
 
     def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
-        pass
+        if message.getHeader().getField(35) != fix.MsgType_Logon:
+            return
+        self._scrub()  # QuickFIX logged the Logon as it arrived: mask its Password (554) first
+        try:
+            self.logon_guard.check(sessionID.toString(), t.get(message, 553), t.get(message, 554))
+        except LogonRejected as e:
+            raise fix.RejectLogon(str(e))
+        except Exception as e:  # fail closed: no check, no logon
+            log.exception("logon check failed", session=sessionID.toString())
+            raise fix.RejectLogon(f"internal error ({type(e).__name__})")
 
     # ---- application messages ----------------------------------------------------------------
     def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
@@ -52,14 +81,27 @@ class BridgeApplication(fix.Application):
     def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         sid = sessionID.toString()
         msg_type = message.getHeader().getField(35)
+        allowed, state = self.throttle.allow(sid)  # a cheap token bucket, before anything else
+        if not allowed:
+            return self._throttled(message, sessionID, msg_type, state)
         try:
             self._journal(message, sessionID, "in")
+            if self._is_drop_copy(sid):  # it listens only: 380=6 Not authorized
+                return self._business_reject(message, sessionID, "This is a drop copy session: it receives copies "
+                                             "of ExecutionReports and cannot send orders or requests", "6")
             if msg_type == fix.MsgType_NewOrderSingle:
                 self._new_order(message, sid)
             elif msg_type == fix.MsgType_OrderCancelRequest:
                 self.engine.cancel(sid, message.getField(11), message.getField(41))
             elif msg_type == fix.MsgType_OrderStatusRequest:
                 self.engine.status(sid, message.getField(11), t.get(message, 37), t.get(message, 790))
+            elif msg_type == fix.MsgType_SecurityListRequest:
+                fix.Session.sendToTarget(refdata.security_list(message, self.engine.spec), sessionID)
+            elif msg_type == fix.MsgType_SecurityDefinitionRequest:
+                fix.Session.sendToTarget(refdata.security_definition(message, self.engine.spec), sessionID)
+            elif msg_type == fix.MsgType_RequestForPositions:
+                # Balances and prices are chain reads: answer from a thread, not QuickFIX's.
+                threading.Thread(target=self._positions, args=(fix.Message(message), sessionID), daemon=True).start()
             else:
                 raise fix.UnsupportedMessageType()
         except (fix.UnsupportedMessageType, fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFormat):
@@ -67,6 +109,28 @@ class BridgeApplication(fix.Application):
         except Exception as e:  # never let a plain exception reach QuickFIX's thread
             log.exception("fromApp failed", session=sid, msg_type=msg_type)
             self._business_reject(message, sessionID, f"Internal error handling {msg_type}: {type(e).__name__}")
+
+    def _positions(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        """RequestForPositions: one PositionReport per token a bound wallet holds on chain.
+        Account (1) names a wallet bound to the session, or '*' for all of them."""
+        cp = self.engine.counterparty(sessionID.toString())
+        account = message.getField(1)
+        wallets = cp.wallets if account == "*" else [account] if account in cp.wallets else []
+        if not wallets:
+            fix.Session.sendToTarget(refdata.positions_ack(message, account, 0, "99",
+                                                           f"Account {account!r} is not bound to this session"), sessionID)
+            return
+        try:
+            found = positions(self.engine.markets, wallets)
+        except Exception as e:
+            log.exception("positions failed")
+            fix.Session.sendToTarget(refdata.positions_ack(message, account, 0, "99", f"Cannot read the chain: {type(e).__name__}"),
+                                     sessionID)
+            return
+        fix.Session.sendToTarget(refdata.positions_ack(message, account, len(found), "0" if found else "2"), sessionID)
+        day = datetime.now(timezone.utc).date()
+        for p in found:
+            fix.Session.sendToTarget(refdata.position_report(message, p, len(found), day), sessionID)
 
     def _new_order(self, message: fix.Message, sid: str) -> None:
         try:
@@ -90,21 +154,70 @@ class BridgeApplication(fix.Application):
             er.setField(fix.StringField(tag, value))
         fix.Session.sendToTarget(er, self.sessions[sid])
 
-    def _business_reject(self, message: fix.Message, sessionID: fix.SessionID, text: str) -> None:
+    def _business_reject(self, message: fix.Message, sessionID: fix.SessionID, text: str, reason: str = "0") -> None:
         try:
             r = fix.Message()
             r.getHeader().setField(fix.MsgType(fix.MsgType_BusinessMessageReject))
             r.setField(fix.StringField(45, message.getHeader().getField(34)))
             r.setField(fix.StringField(372, message.getHeader().getField(35)))
-            r.setField(fix.StringField(380, "0"))  # Other
+            r.setField(fix.StringField(380, reason))  # BusinessRejectReason: 0 Other, 6 Not authorized
             r.setField(fix.StringField(58, text))
             fix.Session.sendToTarget(r, sessionID)
         except Exception:
             log.exception("could not send BusinessMessageReject")
 
+    def _throttled(self, message: fix.Message, sessionID: fix.SessionID, msg_type: str, state) -> None:
+        """Over the session's message rate: journal the message, reject it, process nothing."""
+        sid = sessionID.toString()
+        text = self.throttle.limit_text(sid)
+        try:
+            self._journal(message, sessionID, "in")
+            if not state.throttled:  # one security event per spell, not one per message of a flood
+                state.throttled = True
+                self.journal.record_security_event("throttle", sid, text, detail={
+                    "msg_type": msg_type, "seq_num": message.getHeader().getField(34), "dropped_so_far": state.dropped})
+                log.warning("session throttled", session=sid)
+        except Exception:
+            log.exception("journaling a throttled message failed", session=sid)
+        try:
+            if msg_type == fix.MsgType_NewOrderSingle and message.isSetField(11):
+                self._reject_unparsed(message, sid, RejectReason.OTHER, text)
+            else:
+                self._business_reject(message, sessionID, text)
+        except Exception:
+            log.exception("rejecting a throttled message failed", session=sid)
+
     # ---- what the engine calls (Reporter) ----------------------------------------------------
     def execution_report(self, session_id: str, er: ExecutionReport) -> None:
         fix.Session.sendToTarget(t.execution_report(er), self.sessions[session_id])
+        self._drop_copies(session_id, er)
+
+    # ---- drop copy (sessions with drop_copy_for in counterparties.toml) ----------------------
+    def _is_drop_copy(self, sid: str) -> bool:
+        cp = self.engine.sessions.sessions.get(session_counterparty(sid))
+        return cp is not None and bool(cp.drop_copy_for)
+
+    def _drop_copies(self, session_id: str, er: ExecutionReport) -> None:
+        """The same report, CopyMsgIndicator 797=Y and DeliverToCompID 128 = the original recipient, to
+        every drop copy session of ``session_id`` (stored and resent by QuickFIX if it is away)."""
+        comp = session_counterparty(session_id)
+        for target in drop_copy_targets(self.engine.sessions, comp):
+            try:
+                dest = next((s for k, s in self.sessions.items() if session_counterparty(k) == target), None)
+                if dest is None:
+                    continue
+                msg = t.execution_report(er)
+                msg.getHeader().setField(fix.StringField(128, comp))
+                msg.setField(fix.StringField(797, "Y"))
+                fix.Session.sendToTarget(msg, dest)
+            except Exception:  # a copy must never cost the client its report
+                log.exception("drop copy failed", session=session_id, drop_copy=target)
+
+    def session_ids(self) -> list[str]:
+        return list(self.sessions)
+
+    def settlement_report(self, session_id: str, report) -> None:
+        fix.Session.sendToTarget(refdata.settlement_report(report), self.sessions[session_id])
 
     def cancel_reject(self, session_id: str, *, cl_ord_id: str, orig_cl_ord_id: str, order_id: str,
                       ord_status: OrdStatus, too_late: bool, text: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import quickfix as fix
 
+from fixbridge.fix.redact import scrub_dirs
 from fixbridge.fix.translate import utc_timestamp
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
@@ -50,11 +51,20 @@ class _App(fix.Application):
         self.client = client
 
     def onCreate(self, sessionID): self.client.session_id = sessionID
-    def onLogon(self, sessionID): self.client._logged_on.set()
-    def onLogout(self, sessionID): self.client._logged_on.clear()
+    def onLogon(self, sessionID):
+        self.client._scrub()
+        self.client._logged_on.set()
+    def onLogout(self, sessionID):
+        self.client._logged_on.clear()
+        self.client._scrub()
     def toAdmin(self, message, sessionID):
-        if message.getHeader().getField(35) == "A" and self.client.reset_seq:
-            message.setField(fix.StringField(141, "Y"))
+        if message.getHeader().getField(35) == "A":
+            if self.client.reset_seq:
+                message.setField(fix.StringField(141, "Y"))
+            if self.client.username is not None:
+                message.setField(fix.StringField(553, self.client.username))
+            if self.client.password is not None:
+                message.setField(fix.StringField(554, self.client.password))
     def fromAdmin(self, message, sessionID):
         try:
             if message.getHeader().getField(35) in ("3", "5"):  # Reject / Logout reach the user too
@@ -71,8 +81,13 @@ class _App(fix.Application):
 
 class FixClient:
     def __init__(self, host: str = "127.0.0.1", port: int = 9876, sender: str = "CLIENT1", target: str = "FIXBRIDGE",
-                 data_dir: Path | None = None, reset_seq: bool = True, dictionary: Path = SPECS / "FIX44.xml") -> None:
+                 data_dir: Path | None = None, reset_seq: bool = True, dictionary: Path = SPECS / "FIX44.xml",
+                 username: str | None = None, password: str | None = None, tls: bool = False,
+                 ca_file: Path | None = None) -> None:
+        """username/password: Username (553) / Password (554) on Logon. tls: connect over TLS,
+        verifying the acceptor's certificate against ca_file (PEM) when given."""
         self.reset_seq = reset_seq
+        self.username, self.password = username, password
         self.session_id: fix.SessionID | None = None
         self._inbox: queue.Queue[Received] = queue.Queue()
         self._logged_on = threading.Event()
@@ -82,18 +97,29 @@ class FixClient:
             data_dir = Path(self._tmp.name)
         data_dir.mkdir(parents=True, exist_ok=True)
         cfg = data_dir / "initiator.cfg"
+        self._secret_dirs = [data_dir / "store", data_dir / "log"]
         cfg.write_text(
             "[DEFAULT]\nConnectionType=initiator\nReconnectInterval=1\nHeartBtInt=30\n"
             f"FileStorePath={data_dir / 'store'}\nFileLogPath={data_dir / 'log'}\n"
             "StartTime=00:00:00\nEndTime=00:00:00\nUseDataDictionary=Y\nSocketNodelay=Y\n"
             f"DataDictionary={dictionary}\nValidateUserDefinedFields=Y\n"
-            f"[SESSION]\nBeginString=FIX.4.4\nSenderCompID={sender}\nTargetCompID={target}\n"
+            + ("" if not tls else "SSLProtocol=all -SSLv2 -SSLv3 -TLSv1 -TLSv1_1\n"
+               + (f"CertificationAuthoritiesFile={ca_file}\n" if ca_file else ""))
+            + f"[SESSION]\nBeginString=FIX.4.4\nSenderCompID={sender}\nTargetCompID={target}\n"
             f"SocketConnectHost={host}\nSocketConnectPort={port}\n")
         self._settings = fix.SessionSettings(str(cfg))
         self._app = _App(self)
         self._store, self._log = fix.FileStoreFactory(self._settings), fix.FileLogFactory(self._settings)
-        self._initiator: fix.SocketInitiator | None = fix.SocketInitiator(self._app, self._store, self._settings,
-                                                                          self._log)
+        cls = fix.SSLSocketInitiator if tls else fix.SocketInitiator
+        self._initiator: fix.Initiator | None = cls(self._app, self._store, self._settings, self._log)
+
+    def _scrub(self) -> None:
+        """Mask our Password (554) in QuickFIX's store and log (fixbridge.fix.redact)."""
+        if self.password is not None:
+            try:
+                scrub_dirs(self._secret_dirs)
+            except Exception:
+                pass
 
     def start(self, timeout: float = 15.0) -> "FixClient":
         self._initiator.start()

@@ -94,6 +94,12 @@ class PreTradeRisk:
     def __init__(self, journal: "Journal", spec: "Spec") -> None:
         self.journal, self.spec = journal, spec
         self.halts = HaltBook(journal)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _session_lock(self, session_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(session_id, threading.Lock())
 
     # ---- kill switch -----------------------------------------------------------------------
     def halted(self, session_id: str) -> Rejection | None:
@@ -106,20 +112,25 @@ class PreTradeRisk:
         if h is None:
             return None
         return Rejection(RejectReason.EXCHANGE_CLOSED,
-                         f"trading halted for {h.what} by {h.halted_by} at "
-                         f"{h.halted_at.strftime('%Y-%m-%d %H:%M:%S')}Z: {h.reason}")
+                         f"trading halted for {h.what} by {h.halted_by}: {h.reason} "
+                         f"(since {h.halted_at.strftime('%Y-%m-%d %H:%M:%S')}Z)")
 
     # ---- limits ----------------------------------------------------------------------------
     def check(self, order: Order, cp: "Counterparty", ctx: TradeContext) -> Rejection | None:
-        rej = self._check(order, cp, ctx)
-        if rej is None:
+        """None if the order is within every limit, and then its notional is reserved (journaled on
+        its 'risk' event) before another order of the session is checked (the engine runs one
+        intake worker per wallet, so two orders of one session may be checked at once)."""
+        with self._session_lock(order.session_id):
+            rej = self._check(order, cp, ctx)
+            if rej is not None:
+                return rej
             ins = self.spec.instruments[order.symbol]
             self.journal.add_event(order.order_id, "risk",
                                    f"risk checks passed: notional {_d(ctx.notional)} {ins.quote} on {ctx.venue}",
                                    detail={"decision": "pass", "notional": ctx.notional, "quote": ins.quote,
                                            "pool_price": ctx.pool_price, "gas_price_wei": ctx.gas_price_wei,
                                            "venue": ctx.venue, "wallet": ctx.wallet})
-        return rej
+            return None
 
     def _check(self, order: Order, cp: "Counterparty", ctx: TradeContext) -> Rejection | None:
         ins = self.spec.instruments[order.symbol]
