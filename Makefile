@@ -1,16 +1,30 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run   — the bridge on the embedded devnet (anvil + Uniswap V2), SQLite journal under var/
+#   make run   — the bridge on the embedded devnet (two anvil chains with the venues), SQLite journal under var/
 #   make test  — the test suite
 PY := .venv/bin/python
 PIP := .venv/bin/pip
+# QuickFIX with OpenSSL (the PyPI build has TLS off). Built once, kept outside the checkout.
+QF_CACHE ?= $(HOME)/.cache/fixbridge/quickfix-ssl
 
-.PHONY: run test setup bench clean
+.PHONY: run test setup bench clean quickfix-ssl
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q --upgrade pip wheel setuptools
+	$(MAKE) --no-print-directory quickfix-ssl
 	$(PIP) install -q -e '.[dev]'
 	touch $@
+
+# QuickFIX built from source with TLS (a few minutes the first time). Without OpenSSL headers the
+# plain PyPI build is used instead and the TLS tests say so and skip.
+quickfix-ssl:
+	@mkdir -p $(dir $(QF_CACHE))
+	@if ! ls $(QF_CACHE)/quickfix-1.16.0-*.whl >/dev/null 2>&1; then \
+	  echo "building QuickFIX 1.16.0 with OpenSSL into $(QF_CACHE) (first time only, a few minutes)"; \
+	  scripts/build-quickfix-ssl.sh $(QF_CACHE) >$(QF_CACHE).log 2>&1 || echo "QuickFIX TLS build failed (see $(QF_CACHE).log): using the PyPI build, without TLS"; \
+	fi
+	@if ls $(QF_CACHE)/quickfix-1.16.0-*.whl >/dev/null 2>&1; then \
+	  $(PIP) install -q --force-reinstall --no-deps $(QF_CACHE)/quickfix-1.16.0-*.whl; fi
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
