@@ -3,6 +3,7 @@ stuck and dropped transactions, nonces used behind the bridge's back, reorgs, a 
 away. A real anvil with --block-time; the bridge as a subprocess; a real FIX initiator."""
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 
@@ -217,7 +218,18 @@ def test_node_outage_then_recovery(client, journal, chain, bridge, cl_ord_id):
     from fixbridge.devnet.anvil import Anvil
 
     chain.rpc("anvil_setIntervalMining", [0])
-    time.sleep(1.5)  # let --state-interval save the state
+    # With mining paused the chain stands still: keep a whole copy of the state anvil saves each second.
+    saved, snapshot = chain.spec_path.parent / "state.json", chain.spec_path.parent / "snapshot.json"
+    def copy_whole() -> bool:
+        time.sleep(1.2)
+        text = saved.read_text()
+        try:
+            json.loads(text)
+        except ValueError:
+            return False  # caught mid-write
+        snapshot.write_text(text)
+        return True
+    wait_for(copy_whole, what="a complete anvil state file")
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
     (tx,) = wait_broadcast(journal, cl_ord_id)
     port = chain.anvil.port
@@ -228,7 +240,7 @@ def test_node_outage_then_recovery(client, journal, chain, bridge, cl_ord_id):
     assert down[39] == "8" and "unreachable" in down[58]
     assert bridge.proc.poll() is None  # the bridge stayed up
     node = Anvil("127.0.0.1", port, block_time=1, log_path=chain.anvil.log_path,
-                 extra_args=["--state", str(chain.spec_path.parent / "state.json"), "--state-interval", "1"]).start()
+                 extra_args=["--state", str(snapshot), "--state-interval", "1"]).start()
     chain.anvil = node
     trade = client.reports_until_terminal(cl_ord_id, timeout=60)[-1]
     assert trade[39] == "2" and trade[20001] == tx.tx_hash
