@@ -27,7 +27,9 @@ quickfix-ssl:
 	  $(PIP) install -q --force-reinstall --no-deps $(QF_CACHE)/quickfix-1.16.0-*.whl; fi
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	# npm install, not npm ci: npm 11 ci refuses a lock whose optional per-platform anvil binaries
+	# (darwin, win32) were not resolved on this platform; install still honours the locked versions.
+	npm install --no-audit --no-fund
 	touch $@
 
 setup: .venv/.installed node_modules/.installed

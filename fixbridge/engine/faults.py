@@ -1,14 +1,24 @@
-"""Crash points for the fault tests: with FIXBRIDGE_CRASH_AT=<point> the process kills itself
-(SIGKILL, as a power cut would) when execution reaches that point. Unset, this costs one dict lookup."""
+"""Crash points for the fault tests: with FIXBRIDGE_CRASH_AT=<point> (or <point>:<n>, the n-th time
+it is reached) the process kills itself with SIGKILL, as a power cut would. Unset, this costs one
+comparison."""
 from __future__ import annotations
 
 import os
 import signal
+import threading
 
-_AT = os.environ.get("FIXBRIDGE_CRASH_AT")
 POINTS = ("before_sign", "after_write_ahead", "after_broadcast", "after_receipt", "before_report")
+_spec = os.environ.get("FIXBRIDGE_CRASH_AT", "")
+_AT, _, _NTH = _spec.partition(":")
+_left = int(_NTH or 1)
+_lock = threading.Lock()
 
 
 def crash_point(name: str) -> None:
-    if _AT == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    global _left
+    if _AT != name:
+        return
+    with _lock:
+        _left -= 1
+        if _left <= 0:
+            os.kill(os.getpid(), signal.SIGKILL)
