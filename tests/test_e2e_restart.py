@@ -83,3 +83,60 @@ def test_kill_9_mid_order_then_restart_finishes_it_once(make_bridge, devnet, tmp
     assert tx_count(devnet.rpc_url, ADDR[1]) == nonce_before + len(sent)
     assert row.status is OrdStatus.FILLED and len(j.fills_for(row.order_id)) == 1
     j.close()
+
+
+@pytest.mark.parametrize("crash_at", ["after_write_ahead:5", "after_broadcast:8", "after_receipt:4"])
+def test_kill_9_under_load_then_restart(make_bridge, devnet, tmp_path, cl_ord_id, crash_at):
+    """Twelve orders in flight at once; the bridge dies at the n-th crossing of a crash point. After
+    the restart every order has reached a terminal report, none has more than one mined swap, and
+    the journal agrees with the chain."""
+    w3 = Web3(Web3.HTTPProvider(devnet.rpc_url))
+    ids = [f"{cl_ord_id}-{i}" for i in range(12)]
+    b = make_bridge(crash_at=crash_at)
+    c = persistent_client(b, tmp_path / "client")
+    # Approvals first, so the load below is swaps only (they count towards the crash point's n).
+    for side in ("1", "2"):
+        c.send(new_order_single(f"{cl_ord_id}-warm{side}", "WETH/USDC", side, Decimal("0.01"), tif="3",
+                                ex_destination="uniswap_v2"))
+        assert c.reports_until_terminal(f"{cl_ord_id}-warm{side}")[-1][39] == "2"
+    nonce_before = tx_count(devnet.rpc_url, ADDR[1])
+    for i, cid in enumerate(ids):
+        c.send(new_order_single(cid, "WETH/USDC", "1" if i % 2 else "2", Decimal("0.01"), limit=Decimal("1000") if i % 2 == 0 else Decimal("5000"),
+                                tif="3", ex_destination="uniswap_v2"))
+    assert b.proc.wait(60) != 0  # died at the crash point
+    finals: dict = {}
+    time.sleep(0.5)
+    for m in c.drain():  # outcomes reported before the crash
+        if m.msg_type == "8" and m.get(11) in ids and m[39] in ("2", "4", "8", "C"):
+            finals[m[11]] = m
+    c.stop()
+    b = make_bridge()
+    c = persistent_client(b, tmp_path / "client")
+    try:
+        end = time.monotonic() + 90
+        while len(finals) < len(ids) and time.monotonic() < end:  # reports for all orders, interleaved
+            m = c.receive(max(0.1, end - time.monotonic()))
+            if m.msg_type == "8" and m.get(11) in ids and m[39] in ("2", "4", "8", "C"):
+                finals[m[11]] = m
+    finally:
+        c.stop()
+    assert set(finals) == set(ids)
+    j = Journal(b.journal_url)
+    try:
+        mined_total = 0
+        for cid, last in finals.items():
+            assert last[39] in ("2", "4", "8", "C"), last.raw
+            row = j.find_order(SESSION, cid)
+            assert row.status.terminal
+            mined = [t for t in j.transactions_for(row.order_id) if t.purpose == "swap" and t.status in ("mined", "reverted")]
+            assert len(mined) <= 1
+            for t in mined:
+                assert w3.eth.get_transaction_receipt(t.tx_hash).status == (1 if t.status == "mined" else 0)
+            assert (last[39] == "2") == bool(mined and mined[0].status == "mined"), (
+                cid, last.raw, [(t.purpose, t.status, t.nonce, t.tx_hash) for t in j.transactions_for(row.order_id)],
+                [(e.kind, e.reason) for e in j.events(row.order_id)])
+            mined_total += len(mined)
+        # Every nonce the wallet used since went to one of these orders' swaps.
+        assert tx_count(devnet.rpc_url, ADDR[1]) - nonce_before == mined_total
+    finally:
+        j.close()

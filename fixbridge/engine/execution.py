@@ -466,7 +466,8 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             self.journal.set_tx_status(sent.signed.tx_hash, "failed")
             self.fill_nonce_gap(w, sent.nonce)
             return self._finish_no_fill(order, OrdStatus.CANCELED, f"Not sent, the node refused it: {e.reason}")
-        self.journal.set_tx_status(sent.signed.tx_hash, "broadcast")
+        # The watcher may already have recorded the receipt (automine): never step back from it.
+        self.journal.set_tx_status(sent.signed.tx_hash, "broadcast", only_from=("signed",))
         crash_point("after_broadcast")
 
     # ---- recovery --------------------------------------------------------------------------

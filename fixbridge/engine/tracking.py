@@ -366,7 +366,7 @@ class TrackingMixin:
                                detail={"nonce": f.nonce, "max_fee": str(max_fee), "tip": str(tip)})
         try:
             f.wallet.submitter.broadcast(sent.signed.raw)
-            self.journal.set_tx_status(attempt.tx_hash, "broadcast")
+            self.journal.set_tx_status(attempt.tx_hash, "broadcast", only_from=("signed",))
         except Exception as e:
             # Most likely the original was mined meanwhile (nonce too low): the next block settles it.
             self.journal.set_tx_status(attempt.tx_hash, "failed")
@@ -380,7 +380,7 @@ class TrackingMixin:
         self._write_ahead(None, "gap_fill", w)(sent)
         try:
             w.submitter.broadcast(sent.signed.raw)
-            self.journal.set_tx_status(sent.signed.tx_hash, "broadcast")
+            self.journal.set_tx_status(sent.signed.tx_hash, "broadcast", only_from=("signed",))
         except Exception as e:
             self.journal.set_tx_status(sent.signed.tx_hash, "failed")
             log.error("could not fill a nonce gap", wallet=w.wallet.name, nonce=nonce, error=str(e)[:200])
@@ -421,7 +421,7 @@ class TrackingMixin:
                 for a in attempts:
                     try:
                         w.submitter.broadcast(a.raw)
-                        self.journal.set_tx_status(a.tx_hash, "broadcast")
+                        self.journal.set_tx_status(a.tx_hash, "broadcast", only_from=("signed",))
                     except Exception as e:
                         log.info("recovery: rebroadcast refused", tx=a.tx_hash, error=str(e)[:200])
             except Exception:

@@ -90,6 +90,7 @@ class FixClient:
         self.username, self.password = username, password
         self.session_id: fix.SessionID | None = None
         self._inbox: queue.Queue[Received] = queue.Queue()
+        self._held: dict[str, list[Received]] = {}
         self._logged_on = threading.Event()
         self._tmp = None
         if data_dir is None:
@@ -168,15 +169,21 @@ class FixClient:
                 return m
 
     def reports_until_terminal(self, cl_ord_id: str, timeout: float = 60.0) -> list[Received]:
-        """ExecutionReports for one ClOrdID up to the one with a terminal OrdStatus."""
+        """ExecutionReports for one ClOrdID up to the one with a terminal OrdStatus. Reports for
+        other ClOrdIDs that arrive meanwhile are kept for their own call, in order."""
         out: list[Received] = []
+        held = self._held.pop(cl_ord_id, [])
         end = time.monotonic() + timeout
         while True:
-            m = self.receive(max(0.1, end - time.monotonic()))
+            m = held.pop(0) if held else self.receive(max(0.1, end - time.monotonic()))
             if m.msg_type == "8" and m.get(11) == cl_ord_id:
                 out.append(m)
                 if m[39] in ("2", "4", "8", "C"):
+                    if held:
+                        self._held[cl_ord_id] = held
                     return out
+            elif m.msg_type == "8" and m.get(11):
+                self._held.setdefault(m[11], []).append(m)
 
     def drain(self) -> list[Received]:
         out = []

@@ -902,14 +902,19 @@ class Journal(SecurityRecords):
                     return
             raise
 
-    def set_tx_status(self, tx_hash: str, status: str, block_number: int | None = None) -> None:
-        """Set a transaction's status ('broadcast', 'dropped', 'failed', ...) and, if given, its block."""
+    def set_tx_status(self, tx_hash: str, status: str, block_number: int | None = None,
+                      only_from: tuple[str, ...] | None = None) -> None:
+        """Set a transaction's status ('broadcast', 'dropped', 'failed', ...) and, if given, its block.
+        With only_from, only a transaction in one of those statuses changes (a receipt recorded by
+        another thread in the meantime is never overwritten)."""
         _check(status, db.TX_STATUSES, "status")
         tx_hash = _hash32(tx_hash)
         with self._write() as s:
             tx = s.scalar(select(db.Transaction).where(db.Transaction.tx_hash == tx_hash).with_for_update())
             if tx is None:
                 raise UnknownTransaction(tx_hash)
+            if only_from is not None and tx.status not in only_from:
+                return
             tx.status = status
             if block_number is not None:
                 tx.block_number = block_number
