@@ -1,7 +1,9 @@
 """Assemble and run the bridge: config -> journal -> markets -> engine -> FIX acceptor."""
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ from fixbridge.engine.markets import Markets
 from fixbridge.fix.acceptor import FixAcceptor
 from fixbridge.fix.application import BridgeApplication
 from fixbridge.journal import Journal
+from fixbridge.journal.leases import LeaseHeld
 
 log = structlog.get_logger(__name__)
 
@@ -34,12 +37,41 @@ class Bridge:
         self.spec = load_spec(cfg.spec)
         self.sessions = load_sessions(cfg.sessions, self.spec)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self._state_dir = cfg.state_dir
         self.journal = Journal(cfg.journal_url)
         self.markets = Markets(self.spec, self.sessions)
         self.engine = ExecutionEngine(self.spec, self.sessions, self.journal, self.markets)
         self.app = BridgeApplication(self.engine, self.journal)
         self.acceptor = FixAcceptor(self.app, self.sessions, cfg.state_dir, cfg.host, cfg.port)
         self._check_chains()
+        self._claim_ownership()
+
+    # Several instances may share one journal (PostgreSQL); each owns its sessions and wallets.
+    LEASE_SECONDS = 15.0
+
+    def _claim_ownership(self) -> None:
+        # An instance is its host and state directory (its FIX store): a restart of the same deployment
+        # takes its leases back at once; another deployment must wait for them to expire.
+        self.instance = os.environ.get("FIXBRIDGE_INSTANCE") or f"{socket.gethostname()}:{self._state_dir.resolve()}"
+        self._owned = ([("session", s["TargetCompID"]) for s in self.acceptor.session_defs] +
+                       [("wallet", w) for w in self.markets.wallet_identities().values()])
+        try:
+            self.journal.claim(self.instance, self._owned, self.LEASE_SECONDS)
+        except LeaseHeld as e:
+            raise ConfigError(self.journal.url, f"{e.kind} {e.name}",
+                              f"owned by bridge instance {e.owner} (lease until {e.expires_at.isoformat()}); "
+                              "give this instance other sessions and wallets, or stop that one") from None
+        self._renewing = threading.Event()
+        threading.Thread(target=self._renew, name="leases", daemon=True).start()
+
+    def _renew(self) -> None:
+        while not self._renewing.wait(self.LEASE_SECONDS / 3):
+            try:
+                self.journal.claim(self.instance, self._owned, self.LEASE_SECONDS)
+                self.engine.ownership_lost = None
+            except Exception as e:  # another instance took over, or the database is gone: stop signing
+                self.engine.ownership_lost = f"{type(e).__name__}: {e}"
+                log.error("ownership lease not renewed; not signing until it is", error=str(e)[:300])
 
     def _check_chains(self) -> None:
         for name, chain in self.spec.chains.items():
@@ -59,6 +91,11 @@ class Bridge:
     def stop(self) -> None:
         self.acceptor.stop()
         self.engine.stop()
+        self._renewing.set()
+        try:
+            self.journal.release(self.instance)
+        except Exception:
+            log.exception("could not release leases (they expire on their own)")
         self.journal.close()
 
     def run_until_signal(self) -> None:

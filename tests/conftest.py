@@ -108,10 +108,12 @@ def start_devnet(d: Path, **anvil_options) -> Devnet:
 
 
 def start_bridge(specs: list[Path], sessions: Path, state: Path, env: dict[str, str] | None = None,
-                 port: int | None = None) -> "BridgeProcess":
-    """`fixbridge run --no-devnet` as a subprocess with its own SQLite journal and FIX store in `state`."""
+                 port: int | None = None, journal: str | None = None) -> "BridgeProcess":
+    """`fixbridge run --no-devnet` as a subprocess with its FIX store in `state` and its own SQLite
+    journal there (or the given journal URL)."""
     port = port or free_port()
-    url = f"sqlite:///{state / 'journal.db'}"
+    state.mkdir(parents=True, exist_ok=True)
+    url = journal or f"sqlite:///{state / 'journal.db'}"
     args = FIXBRIDGE + ["run", "--no-devnet", *[a for p in specs for a in ("--spec", str(p))], "--sessions",
                         str(sessions), "--journal", url, "--state-dir", str(state), "--port", str(port)]
     return BridgeProcess(args, port, url, state, env=env or {}).start()

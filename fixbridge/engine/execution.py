@@ -102,6 +102,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         self._lock = threading.RLock()
         self._exec_seq = 0
         self.risk = PreTradeRisk(journal, spec)
+        self.ownership_lost: str | None = None  # set when this instance's leases could not be renewed
         TrackingMixin.__init__(self)
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -452,6 +453,9 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         with self._lock:  # a cancel racing the signature either wins here or is told it is too late
             if self._take_cancel(order):
                 return
+            if self.ownership_lost:
+                return self._finish_no_fill(order, OrdStatus.CANCELED, "Not sent: this bridge instance no longer "
+                                            f"holds its wallet lease ({self.ownership_lost})")
             crash_point("before_sign")
             sent = w.submitter.sign(call.to, call.data, gas)
             self._write_ahead(order.order_id, "swap", w)(sent)

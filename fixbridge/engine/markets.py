@@ -40,6 +40,17 @@ class Markets:
         self._sessions = sessions
         self.wallets: dict[str, TradingWallet] = {}
 
+    def wallet_identities(self) -> dict[str, str]:
+        """wallet name -> '<chain_id>:<address>', what a lease on the wallet is called."""
+        from eth_account import Account
+
+        out = {}
+        for name, wc in self._sessions.wallets.items():
+            key = self._keys.get(name)
+            address = Account.from_key(key).address if key else self.wallets[name].wallet.address
+            out[name] = f"{self.spec.chains[wc.chain].chain_id}:{address}"
+        return out
+
     def open_wallets(self, journal_next_nonce) -> None:  # (chain_id, address) -> int | None
         """Seed each wallet's nonce from max(journal, chain pending count) and build its submitter."""
         for name, wc in self._sessions.wallets.items():

@@ -551,3 +551,18 @@ class SecurityEvent(Base):
         CheckConstraint(_in("kind", SECURITY_EVENT_KINDS), name="kind"),
         Index("ix_security_events_session_id_ts", "session_id", "ts"),
     )
+
+
+class Lease(Base):
+    """Which bridge instance owns a session or a wallet. Several instances share one journal; the
+    database decides who may use what (a row per thing, taken over only once its lease expired)."""
+
+    __tablename__ = "leases"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)   # 'session' | 'wallet'
+    name: Mapped[str] = mapped_column(String, primary_key=True)       # CompID, or '<chain_id>:<address>'
+    owner: Mapped[str] = mapped_column(String, nullable=False)        # instance id: host:pid:random
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (CheckConstraint("kind IN ('session', 'wallet')", name="kind"),)

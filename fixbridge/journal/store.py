@@ -43,6 +43,7 @@ from fixbridge.orders.model import (
 )
 
 from . import schema as db
+from .leases import LeaseHeld, LeaseRecords
 from .security import SecurityRecords
 
 __all__ = [
@@ -526,7 +527,7 @@ def _plain_value_errors() -> Iterator[None]:
 # ============================================================================================
 
 
-class Journal(SecurityRecords):
+class Journal(SecurityRecords, LeaseRecords):
     """The write-ahead journal. Thread-safe: each call is one short transaction on its own session."""
 
     def __init__(self, url: str) -> None:
