@@ -125,9 +125,6 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         for t in self._workers:
             t.join(timeout=30)
 
-    def idle(self) -> bool:
-        return all(q.unfinished_tasks == 0 for q in self._queues.values()) and not self.in_flight_count()
-
     # ---- called from the FIX edge (QuickFIX thread): journal and enqueue only ---------------
     def submit(self, order: Order) -> None:
         order.order_id = new_order_id()

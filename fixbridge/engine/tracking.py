@@ -126,9 +126,6 @@ class TrackingMixin:
     def in_flight(self, order_id: str) -> InFlight | None:
         return self._flights.get(order_id)
 
-    def in_flight_count(self) -> int:
-        return len(self._flights)
-
     def reserved(self, w: "TradingWallet", token: str) -> int:
         """token_in committed to transactions still in flight from this wallet."""
         return self._reservations.get((w.wallet.address, token), 0)
