@@ -74,6 +74,7 @@ WriteAhead = Callable[[SentTx], None]
 class Submitter:
     def __init__(self, w3: Web3, wallet: Wallet, nonces: NonceBook, poll_seconds: float = 0.05) -> None:
         self.w3, self.wallet, self.nonces, self.poll = w3, wallet, nonces, poll_seconds
+        self._base_fee, self._base_fee_at = 0, -1.0
 
     def simulate(self, to: str, data: bytes, value: int = 0) -> int:
         """Gas estimate of the call from our wallet against the pending state (our own transactions
@@ -88,7 +89,7 @@ class Submitter:
              max_fee: int | None = None, tip: int | None = None, gas_limit: int | None = None) -> SentTx:
         """Sign a call with the next nonce (or a given one, for a replacement). Nothing is sent."""
         if max_fee is None:
-            base_fee = int(self.w3.eth.get_block("latest")["baseFeePerGas"])
+            base_fee = self.base_fee()
             tip = PRIORITY_FEE if tip is None else tip
             max_fee = 2 * base_fee + tip
         tip = PRIORITY_FEE if tip is None else tip
@@ -99,6 +100,15 @@ class Submitter:
             "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip, "type": 2,
         })
         return SentTx(signed, nonce, gas_limit, max_fee, tip)
+
+    def base_fee(self) -> int:
+        """The latest block's base fee, read at most every 0.5 s: a fee cap of twice it plus the tip
+        absorbs a block's change, so a slightly old reading is safe."""
+        now = time.monotonic()
+        if now - self._base_fee_at > 0.5:
+            self._base_fee = int(self.w3.eth.get_block("latest")["baseFeePerGas"])
+            self._base_fee_at = now
+        return self._base_fee
 
     def send(self, to: str, data: bytes, gas_estimate: int, write_ahead: WriteAhead, value: int = 0) -> SentTx:
         """Sign, journal (write_ahead), broadcast."""

@@ -60,7 +60,7 @@ class BlockListener(Protocol):
 
 
 class BlockWatcher:
-    def __init__(self, chain: str, w3: Web3, listener: BlockListener, poll_seconds: float = 0.05) -> None:
+    def __init__(self, chain: str, w3: Web3, listener: BlockListener, poll_seconds: float = 0.02) -> None:
         self.chain, self.w3, self.listener, self.poll = chain, w3, listener, poll_seconds
         self.hashes: dict[int, str] = {}
         self.head: int | None = None

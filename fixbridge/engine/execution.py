@@ -11,6 +11,7 @@ Threads:
 """
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -100,7 +101,8 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         self._workers: list[threading.Thread] = []
         self._cancel_requests: dict[str, tuple[str, str]] = {}  # order_id -> (session_id, cancel ClOrdID)
         self._lock = threading.RLock()
-        self._exec_seq = 0
+        self._exec_seq = itertools.count(1)
+        self._gas_prices: dict[str, tuple[float, int]] = {}
         self.risk = PreTradeRisk(journal, spec)
         self.ownership_lost: str | None = None  # set when this instance's leases could not be renewed
         TrackingMixin.__init__(self)
@@ -355,7 +357,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 errors[v.name] = _short(e)
                 continue
             if len(venues) > 1 and gas_price is None:
-                gas_price = int(self.markets.w3[self.spec.venues[v.name].chain].eth.gas_price)
+                gas_price = self._gas_price(self.spec.venues[v.name].chain)
             gas_cost = self._gas_in(other, v, gas_price) if len(venues) > 1 else 0
             # Exact input: more out is better, gas reduces it. Exact output: less in is better, gas adds to it.
             net = q - gas_cost if exact is Exact.INPUT else q + gas_cost
@@ -397,8 +399,16 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         # The most quote the order can move: the quote leg itself, or the bound when the bound is in quote.
         quote_most = max(quote_units, i.bound) if amount_is_base else quote_units
         notional = from_units(quote_most, plan.quote.decimals)
-        gas = int(plan.wallet.submitter.w3.eth.gas_price)
+        gas = self._gas_price(plan.wallet.chain)
         return TradeContext(plan.venue.name, plan.wallet.wallet.name, notional, pool_px, gas)
+
+    def _gas_price(self, chain: str) -> int:
+        """The chain's gas price, read at most once a second (it moves once a block)."""
+        at, price_wei = self._gas_prices.get(chain, (0.0, 0))
+        if time.monotonic() - at > 1.0:
+            price_wei = int(self.markets.w3[chain].eth.gas_price)
+            self._gas_prices[chain] = (time.monotonic(), price_wei)
+        return price_wei
 
     def _check_funds(self, order: Order, plan: Plan, cp: Counterparty) -> None:
         w = plan.wallet
@@ -587,9 +597,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             transact_time=datetime.now(timezone.utc))
 
     def _exec_id(self, order_id: str) -> str:
-        with self._lock:
-            self._exec_seq += 1
-            return f"{order_id}-{int(time.time() * 1000)}-{self._exec_seq}"
+        return f"{order_id}-{int(time.time() * 1000)}-{next(self._exec_seq)}"  # count() is atomic: no lock
 
     def _send(self, session_id: str, er: ExecutionReport) -> None:
         if self.reporter is not None:

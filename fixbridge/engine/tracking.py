@@ -284,12 +284,20 @@ class TrackingMixin:
         if not pending:
             return
         chain_nonces: dict[str, int] = {}
+        lowest: dict[str, int] = {}
         for f in pending:
+            addr = f.wallet.wallet.address
+            lowest[addr] = min(lowest.get(addr, f.nonce), f.nonce)
+        for f in sorted(pending, key=lambda f: f.nonce):
             addr = f.wallet.wallet.address
             if addr not in chain_nonces:
                 chain_nonces[addr] = f.wallet.submitter.w3.eth.get_transaction_count(addr, "latest")
             if f.nonce < chain_nonces[addr]:
                 self._nonce_passed(f, chain_nonces[addr])
+            elif f.nonce != lowest[addr]:
+                # Waiting behind the wallet's own earlier nonce is not being stuck: only the lowest
+                # pending nonce is ever revived, and the rest get their time once it is mined.
+                f.last_action_block = head
             elif head - f.last_action_block >= BUMP_AFTER_BLOCKS:
                 f.last_action_block = head
                 self._revive(f)
