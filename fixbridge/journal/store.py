@@ -545,6 +545,8 @@ class Journal(SecurityRecords, LeaseRecords):
         )
         self._closed = False
         self._lock = threading.Lock()
+        # One writer at a time within this process on SQLite; PostgreSQL takes concurrent writers.
+        self._writer_lock = threading.RLock() if self._dialect == "sqlite" else contextlib.nullcontext()
 
     def __repr__(self) -> str:
         return f"Journal({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -565,7 +567,9 @@ class Journal(SecurityRecords, LeaseRecords):
     def _write(self) -> Iterator[Session]:
         if self._closed:
             raise JournalError("journal is closed")
-        with _plain_value_errors(), self._session() as s, s.begin():
+        # SQLite has one writer: threads of this process queue on a lock instead of in SQLite's busy
+        # handler, which sleeps in 1-100 ms steps (other processes still meet busy_timeout).
+        with self._writer_lock, _plain_value_errors(), self._session() as s, s.begin():
             yield s
 
     @contextmanager
