@@ -161,12 +161,12 @@ class Procs:
 # FIX side
 # ---------------------------------------------------------------------------------------------
 def sessions_config(tmp: Path, extra: list[str]) -> Path:
-    """sessions/counterparties.toml, or a copy beside an acceptor.cfg with extra [DEFAULT] settings
-    (for experiments such as SocketNodelay=Y; the repository's files are never changed)."""
-    src = ROOT / "sessions"
-    if not extra:
-        return src / "counterparties.toml"
+    """A copy of sessions/ for this run: CLIENT1 trading from the devnet wallet only (the benchmark
+    starts one chain), and the acceptor.cfg with extra [DEFAULT] settings (for experiments such as
+    SocketNodelay=N; the repository's files are never changed)."""
+    import tomllib
     from fixbridge.fix.settings import PATH_KEYS, parse, render
+    src = ROOT / "sessions"
     sections = parse((src / "acceptor.cfg").read_text())
     for _, body in sections:
         for k, v in list(body.items()):
@@ -179,7 +179,9 @@ def sessions_config(tmp: Path, extra: list[str]) -> Path:
         sections[0][1][k.strip()] = v.strip()
     dst = tmp / "sessions"
     dst.mkdir(parents=True, exist_ok=True)
-    shutil.copy(src / "counterparties.toml", dst / "counterparties.toml")
+    key = tomllib.loads((src / "counterparties.toml").read_text())["wallets"]["devnet-1"]["private_key"]
+    (dst / "counterparties.toml").write_text(f'[wallets.devnet-1]\nchain = "devnet"\nprivate_key = "{key}"\n'
+                                             '[sessions.CLIENT1]\nwallets = ["devnet-1"]\n')
     (dst / "acceptor.cfg").write_text(render(sections))
     return dst / "counterparties.toml"
 
