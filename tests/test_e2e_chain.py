@@ -11,7 +11,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from conftest import ADDR, KEYS, start_bridge, start_devnet
+from conftest import ADDR, KEYS, start_devnet
 from fixbridge.fix.client import FixClient, new_order_single, order_cancel_request
 from fixbridge.journal import Journal
 from fixbridge.orders.model import OrdStatus
@@ -22,34 +22,13 @@ S1 = "FIX.4.4:FIXBRIDGE->CLIENT1"
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
+def devnet(tmp_path_factory):
     """A devnet that mines a block every second, as a real chain does (its state saved every second,
-    so the outage test can restart it)."""
+    so the outage test can restart it). The shared bridge, journal and client fixtures run on it."""
     d = tmp_path_factory.mktemp("chain")
     net = start_devnet(d, block_time=1, extra_args=["--state", str(d / "state.json"), "--state-interval", "1"])
     yield net
     net.anvil.stop()
-
-
-@pytest.fixture(scope="module")
-def bridge(chain, sessions_dir, tmp_path_factory):
-    b = start_bridge([chain.spec_path], sessions_dir / "counterparties.toml", tmp_path_factory.mktemp("bridge"))
-    yield b
-    b.stop()
-
-
-@pytest.fixture(scope="module")
-def journal(bridge):
-    j = Journal(bridge.journal_url)
-    yield j
-    j.close()
-
-
-@pytest.fixture(scope="module")
-def client(bridge, tmp_path_factory):
-    c = FixClient("127.0.0.1", bridge.port, "CLIENT1", "FIXBRIDGE", data_dir=tmp_path_factory.mktemp("c1")).start()
-    yield c
-    c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +41,11 @@ def approved(client):
 
 
 @pytest.fixture
-def paused(chain, approved):
+def paused(devnet, approved):
     """Interval mining off for the test: blocks come only when the test mines them."""
-    chain.rpc("anvil_setIntervalMining", [0])
+    devnet.rpc("anvil_setIntervalMining", [0])
     yield
-    chain.rpc("anvil_setIntervalMining", [1])
+    devnet.rpc("anvil_setIntervalMining", [1])
 
 
 def swap_txs(journal, cl_ord_id, session=S1):
@@ -94,10 +73,10 @@ def wait_broadcast(journal, cl_ord_id, n=1):
     return wait_for(ready, what=f"{n} broadcast transaction(s) for {cl_ord_id}")
 
 
-def test_many_orders_share_blocks(client, journal, chain, cl_ord_id):
+def test_many_orders_share_blocks(client, journal, devnet, cl_ord_id):
     """Pipelining: 24 orders sent at once are mined in a few blocks, gapless nonces, all filled."""
     ids = [f"{cl_ord_id}-{i}" for i in range(24)]
-    nonce0 = tx_count(chain.rpc_url, ADDR[1])
+    nonce0 = tx_count(devnet.rpc_url, ADDR[1])
     for i, cid in enumerate(ids):
         side = "1" if i % 2 == 0 else "2"
         client.send(new_order_single(cid, "WETH/USDC", side, Decimal("0.01"), tif="3"))
@@ -110,19 +89,19 @@ def test_many_orders_share_blocks(client, journal, chain, cl_ord_id):
         nonces += [t.nonce for t in journal.transactions_for(row.order_id) if t.status == "mined"]  # swaps + approvals
     assert len(blocks) <= 6, f"24 swaps took {len(blocks)} blocks"
     assert sorted(nonces) == list(range(nonce0, nonce0 + len(nonces))) and len(nonces) >= 24
-    assert tx_count(chain.rpc_url, ADDR[1]) >= nonce0 + 24
+    assert tx_count(devnet.rpc_url, ADDR[1]) >= nonce0 + 24
 
 
-def test_fills_after_confirmations(bridge, chain, tmp_path, cl_ord_id):
+def test_fills_after_confirmations(bridge, devnet, tmp_path, cl_ord_id):
     with FixClient("127.0.0.1", bridge.port, "CLIENT5", "FIXBRIDGE", data_dir=tmp_path / "c5") as c:
         c.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
         trade = c.reports_until_terminal(cl_ord_id, timeout=60)[-1]
-        head = Web3(Web3.HTTPProvider(chain.rpc_url)).eth.block_number
+        head = Web3(Web3.HTTPProvider(devnet.rpc_url)).eth.block_number
     assert trade[39] == "2" and head >= int(trade[20002]) + 2  # reported 3 blocks deep, not before
 
 
-def test_cancel_of_a_pending_transaction_replaces_it(client, journal, chain, paused, cl_ord_id):
-    nonce0 = tx_count(chain.rpc_url, ADDR[1])
+def test_cancel_of_a_pending_transaction_replaces_it(client, journal, devnet, paused, cl_ord_id):
+    nonce0 = tx_count(devnet.rpc_url, ADDR[1])
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
     assert client.receive(30, "8")[150] == "0"
     wait_broadcast(journal, cl_ord_id)
@@ -130,25 +109,25 @@ def test_cancel_of_a_pending_transaction_replaces_it(client, journal, chain, pau
     pending = client.receive(30, "8")
     assert (pending[150], pending[39], pending[11], pending[41]) == ("6", "6", cl_ord_id + "-c", cl_ord_id)
     wait_for(lambda: any(t.purpose == "cancel" for t in swap_txs(journal, cl_ord_id)[1]), what="no-op replacement")
-    chain.rpc("evm_mine")
+    devnet.rpc("evm_mine")
     done = client.reports_until_terminal(cl_ord_id + "-c", timeout=30)[-1]
     assert (done[150], done[39], done[14], done[41]) == ("4", "4", "0", cl_ord_id)
     row, txs = swap_txs(journal, cl_ord_id)
     assert row.status is OrdStatus.CANCELED and journal.fills_for(row.order_id) == []
     assert {t.purpose: t.status for t in txs} == {"swap": "replaced", "cancel": "mined"}
-    assert tx_count(chain.rpc_url, ADDR[1]) == nonce0 + 1  # the nonce went to the no-op, not the swap
+    assert tx_count(devnet.rpc_url, ADDR[1]) == nonce0 + 1  # the nonce went to the no-op, not the swap
 
 
-def test_underpriced_transaction_is_repriced(client, journal, chain, paused, cl_ord_id):
+def test_underpriced_transaction_is_repriced(client, journal, devnet, paused, cl_ord_id):
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
     wait_broadcast(journal, cl_ord_id)
-    base = Web3(Web3.HTTPProvider(chain.rpc_url)).eth.get_block("latest")["baseFeePerGas"]
-    chain.rpc("anvil_setNextBlockBaseFeePerGas", [hex(base * 50)])  # our max fee no longer covers it
+    base = Web3(Web3.HTTPProvider(devnet.rpc_url)).eth.get_block("latest")["baseFeePerGas"]
+    devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(base * 50)])  # our max fee no longer covers it
     for _ in range(4):
-        chain.rpc("evm_mine")
+        devnet.rpc("evm_mine")
         time.sleep(0.3)
     wait_for(lambda: len(swap_txs(journal, cl_ord_id)[1]) >= 2, what="a re-priced replacement")
-    chain.rpc("evm_mine")
+    devnet.rpc("evm_mine")
     trade = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
     assert trade[39] == "2"
     row, txs = swap_txs(journal, cl_ord_id)
@@ -156,54 +135,54 @@ def test_underpriced_transaction_is_repriced(client, journal, chain, paused, cl_
     assert txs[1].max_fee_per_gas > txs[0].max_fee_per_gas and trade[20001] == txs[1].tx_hash
 
 
-def test_dropped_transaction_is_rebroadcast(client, journal, chain, paused, cl_ord_id):
+def test_dropped_transaction_is_rebroadcast(client, journal, devnet, paused, cl_ord_id):
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
     (tx,) = wait_broadcast(journal, cl_ord_id)
-    chain.rpc("anvil_dropTransaction", [tx.tx_hash])
+    devnet.rpc("anvil_dropTransaction", [tx.tx_hash])
     for _ in range(4):
-        chain.rpc("evm_mine")
+        devnet.rpc("evm_mine")
         time.sleep(0.3)
     wait_for(lambda: any("rebroadcast" in e.reason for e in journal.events(swap_txs(journal, cl_ord_id)[0].order_id)),
              what="rebroadcast")
-    chain.rpc("evm_mine")
+    devnet.rpc("evm_mine")
     trade = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
     assert trade[39] == "2" and trade[20001] == tx.tx_hash  # the same journaled bytes, mined
 
 
-def test_nonce_used_outside_the_bridge(client, journal, chain, paused, cl_ord_id):
+def test_nonce_used_outside_the_bridge(client, journal, devnet, paused, cl_ord_id):
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
     (tx,) = wait_broadcast(journal, cl_ord_id)
-    w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
+    w3 = Web3(Web3.HTTPProvider(devnet.rpc_url))
     # Someone with the wallet's key sends their own transaction at the bridge's nonce, paying more.
     acct = Account.from_key(KEYS[1])
     outside = acct.sign_transaction({"to": acct.address, "value": 0, "nonce": tx.nonce, "gas": 21000, "chainId": 31337,
                                      "maxFeePerGas": 10 * tx.max_fee_per_gas, "maxPriorityFeePerGas": 5 * tx.max_priority_fee_per_gas})
     w3.eth.send_raw_transaction(outside.raw_transaction)
-    chain.rpc("evm_mine")
+    devnet.rpc("evm_mine")
     last = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
     assert (last[150], last[39], last[14]) == ("4", "4", "0") and "used by a transaction the bridge did not send" in last[58]
     # The bridge moved its nonce past it: the next order trades.
     client.send(new_order_single(cl_ord_id + "-next", "WETH/USDC", "1", Decimal("0.01"), tif="3"))
     wait_broadcast(journal, cl_ord_id + "-next")
-    chain.rpc("evm_mine")
+    devnet.rpc("evm_mine")
     assert client.reports_until_terminal(cl_ord_id + "-next", timeout=30)[-1][39] == "2"
 
 
 @pytest.mark.parametrize("depth", [1, 3, 5])
-def test_reorg_cancels_reported_fill_then_reports_new_outcome(client, journal, chain, paused, cl_ord_id, depth):
+def test_reorg_cancels_reported_fill_then_reports_new_outcome(client, journal, devnet, paused, cl_ord_id, depth):
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
     wait_broadcast(journal, cl_ord_id)
-    chain.rpc("evm_mine")
+    devnet.rpc("evm_mine")
     first = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
     assert first[150] == "F"
     for _ in range(depth - 1):
-        chain.rpc("evm_mine")
+        devnet.rpc("evm_mine")
     time.sleep(0.3)
-    chain.rpc("anvil_reorg", [depth, []])  # the last `depth` blocks replaced by empty ones
+    devnet.rpc("anvil_reorg", [depth, []])  # the last `depth` blocks replaced by empty ones
     bust = client.receive(30, "8")
     assert (bust[150], bust[19], bust[39], bust[14]) == ("H", first[17], "0", "0")
     wait_for(lambda: swap_txs(journal, cl_ord_id)[1][0].status == "broadcast", what="back in flight")
-    chain.rpc("evm_mine")
+    devnet.rpc("evm_mine")
     again = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
     assert again[150] == "F" and again[39] == "2" and again[17] != first[17]
     row = journal.find_order(S1, cl_ord_id)
@@ -212,14 +191,14 @@ def test_reorg_cancels_reported_fill_then_reports_new_outcome(client, journal, c
     assert row.status is OrdStatus.FILLED
 
 
-def test_node_outage_then_recovery(client, journal, chain, bridge, cl_ord_id):
+def test_node_outage_then_recovery(client, journal, devnet, bridge, cl_ord_id):
     """anvil killed mid-flight and restarted from its saved state: orders meanwhile are rejected
     with the reason, the in-flight one is rebroadcast from the journal and fills."""
     from fixbridge.devnet.anvil import Anvil
 
-    chain.rpc("anvil_setIntervalMining", [0])
+    devnet.rpc("anvil_setIntervalMining", [0])
     # With mining paused the chain stands still: keep a whole copy of the state anvil saves each second.
-    saved, snapshot = chain.spec_path.parent / "state.json", chain.spec_path.parent / "snapshot.json"
+    saved, snapshot = devnet.spec_path.parent / "state.json", devnet.spec_path.parent / "snapshot.json"
     def copy_whole() -> bool:
         time.sleep(1.2)
         text = saved.read_text()
@@ -232,15 +211,15 @@ def test_node_outage_then_recovery(client, journal, chain, bridge, cl_ord_id):
     wait_for(copy_whole, what="a complete anvil state file")
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
     (tx,) = wait_broadcast(journal, cl_ord_id)
-    port = chain.anvil.port
-    chain.anvil._kill()  # a crash: its mempool is lost
+    port = devnet.anvil.port
+    devnet.anvil._kill()  # a crash: its mempool is lost
     time.sleep(1.5)
     client.send(new_order_single(cl_ord_id + "-down", "WETH/USDC", "1", Decimal("0.01"), tif="3"))
     down = client.reports_until_terminal(cl_ord_id + "-down", timeout=30)[-1]
     assert down[39] == "8" and "unreachable" in down[58]
     assert bridge.proc.poll() is None  # the bridge stayed up
-    node = Anvil("127.0.0.1", port, block_time=1, log_path=chain.anvil.log_path,
+    node = Anvil("127.0.0.1", port, block_time=1, log_path=devnet.anvil.log_path,
                  extra_args=["--state", str(snapshot), "--state-interval", "1"]).start()
-    chain.anvil = node
+    devnet.anvil = node
     trade = client.reports_until_terminal(cl_ord_id, timeout=60)[-1]
     assert trade[39] == "2" and trade[20001] == tx.tx_hash
