@@ -28,19 +28,13 @@ def _anvil_account(i: int):
 KEYS = {i: "0x" + bytes(_anvil_account(i).key).hex() for i in (1, 2, 3, 4)}
 ADDR = {i: _anvil_account(i).address for i in (1, 2, 3, 4)}
 
-ACCEPTOR_CFG = """[DEFAULT]
-ConnectionType=acceptor
-SocketAcceptHost=127.0.0.1
-SocketAcceptPort=9876
-StartTime=00:00:00
-EndTime=00:00:00
-HeartBtInt=30
-SocketNodelay=Y
-UseDataDictionary=Y
-DataDictionary={dd}
-ValidateUserDefinedFields=Y
-""" + "".join(f"\n[SESSION]\nBeginString=FIX.4.4\nSenderCompID=FIXBRIDGE\nTargetCompID={c}\n"
-              for c in ("CLIENT1", "CLIENT2", "CLIENT3", "CLIENT4", "CLIENT5"))
+def acceptor_cfg(comp_ids: list[str] | tuple[str, ...], extra: str = "") -> str:
+    """A QuickFIX acceptor.cfg for the bridge with one [SESSION] per counterparty CompID."""
+    return ("[DEFAULT]\nConnectionType=acceptor\nSocketAcceptHost=127.0.0.1\nSocketAcceptPort=9876\n"
+            "StartTime=00:00:00\nEndTime=00:00:00\nHeartBtInt=30\nSocketNodelay=Y\nUseDataDictionary=Y\n"
+            f"DataDictionary={ROOT / 'specs' / 'FIX44.xml'}\nValidateUserDefinedFields=Y\n{extra}"
+            + "".join(f"\n[SESSION]\nBeginString=FIX.4.4\nSenderCompID=FIXBRIDGE\nTargetCompID={c}\n" for c in comp_ids))
+
 
 # CLIENT1: funded wallet #1 (and #3 as a second Account); CLIENT2: wallet #2, no tokens;
 # CLIENT3: wallet #3, exact approvals; CLIENT4: wallet #4, funded with tokens, whose ETH a test
@@ -131,7 +125,7 @@ def devnet(tmp_path_factory) -> Devnet:
 @pytest.fixture(scope="session")
 def sessions_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("sessions")
-    (d / "acceptor.cfg").write_text(ACCEPTOR_CFG.format(dd=ROOT / "specs" / "FIX44.xml"))
+    (d / "acceptor.cfg").write_text(acceptor_cfg(("CLIENT1", "CLIENT2", "CLIENT3", "CLIENT4", "CLIENT5")))
     (d / "counterparties.toml").write_text(COUNTERPARTIES.format(k1=KEYS[1], k2=KEYS[2], k3=KEYS[3], k4=KEYS[4]))
     return d
 

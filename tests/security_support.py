@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from conftest import ACCEPTOR_CFG, FIXBRIDGE, KEYS, ROOT, BridgeProcess, free_port
+import conftest
+from conftest import KEYS, BridgeProcess, acceptor_cfg
 
 SOH = "\x01"
 
@@ -21,22 +22,13 @@ def write_sessions(d: Path, counterparties: str, *, acceptor_default: str = "", 
     """sessions/ with an acceptor.cfg for comp_ids (extra [DEFAULT] lines allowed) and the given toml.
     `counterparties` may use {k1}..{k4} for anvil's keys #1..#4."""
     d.mkdir(parents=True, exist_ok=True)
-    head, _, _ = ACCEPTOR_CFG.partition("\n[SESSION]")
-    cfg = head.format(dd=ROOT / "specs" / "FIX44.xml") + acceptor_default
-    cfg += "".join(f"\n[SESSION]\nBeginString=FIX.4.4\nSenderCompID=FIXBRIDGE\nTargetCompID={c}\n" for c in comp_ids)
-    (d / "acceptor.cfg").write_text(cfg)
+    (d / "acceptor.cfg").write_text(acceptor_cfg(comp_ids, extra=acceptor_default))
     (d / "counterparties.toml").write_text(counterparties.format(k1=KEYS[1], k2=KEYS[2], k3=KEYS[3], k4=KEYS[4]))
     return d / "counterparties.toml"
 
 
 def start_bridge(devnet, counterparties_toml: Path, state: Path, env: dict | None = None) -> BridgeProcess:
-    state.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    url = f"sqlite:///{state / 'journal.db'}"
-    b = BridgeProcess(FIXBRIDGE + ["run", "--no-devnet", "--spec", str(devnet.spec_path), "--sessions",
-                                   str(counterparties_toml), "--journal", url, "--state-dir", str(state),
-                                   "--port", str(port)], port, url, state, env=env or {})
-    return b.start()
+    return conftest.start_bridge([devnet.spec_path], counterparties_toml, state, env=env)
 
 
 # ---- raw FIX -------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from web3 import Web3
 
 from conftest import ADDR, KEYS, start_devnet
 from fixbridge.fix.client import FixClient, new_order_single, order_cancel_request
-from fixbridge.journal import Journal
 from fixbridge.orders.model import OrdStatus
 from helpers import tx_count
 

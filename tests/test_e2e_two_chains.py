@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import ADDR, KEYS, ROOT, start_bridge
+from conftest import ADDR, KEYS, acceptor_cfg, start_bridge
 from fixbridge.fix.client import FixClient, new_order_single
 from helpers import balance
 
@@ -30,11 +30,7 @@ def second(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bridge2(devnet, second, tmp_path_factory):
     d = tmp_path_factory.mktemp("two-chains")
-    (d / "acceptor.cfg").write_text(
-        "[DEFAULT]\nConnectionType=acceptor\nSocketAcceptHost=127.0.0.1\nSocketAcceptPort=9876\n"
-        "StartTime=00:00:00\nEndTime=00:00:00\nHeartBtInt=30\nUseDataDictionary=Y\n"
-        f"DataDictionary={ROOT / 'specs' / 'FIX44.xml'}\n"
-        "[SESSION]\nBeginString=FIX.4.4\nSenderCompID=FIXBRIDGE\nTargetCompID=CLIENT1\n")
+    (d / "acceptor.cfg").write_text(acceptor_cfg(["CLIENT1"]))
     (d / "counterparties.toml").write_text(
         f'[wallets.a]\nchain = "devnet"\nprivate_key = "{KEYS[1]}"\n'
         f'[wallets.b]\nchain = "devnet2"\nprivate_key = "{KEYS[1]}"\n'

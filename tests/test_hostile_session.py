@@ -9,14 +9,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
 
 import pytest
 
 from conftest import ADDR
 from fixbridge.fix.client import order_status_request
 from helpers import tx_count
-from security_support import RawFix, frame, utc_now
+from security_support import RawFix, utc_now
 
 pytestmark = pytest.mark.e2e
 RAW = "CLIENT3"

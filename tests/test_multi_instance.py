@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import KEYS, ROOT, start_bridge
+from conftest import KEYS, ROOT, acceptor_cfg, start_bridge
 from fixbridge.fix.client import FixClient, new_order_single
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -33,11 +33,7 @@ def pg_url():
 
 def sessions(d, comp_id: str, key: str):
     d.mkdir(parents=True, exist_ok=True)
-    (d / "acceptor.cfg").write_text(
-        "[DEFAULT]\nConnectionType=acceptor\nSocketAcceptHost=127.0.0.1\nSocketAcceptPort=9876\n"
-        "StartTime=00:00:00\nEndTime=00:00:00\nHeartBtInt=30\nUseDataDictionary=Y\n"
-        f"DataDictionary={ROOT / 'specs' / 'FIX44.xml'}\n"
-        f"[SESSION]\nBeginString=FIX.4.4\nSenderCompID=FIXBRIDGE\nTargetCompID={comp_id}\n")
+    (d / "acceptor.cfg").write_text(acceptor_cfg([comp_id]))
     (d / "counterparties.toml").write_text(f'[wallets.w]\nchain = "devnet"\nprivate_key = "{key}"\n'
                                            f'[sessions.{comp_id}]\nwallets = ["w"]\n')
     return d / "counterparties.toml"

@@ -8,30 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXBRIDGE, KEYS, ROOT, BridgeProcess, free_port
+from conftest import FIXBRIDGE, KEYS, BridgeProcess, acceptor_cfg, free_port
 from fixbridge.config import ConfigError, load_sessions, load_spec
 from fixbridge.fix.client import FixClient, new_order_single
 
-ACCEPTOR = """[DEFAULT]
-ConnectionType=acceptor
-SocketAcceptHost=127.0.0.1
-SocketAcceptPort=9876
-StartTime=00:00:00
-EndTime=00:00:00
-HeartBtInt=30
-UseDataDictionary=Y
-DataDictionary={dd}
-ValidateUserDefinedFields=Y
-ResetOnLogon=N
-[SESSION]
-BeginString=FIX.4.4
-SenderCompID=FIXBRIDGE
-TargetCompID=CLIENT1
-[SESSION]
-BeginString=FIX.4.4
-SenderCompID=FIXBRIDGE
-TargetCompID=DROPCOPY1
-"""
 COUNTERPARTIES = """
 [wallets.w1]
 chain = "devnet"
@@ -46,7 +26,7 @@ drop_copy_for = ["CLIENT1"]
 
 
 def _sessions(tmp: Path, text: str) -> Path:
-    (tmp / "acceptor.cfg").write_text(ACCEPTOR.format(dd=ROOT / "specs" / "FIX44.xml"))
+    (tmp / "acceptor.cfg").write_text(acceptor_cfg(("CLIENT1", "DROPCOPY1"), extra="ResetOnLogon=N\n"))
     p = tmp / "counterparties.toml"
     p.write_text(text)
     return p

@@ -125,8 +125,14 @@ def load_artifact(package: str, name: str) -> dict[str, Any]:
     e.g. load_artifact("@uniswap/v2-periphery", "UniswapV2Router02"). Returns the
     artifact dict with "abi", "bytecode" (0x-prefixed) and "contractName".
     """
+    path = npm_artifact_path(package, f"build/{name}.json", name)
+    return _normalise(_read_json(path), name, path)
+
+
+def npm_artifact_path(package: str, relpath: str, name: str) -> Path:
+    """node_modules/<package>/<relpath>, or a DeployError saying what to install."""
     pkg_dir = node_modules_dir() / package
-    path = pkg_dir / "build" / f"{name}.json"
+    path = pkg_dir / relpath
     if not path.is_file():
         if not pkg_dir.is_dir():
             raise DeployError(
@@ -134,7 +140,7 @@ def load_artifact(package: str, name: str) -> dict[str, Any]:
                 "run `npm ci` (or `make setup`) in the project root"
             )
         raise DeployError(f"no artifact {name} in {package} (looked for {path})")
-    return _normalise(_read_json(path), name, path)
+    return path
 
 
 def own_artifacts_dir() -> Path:

@@ -36,12 +36,12 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.utils import get_create_address
 
-from fixbridge.devnet.anvil import node_modules_dir
 from fixbridge.devnet.deploy import (
     DEPLOYER_ADDRESS,
     DeployError,
     _constructor_data,
     _normalise,
+    npm_artifact_path,
     _read_json,
     _Sender,
     _Tx,
@@ -264,15 +264,7 @@ def position_amounts(
 def load_hardhat_artifact(package: str, path: str) -> dict[str, Any]:
     """A hardhat artifact of an npm package: node_modules/<package>/artifacts/<path>.json,
     e.g. load_hardhat_artifact("@uniswap/v3-periphery", "contracts/SwapRouter.sol/SwapRouter")."""
-    pkg_dir = node_modules_dir() / package
-    file = pkg_dir / "artifacts" / f"{path}.json"
-    if not file.is_file():
-        if not pkg_dir.is_dir():
-            raise DeployError(
-                f"npm package {package} is not installed (no {pkg_dir}); "
-                "run `npm ci` (or `make setup`) in the project root"
-            )
-        raise DeployError(f"no artifact {path} in {package} (looked for {file})")
+    file = npm_artifact_path(package, f"artifacts/{path}.json", path)
     return _normalise(_read_json(Path(file)), Path(path).name, file)
 
 

@@ -19,7 +19,7 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
-from fixbridge.chain.submitter import BroadcastRejected, Receipt, SentTx
+from fixbridge.chain.submitter import Receipt, SentTx
 from fixbridge.chain.watcher import Block, BlockWatcher
 from fixbridge.orders import lifecycle
 from fixbridge.orders.model import Fill, Order, OrdStatus, Side

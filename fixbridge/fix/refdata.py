@@ -10,7 +10,7 @@ import quickfix as fix
 
 from fixbridge.config import Instrument, Spec
 from fixbridge.engine.positions import Position
-from fixbridge.fix.translate import _s, get, utc_timestamp
+from fixbridge.fix.translate import _s, get
 
 _ids = itertools.count(1)
 

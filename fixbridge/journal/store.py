@@ -43,7 +43,7 @@ from fixbridge.orders.model import (
 )
 
 from . import schema as db
-from .leases import LeaseHeld, LeaseRecords
+from .leases import LeaseRecords
 from .security import SecurityRecords
 
 __all__ = [

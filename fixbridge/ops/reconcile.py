@@ -368,7 +368,6 @@ class Reconciler:
 
     # ---- journaled fills against their Swap logs ------------------------------------------------
     def _check_fills(self, res: Result, fills, chain_rc, txs) -> None:
-        fee_by_tx: dict[str, int] = {}
         for f, o in fills:
             if getattr(f, "busted_at", None) is not None:
                 continue
