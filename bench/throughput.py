@@ -1,7 +1,7 @@
 """fixbridge throughput benchmark: how many swaps per second the pipelined bridge gets onto a chain
 that mines a block every second, how full it keeps the blocks, and what it adds to inclusion.
 
-    .venv/bin/python bench/throughput.py                      # the default scenarios, ~5 minutes
+    .venv/bin/python bench/throughput.py                      # the default scenarios, ~6 minutes
     .venv/bin/python bench/throughput.py --scenario 1x1:paced --orders 1500
     .venv/bin/python bench/throughput.py --scenario 1x4:gas=3000000
 
@@ -23,7 +23,12 @@ Per scenario:
 2. paced (`:paced`): `--paced RATE:SECONDS` phases, latency with no queue in front of the bridge;
 3. burst: the orders sent as fast as the client can (all of them before the first block);
 4. baseline: `--baseline-swaps` plain web3 swaps from another funded account, one in flight
-   (getTransactionCount, sign, send, wait for the receipt, next).
+   (getTransactionCount, sign, send, wait for the receipt, next);
+5. the physical limit (RawPipelined), once the bridge is stopped: the same swaps from a third funded
+   account, nonces counted locally, signed with eth-account and sent in JSON-RPC batches of
+   `--raw-batch` eth_sendRawTransaction as fast as possible, then the blocks watched until all are
+   mined; `--raw-swaps` of them (default: the burst size, or enough for six full blocks if that is
+   more). Its steady swaps per block and swaps/s are what the chain and a Python client can do here.
 
 Block times are measured, not taken from block headers: a websocket `newHeads` subscription stamps
 each block when anvil announces it. Inclusion = that stamp minus the order's send time; "added by
@@ -380,6 +385,201 @@ class PlainLoop:
 
 
 # ---------------------------------------------------------------------------------------------
+# the physical limit: raw transactions, pipelined, no bridge
+# ---------------------------------------------------------------------------------------------
+# the raw swaps get the median gas limit of the bridge's burst swaps, so that blocks pack alike; without any,
+# the bridge's formula (fixbridge.chain.submitter: estimate + 25 % + 50,000) on the raw sender's own estimate
+RAW_GAS_HEADROOM_PCT, RAW_GAS_MARGIN = 25, 50_000
+# by default the raw run is the scenario's burst size, or enough swaps for this many full blocks if that is more:
+# fewer fit into one or two blocks, which leaves no steady part to measure
+RAW_MIN_FULL_BLOCKS = 6
+
+
+class RawPipelined(PlainLoop):
+    """The chain's limit with a Python client in the same run: one funded account, nonces owned
+    locally (getTransactionCount once, then +1), every swap signed with eth-account and sent with
+    JSON-RPC batches of eth_sendRawTransaction over one keep-alive HTTP connection, as fast as
+    possible; then the blocks are watched until every swap is mined. The same 0.01 WETH swaps as the
+    bridge's orders (buys swapTokensForExactTokens, sells swapExactTokensForTokens, alternating), the
+    same gas limit per swap. Quotes and gas estimates are taken once, before the clock starts; signing
+    (main thread) overlaps sending (a sender thread)."""
+
+    def __init__(self, rpc_url: str, dep, key: str) -> None:
+        super().__init__(rpc_url, dep, key)  # the router approvals, mined before anything is timed
+        import requests
+        self.url = rpc_url
+        self.http = requests.Session()
+
+    def _calldata(self, side: str, wei: int, deadline: int) -> bytes:
+        me = self.acct.address
+        if side == "1":  # buy WETH for USDC, exact output, bound = max in
+            out = self.w3.eth.call({"to": self.router, "data": _sel("getAmountsIn(uint256,address[])") + encode(
+                ["uint256", "address[]"], [wei, [self.usdc, self.weth]])})
+            q = decode(["uint256[]"], bytes(out))[0][0]
+            return _sel("swapTokensForExactTokens(uint256,uint256,address[],address,uint256)") + encode(
+                ["uint256", "uint256", "address[]", "address", "uint256"],
+                [wei, q + -(-q * SLIPPAGE_BPS // 10_000), [self.usdc, self.weth], me, deadline])
+        out = self.w3.eth.call({"to": self.router, "data": _sel("getAmountsOut(uint256,address[])") + encode(
+            ["uint256", "address[]"], [wei, [self.weth, self.usdc]])})
+        q = decode(["uint256[]"], bytes(out))[0][-1]
+        return _sel("swapExactTokensForTokens(uint256,uint256,address[],address,uint256)") + encode(
+            ["uint256", "uint256", "address[]", "address", "uint256"],
+            [wei, q - q * SLIPPAGE_BPS // 10_000, [self.weth, self.usdc], me, deadline])
+
+    def _post(self, calls: list[tuple[str, list]]) -> list[dict]:
+        body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+        reply = self.http.post(self.url, json=body, timeout=60).json()
+        if isinstance(reply, dict):  # the whole batch refused
+            return [reply] * len(calls)
+        return sorted(reply, key=lambda r: r.get("id", 0))
+
+    def run(self, n: int, qty: Decimal, clock: BlockClock, gas_limit: int, *, min_blocks: int = 0, batch: int = 50,
+            tx_gas: int | None = None, gas_used_guess: int | None = None, timeout: float = 120.0,
+            pids: dict[str, int | None] | None = None) -> dict:
+        """n swaps, or (min_blocks) enough for that many full blocks if that is more. tx_gas: the gas limit of
+        every swap (the bridge's, so that blocks pack alike); default: the bridge's formula on our estimate.
+        gas_used_guess: a swap's gas used, to size min_blocks (default: the estimate, which is higher)."""
+        wei = int(qty * 10**18)
+        deadline = int(time.time()) + 900
+        data = {side: self._calldata(side, wei, deadline) for side in ("1", "2")}
+        est = {side: int(self.w3.eth.estimate_gas({"from": self.acct.address, "to": self.router, "data": d}))
+               for side, d in data.items()}
+        # an estimate against a block without our swaps includes the write of the pool's price accumulators
+        # (~15k gas) that the bridge's estimates against its own pending swaps do not: its formula on our
+        # estimate gives ~179k instead of ~160k, and the last slot of a 30M block would not fit
+        gas = {side: tx_gas or e + e * RAW_GAS_HEADROOM_PCT // 100 + RAW_GAS_MARGIN for side, e in est.items()}
+        asked = n
+        if min_blocks:
+            n = max(n, min_blocks * (gas_limit // (gas_used_guess or max(est.values()))))
+        nonce0 = int(self.w3.eth.get_transaction_count(self.acct.address, "pending"))
+        base_fee = int(self.w3.eth.get_block("latest")["baseFeePerGas"])
+        # full blocks raise the base fee 12.5 % a block: leave room for many of them
+        max_fee, tip = 8 * base_fee + 2 * 10**9, 10**9
+        start_block = int(self.w3.eth.block_number)
+        hashes: set[str] = set()
+        q: queue.Queue = queue.Queue()
+        sent: list[tuple[int, int, int]] = []  # (post start ns, reply ns, transactions) per batch
+        errors: list[str] = []
+
+        def sender() -> None:
+            while (raws := q.get()) is not None:
+                t = time.time_ns()
+                try:
+                    replies = self._post([("eth_sendRawTransaction", [r]) for r in raws])
+                except Exception as e:  # noqa: BLE001 - reported
+                    errors.append(f"batch: {e!r}"[:300])
+                    continue
+                sent.append((t, time.time_ns(), len(raws)))
+                errors.extend(str(r["error"])[:300] for r in replies if "error" in r)
+        th = threading.Thread(target=sender, name="raw-sender", daemon=True)
+        th.start()
+        cpu0 = {k: cpu_seconds(p) for k, p in (pids or {}).items() if p}
+        bench0 = sum(os.times()[:2])
+        t0 = time.time_ns()
+        sign_ns = 0
+        for lo in range(0, n, batch):
+            s0 = time.perf_counter_ns()
+            raws = []
+            for i in range(lo, min(n, lo + batch)):
+                side = "1" if i % 2 == 0 else "2"
+                signed = self.acct.sign_transaction({
+                    "to": self.router, "data": data[side], "value": 0, "nonce": nonce0 + i, "gas": gas[side],
+                    "chainId": self.chain_id, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip, "type": 2})
+                hashes.add("0x" + bytes(signed.hash).hex())
+                raws.append("0x" + bytes(signed.raw_transaction).hex())
+            sign_ns += time.perf_counter_ns() - s0
+            q.put(raws)
+        t_signed = time.time_ns()
+        q.put(None)
+        th.join(timeout)
+        t_sent = time.time_ns()
+        # watch the chain until every swap is mined (or the node says it will never be)
+        end, done, progress_at = time.monotonic() + timeout, -1, time.monotonic()
+        while time.monotonic() < end and time.monotonic() - progress_at < 10:  # 10 s without a swap mined: stuck
+            now_done = int(self.w3.eth.get_transaction_count(self.acct.address, "latest")) - nonce0
+            if now_done >= n:
+                break
+            if now_done != done:
+                done, progress_at = now_done, time.monotonic()
+            time.sleep(0.05)
+        t_mined = time.time_ns()
+        wall = (t_mined - t0) / 1e9
+        cpu1 = {k: cpu_seconds(p) for k, p in (pids or {}).items() if p}
+        bench1 = sum(os.times()[:2])
+        time.sleep(0.3)  # the block clock's stamp of the last block
+        last_block = int(self.w3.eth.block_number)
+
+        # ---- read the blocks ---------------------------------------------------------------
+        per_block: dict[int, int] = {}
+        gas_used: list[int] = []
+        reverted = 0
+        blocks = []
+        for b in range(start_block, last_block + 1):
+            rcpts = self._post([("eth_getBlockReceipts", [hex(b)]), ("eth_getBlockByNumber", [hex(b), False])])
+            mine = [r for r in (rcpts[0].get("result") or []) if r["transactionHash"].lower() in hashes]
+            hdr = rcpts[1].get("result") or {}
+            if mine:
+                per_block[b] = len(mine)
+                gas_used += [int(r["gasUsed"], 16) for r in mine]
+                reverted += sum(1 for r in mine if int(r["status"], 16) != 1)
+                blocks.append({"block": b, "txs": len(hdr.get("transactions", [])), "raw_swaps": len(mine),
+                               "gas_used": int(hdr.get("gasUsed", "0x0"), 16),
+                               "gas_limit": int(hdr.get("gasLimit", "0x0"), 16),
+                               "base_fee_gwei": round(int(hdr.get("baseFeePerGas", "0x0"), 16) / 1e9, 4),
+                               "seen_ms_after_previous": round((clock.seen[b] - clock.seen[b - 1]) / 1e6, 1)
+                               if clock.seen.get(b) and clock.seen.get(b - 1) else None})
+        mined = sum(per_block.values())
+        out: dict = {
+            "swaps": n, "swaps_asked": asked, "min_full_blocks": min_blocks, "mined": mined, "reverted": reverted,
+            "send_errors": len(errors),
+            "send_error_examples": errors[:5], "batch_size": batch,
+            "gas_limit_per_swap": sorted(set(gas.values())),
+            "gas_limit_per_swap_from": "the bridge's burst swaps (median)" if tx_gas else
+            f"estimate + {RAW_GAS_HEADROOM_PCT} % + {RAW_GAS_MARGIN:,}", "gas_estimate": est,
+            "max_fee_gwei": round(max_fee / 1e9, 3), "base_fee_at_start_gwei": round(base_fee / 1e9, 4),
+            "sign_ms_per_swap": round(sign_ns / 1e6 / max(1, n), 3),
+            "signed_per_second": round(n / max(1e-9, sign_ns / 1e9), 1),
+            "all_signed_s": round((t_signed - t0) / 1e9, 3),
+            "all_sent_s": round((t_sent - t0) / 1e9, 3),
+            "sent_per_second": round(n / max(1e-9, (t_sent - t0) / 1e9), 1),
+            "send_batch_reply_ms": _ms([b - a for a, b, _ in sent]),
+            "all_mined_s": round(wall, 3),
+            "overall_swaps_per_second": round(mined / wall, 2) if wall > 0 else None,
+            "cpu_cores": {k: _rate(cpu0.get(k), cpu1.get(k), wall) for k in cpu1} | {
+                "bench_client": _rate(bench0, bench1, wall)},
+        }
+        if not per_block:
+            return out | {"blocks_detail": blocks}
+        bl = list(range(min(per_block), max(per_block) + 1))
+        counts = [per_block.get(b, 0) for b in bl]
+        med_gas = int(statistics.median(gas_used))
+        capacity = gas_limit // med_gas
+        out.update({"blocks": [bl[0], bl[-1]], "swaps_per_block": counts, "gas_per_swap_median": med_gas,
+                    "block_capacity_swaps": capacity})
+        steady = steady_blocks(bl)
+        if steady and all(clock.seen.get(b) for b in [steady[0] - 1] + steady):
+            span = (clock.seen[steady[-1]] - clock.seen[steady[0] - 1]) / 1e9
+            n_steady = sum(per_block.get(b, 0) for b in steady)
+            fills = [per_block.get(b, 0) / capacity for b in steady]
+            by_n = {x["block"]: x for x in blocks}
+            out["steady"] = {"blocks": [steady[0], steady[-1]], "block_count": len(steady), "swaps": n_steady,
+                             "seconds": round(span, 3), "swaps_per_second": round(n_steady / span, 2),
+                             "swaps_per_block_mean": round(n_steady / len(steady), 2),
+                             "swaps_per_block_min": min(per_block.get(b, 0) for b in steady),
+                             "swaps_per_block_max": max(per_block.get(b, 0) for b in steady),
+                             "block_capacity_swaps": capacity,
+                             "pct_of_capacity_mean": round(100 * sum(fills) / len(fills), 1),
+                             "pct_of_capacity_min": round(100 * min(fills), 1),
+                             "block_gas_used_pct_mean": round(100 * statistics.mean(
+                                 by_n[b]["gas_used"] / by_n[b]["gas_limit"] for b in steady if b in by_n), 1),
+                             # a block is full when the gas left is less than one more swap's gas limit
+                             "full_blocks": sum(1 for b in steady if b in by_n and
+                                                by_n[b]["gas_limit"] - by_n[b]["gas_used"] < min(gas.values()))}
+        out["blocks_detail"] = blocks
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
 # one scenario
 # ---------------------------------------------------------------------------------------------
 @dataclass
@@ -571,8 +771,9 @@ def run_scenario(sc: Scenario, args, tmp_root: Path, procs: Procs, say) -> dict:
     tmp = tmp_root / re.sub(r"[^A-Za-z0-9x]+", "_", sc.name)
     tmp.mkdir(parents=True)
     n_orders = sc.orders or args.orders
+    # extra accounts: #1 the one-in-flight loop, #2 the raw pipelined sender
     st = Stack(tmp, procs, sc.sessions, sc.wallets_per_session, block_time=1, log_level=args.bridge_log_level,
-               journal_dir=Path("/dev/shm") if sc.shm else args.journal_dir)
+               journal_dir=Path("/dev/shm") if sc.shm else args.journal_dir, extra_accounts=2)
     clock = collector = None
     try:
         st.start_chain()
@@ -658,8 +859,25 @@ def run_scenario(sc: Scenario, args, tmp_root: Path, procs: Procs, say) -> dict:
         # ---- stop the bridge, then read the chain and the journal --------------------------------
         st.disconnect()
         procs.stop(bridge, timeout=40)
+        collector.stop()  # its polling loop would take CPU from the raw sender
+
+        # ---- the physical limit: raw swaps, pipelined, from a third funded account, bridge stopped ------
+        raw = None
+        if args.raw_swaps != 0:
+            time.sleep(1.5)
+            rp = RawPipelined(node.rpc_url, st.dep, "0x" + bytes(st.extra[1].key).hex())
+            sample = [r.tx for r in burst if r.tx][:50]  # the bridge's swaps: their gas limit, their gas used
+            tx_gas = [int(w3.eth.get_transaction(h)["gas"]) for h in sample]
+            used = [int(w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in sample]
+            raw = rp.run(args.raw_swaps or n_orders, Decimal(args.qty), clock, gas_limit,
+                         min_blocks=0 if args.raw_swaps else RAW_MIN_FULL_BLOCKS, batch=args.raw_batch,
+                         tx_gas=int(statistics.median(tx_gas)) if tx_gas else None,
+                         gas_used_guess=int(statistics.median(used)) if used else None, pids={"anvil": node.pid})
+            say(f"[{sc.name}] raw pipelined: {raw['mined']}/{raw['swaps']} swaps mined in {raw['all_mined_s']:.1f} s "
+                f"(all sent after {raw['all_sent_s']:.2f} s); steady {_get(raw, 'steady', 'swaps_per_second')} swaps/s "
+                f"= {_get(raw, 'steady', 'pct_of_capacity_mean')} % of capacity; per block "
+                f"{raw.get('swaps_per_block')}")
         clock.stop()
-        collector.stop()
         result = analyse(sc, w3, st.dep, clock, collector, warm, phases, st.wallet_addr, st.journal_db, gas_limit)
         result["baseline_one_in_flight"] = {
             "swaps": len(base_receipts), "seconds": round(base_elapsed, 2),
@@ -668,6 +886,15 @@ def run_scenario(sc: Scenario, args, tmp_root: Path, procs: Procs, say) -> dict:
             else None,
             "how": "web3 HTTPProvider; per swap: getTransactionCount, quote, estimateGas, latest block, sign, "
                    "sendRawTransaction, wait_for_transaction_receipt (10 ms polls)"}
+        if raw is not None:
+            raw["how"] = (f"one account, nonces counted locally, eth-account signing, JSON-RPC batches of "
+                          f"{args.raw_batch} eth_sendRawTransaction over one HTTP keep-alive connection (requests), a sender thread "
+                          "overlapping the signing; quotes and gas estimates taken once before the clock; same swaps "
+                          "and gas limit per swap as the bridge; run on this scenario's chain after the bridge stopped")
+            result["raw_pipelined"] = raw
+            b_rate = _get(result, "phases", "burst", "steady", "swaps_per_second")
+            r_rate = _get(raw, "steady", "swaps_per_second")
+            result["bridge_pct_of_raw_limit"] = round(100 * b_rate / r_rate, 1) if b_rate and r_rate else None
         wall = wall1 - wall0
         ncpu = os.cpu_count() or 1
         busy = round((sys1[0] - sys0[0]) / (sys1[1] - sys0[1]) * ncpu, 2) if sys0 and sys1 else None
@@ -1008,6 +1235,12 @@ def verdicts(runs: list[dict]) -> dict:
                         "capacity_swaps_per_block": b["block_capacity_swaps"], "pct": st["pct_of_capacity_mean"],
                         "swaps_per_second": st["swaps_per_second"], "target_pct": 90,
                         "met": st["pct_of_capacity_mean"] >= 90}
+            raw = _get(b, "raw_pipelined", "steady")
+            if raw and raw.get("pct_of_capacity_mean") is not None:
+                out[key] |= {"raw_limit_pct": raw["pct_of_capacity_mean"],
+                             "raw_limit_swaps_per_second": raw["swaps_per_second"],
+                             "reachable_on_this_machine": raw["pct_of_capacity_mean"] >= 90,
+                             "bridge_pct_of_raw_limit": b.get("bridge_pct_of_raw_limit")}
     out["added_beyond_inclusion_p99"] = [
         {"scenario": r["scenario"], "phase": ph, "p99_ms": a["p99_ms"], "target_ms": 50, "met": a["p99_ms"] <= 50}
         for r in runs for ph, p in r["phases"].items()
@@ -1041,6 +1274,26 @@ def reading(report: dict) -> list[str]:
             f"process used {base['cpu']['bridge_cores']} of "
             f"{base['cpu']['machine_cores']} cores, anvil {base['cpu']['anvil_cores']}, other people's work on the "
             f"machine {base['cpu']['others_cores']}.")
+    lim = [r for r in runs if _get(r, "raw_pipelined", "steady", "swaps_per_second")]
+    if lim:
+        r0 = next((r for r in lim if not r["gas_limit_lowered_to"]), lim[0])
+        x, st = r0["raw_pipelined"], r0["raw_pipelined"]["steady"]
+        verdict = ("so the chain and a Python client on this machine keep a block of this size full at one block a "
+                   "second: ≥ 90 % of capacity is within the machine's reach, and the gap to it is the bridge's own"
+                   if st["pct_of_capacity_mean"] >= 90 else
+                   "so even without the bridge this machine does not reach 90 % of capacity: the target is out of "
+                   "reach here whatever the bridge does")
+        out.append(
+            f"The physical limit, in the same run ({r0['scenario']}'s chain after the bridge stopped): "
+            f"{x['swaps']} raw swaps from one account, nonces counted locally, signed at {x['signed_per_second']:.0f}/s and all sent "
+            f"after {x['all_sent_s']} s (batches of {x['batch_size']}, p50 reply {x['send_batch_reply_ms']['p50_ms']:.0f} "
+            f"ms), filled the steady blocks with {st['swaps_per_block_mean']} swaps each ({st['full_blocks']} of "
+            f"{st['block_count']} full), {st['swaps_per_second']} swaps/s = {st['pct_of_capacity_mean']} % of the "
+            f"{st['block_capacity_swaps']} a {r0['block_gas_limit']:,}-gas block holds, with anvil at "
+            f"{_get(x, 'cpu_cores', 'anvil')} cores and the client at {_get(x, 'cpu_cores', 'bench_client')}; {verdict}. "
+            "Bridge against the limit (steady swaps/s): " + ", ".join(
+                f"{r['scenario']} {r['bridge_pct_of_raw_limit']} %" if r.get("bridge_pct_of_raw_limit") is not None
+                else f"{r['scenario']} – (no steady part)" for r in lim) + ".")
     more = [r for r in runs if (r["sessions"] > 1 or r["wallets_per_session"] > 1) and rate(r)]
     if base and more:
         out.append("More wallets or sessions do not add throughput: " + ", ".join(
@@ -1107,8 +1360,8 @@ def write_markdown(path: Path, report: dict) -> None:
         "",
         "## Throughput and block capacity (burst: all orders sent at once)",
         "",
-        "| scenario | block gas limit | gas/swap | capacity swaps/block | orders | filled | steady swaps/s | our swaps per steady block, mean (min–max) | **% of capacity** | orders signed/s | re-priced copies | bridge CPU cores | anvil cores | others' cores | RPC requests/order | one in flight swaps/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | block gas limit | gas/swap | capacity swaps/block | orders | filled | steady swaps/s | our swaps per steady block, mean (min–max) | **% of capacity** | orders signed/s | re-priced copies | bridge CPU cores | anvil cores | others' cores | RPC requests/order | one in flight swaps/s | raw pipelined swaps/s (limit) | raw pipelined % of capacity | **bridge % of raw limit** |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["runs"]:
         b = r["phases"]["burst"]
@@ -1120,7 +1373,10 @@ def write_markdown(path: Path, report: dict) -> None:
             f"**{st.get('pct_of_capacity_mean', '–')} %** | {_get(b, 'intake', 'swaps_signed_per_second', default='–')} | "
             f"{_get(b, 'intake', 'replaced_transactions', default='–')} | "
             f"{r['cpu']['bridge_cores']} | {r['cpu']['anvil_cores']} | {r['cpu']['others_cores']} | "
-            f"{r['rpc_during_burst']['per_order']} | {r['baseline_one_in_flight']['swaps_per_second']} |")
+            f"{r['rpc_during_burst']['per_order']} | {r['baseline_one_in_flight']['swaps_per_second']} | "
+            f"{_get(r, 'raw_pipelined', 'steady', 'swaps_per_second', default='–')} | "
+            f"{_get(r, 'raw_pipelined', 'steady', 'pct_of_capacity_mean', default='–')} % | "
+            f"**{r.get('bridge_pct_of_raw_limit') or '–'} %** |")
     L += ["", "Our swaps in each block of the burst (steady blocks between the brackets):", ""]
     for r in report["runs"]:
         b = r["phases"]["burst"]
@@ -1133,6 +1389,35 @@ def write_markdown(path: Path, report: dict) -> None:
             blk = first + i
             cells.append(("[" if blk == sb[0] else "") + str(n) + ("]" if blk == sb[1] else ""))
         L.append(f"- {r['scenario']} (capacity {r['block_capacity_swaps']}): " + " ".join(cells))
+    raws = [(r["scenario"], r["raw_pipelined"]) for r in report["runs"] if r.get("raw_pipelined")]
+    if raws:
+        L += ["", "## The physical limit: raw pipelined transactions, same run, same chain", "",
+              "After the bridge stopped, on each scenario's chain: one account, nonces counted locally, the same swaps "
+              "signed with eth-account and sent in JSON-RPC batches of "
+              f"{cfg.get('raw_batch', 50)} `eth_sendRawTransaction` as fast as the client can, then the blocks watched "
+              "until all are mined. What a chain and a Python client on this machine can do without the bridge; "
+              "steady blocks as for the bridge.", "",
+              "| scenario | swaps | gas limit per swap | client signed/s | all sent after s | batch reply p50 / p99 ms | "
+              "all mined after s | steady swaps/s | swaps per steady block, mean (min–max) | % of capacity | full steady "
+              "blocks | anvil cores | client cores | send errors / reverted |",
+              "|---|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+        for name, x in raws:
+            st = x.get("steady", {})
+            L.append(f"| {name} | {x['swaps']} | {', '.join(f'{g:,}' for g in x['gas_limit_per_swap'])} | "
+                     f"{x['signed_per_second']} | {x['all_sent_s']} | {_f2(x['send_batch_reply_ms'])} | "
+                     f"{x['all_mined_s']} | {st.get('swaps_per_second', '–')} | {st.get('swaps_per_block_mean', '–')} "
+                     f"({st.get('swaps_per_block_min', '–')}–{st.get('swaps_per_block_max', '–')}) | "
+                     f"{st.get('pct_of_capacity_mean', '–')} % | {st.get('full_blocks', '–')}/{st.get('block_count', '–')} | "
+                     f"{_get(x, 'cpu_cores', 'anvil', default='–')} | {_get(x, 'cpu_cores', 'bench_client', default='–')} | "
+                     f"{x['send_errors']} / {x['reverted']} |")
+        L += ["", "Raw swaps in each block (steady blocks between the brackets):", ""]
+        for name, x in raws:
+            if not x.get("swaps_per_block"):
+                continue
+            sb = _get(x, "steady", "blocks", default=[None, None])
+            cells = [("[" if x["blocks"][0] + i == sb[0] else "") + str(n) + ("]" if x["blocks"][0] + i == sb[1] else "")
+                     for i, n in enumerate(x["swaps_per_block"])]
+            L.append(f"- {name} (capacity {x.get('block_capacity_swaps')}): " + " ".join(cells))
     L += ["", "## Latency: NewOrderSingle → ExecutionReport Trade, against inclusion", "",
           "Inclusion = when the block holding the swap was announced (websocket newHeads, stamped by the benchmark) − "
           "when the order was sent. **Added** = when the Trade reached the client − when that block was announced. "
@@ -1173,8 +1458,15 @@ def write_markdown(path: Path, report: dict) -> None:
                        ("capacity_lowered_gas_limit", "≥ 90 % of block capacity with a lowered gas limit")):
         if key in v:
             x = v[key]
+            lim = ""
+            if x.get("raw_limit_pct") is not None:
+                reach = ("within reach on this machine" if x["reachable_on_this_machine"] else
+                         "out of reach on this machine even without the bridge")
+                lim = (f"; the raw pipelined limit in the same run: {x['raw_limit_pct']} % "
+                       f"({x['raw_limit_swaps_per_second']} swaps/s), so 90 % is {reach}; "
+                       f"the bridge got {x['bridge_pct_of_raw_limit']} % of that limit")
             L.append(f"- {label}: best {x['pct']} % ({x['scenario']}, {x['capacity_swaps_per_block']} swaps/block) — "
-                     f"**{'met' if x['met'] else 'not met'}**")
+                     f"**{'met' if x['met'] else 'not met'}**{lim}")
     for x in v.get("added_beyond_inclusion_p99", []):
         L.append(f"- ≤ 50 ms p99 added beyond inclusion, {x['scenario']} {x['phase']}: {x['p99_ms']:.0f} ms — "
                  f"**{'met' if x['met'] else 'not met'}**")
@@ -1205,6 +1497,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="a paced phase before the burst in the scenarios marked :paced, repeatable (default: 2:10 and "
                          "10:10)")
     ap.add_argument("--baseline-swaps", type=int, default=4, help="swaps of the one-in-flight web3 loop")
+    ap.add_argument("--raw-swaps", type=int, default=None, metavar="N",
+                    help="swaps of the raw pipelined sender (the physical limit), run on each scenario's chain after "
+                         f"the bridge; default: the scenario's burst size, or enough for {RAW_MIN_FULL_BLOCKS} full "
+                         "blocks if that is more; 0 skips it")
+    ap.add_argument("--raw-batch", type=int, default=50, help="eth_sendRawTransaction per JSON-RPC batch request")
     ap.add_argument("--qty", default="0.01", help="WETH per order")
     ap.add_argument("--venue", default="uniswap_v2", help="ExDestination of every order; 'auto' lets the bridge "
                     "route (it then quotes every venue of the instrument)")
@@ -1249,7 +1546,10 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_start": load_start, "loadavg_end": loadavg(),
             "config": {"scenarios": [s.name for s in scenarios], "orders": args.orders, "qty": args.qty,
                        "venue": args.venue, "paced": [f"{r:g}/s for {s:g} s" for r, s in args.paced],
-                       "baseline_swaps": args.baseline_swaps, "symbol": SYMBOL, "block_time_s": 1,
+                       "baseline_swaps": args.baseline_swaps,
+                       "raw_swaps": args.raw_swaps if args.raw_swaps is not None else
+                       f"the burst size, at least {RAW_MIN_FULL_BLOCKS} full blocks' worth",
+                       "raw_batch": args.raw_batch, "symbol": SYMBOL, "block_time_s": 1,
                        "order": "market (40=1), IOC (59=3), Account per wallet, alternating buy/sell per wallet",
                        "journal": f"SQLite file (WAL, synchronous=FULL) in {args.journal_dir or 'a temporary folder on disk'}",
                        "bridge_log_level": args.bridge_log_level,

@@ -20,3 +20,17 @@ def units(amount: str, decimals: int) -> int:
 
 def tx_count(rpc_url: str, owner: str) -> int:
     return Web3(Web3.HTTPProvider(rpc_url)).eth.get_transaction_count(owner)
+
+
+def eventually(read, ok, timeout: float = 5.0):
+    """Poll `read()` until `ok(result)` or the timeout; returns the last result. The journal's copy
+    of an outbound FIX message is committed a few milliseconds after the message leaves
+    (fixbridge/journal/batch.py), so a test that has just received a message polls for its row."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        got = read()
+        if ok(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.02)

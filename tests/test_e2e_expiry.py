@@ -15,7 +15,7 @@ from conftest import ADDR, start_bridge, start_devnet
 from fixbridge.config import load_spec
 from fixbridge.fix.client import FixClient, new_order_single
 from fixbridge.journal import Journal
-from helpers import balance
+from helpers import balance, eventually
 
 pytestmark = pytest.mark.e2e
 SERIES = "ETH-20261231-3000-C"
@@ -76,7 +76,7 @@ def test_settlement_at_expiry_reaches_holders_and_writers(bridge, chain, tmp_pat
     j = Journal(bridge.journal_url)
     try:
         assert j.pending_transactions() == []  # the redeem and release transactions were mined
-        out = j.fix_messages(direction="out", msg_type="AP")
+        out = eventually(lambda: j.fix_messages(direction="out", msg_type="AP"), lambda out: len(out) >= 2)
         assert len(out) >= 2 and all("settled at 3300" in m.raw for m in out)
     finally:
         j.close()

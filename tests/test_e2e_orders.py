@@ -9,7 +9,7 @@ from web3 import Web3
 
 from fixbridge.fix.client import new_order_single, order_status_request
 from fixbridge.orders.model import OrdStatus
-from helpers import balance, tx_count, units
+from helpers import balance, eventually, tx_count, units
 from conftest import ADDR
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +53,8 @@ def test_limit_buy_fills_and_moves_balances(client, journal, devnet, cl_ord_id):
     assert len(swaps) == 1 and swaps[0].tx_hash == tx_hash and swaps[0].status == "mined" and swaps[0].raw_tx.startswith("0x02")
     (fill,) = journal.fills_for(row.order_id)
     assert fill.exec_id == trade[17] and fill.last_qty == Decimal("0.5") and fill.quote_units == paid
-    msgs = journal.fix_messages(session_id=row.session_id, cl_ord_id=cl_ord_id)
+    msgs = eventually(lambda: journal.fix_messages(session_id=row.session_id, cl_ord_id=cl_ord_id),
+                      lambda msgs: len(msgs) >= 3)
     assert [(m.direction, m.msg_type, m.exec_type) for m in msgs] == [("in", "D", None), ("out", "8", "0"), ("out", "8", "F")]
 
 

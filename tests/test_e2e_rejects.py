@@ -10,7 +10,7 @@ import quickfix as fix
 
 from fixbridge.fix.client import new_order_single, order_cancel_request
 from fixbridge.orders.model import OrdStatus
-from helpers import tx_count
+from helpers import eventually, tx_count
 from conftest import ADDR
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +64,8 @@ def test_order_rejected_with_reason(client, journal, no_tx_sent, cl_ord_id, kwar
     assert r[103] == str(reason) and words in r[58], r[58]
     row = journaled_reject(journal, "CLIENT1", cl_ord_id, reason)
     assert row.order_id == r[37]
-    out = journal.fix_messages(session_id=row.session_id, cl_ord_id=cl_ord_id, direction="out")
+    out = eventually(lambda: journal.fix_messages(session_id=row.session_id, cl_ord_id=cl_ord_id, direction="out"),
+                     lambda out: len(out) >= 1)
     assert [(m.msg_type, m.ord_status) for m in out] == [("8", "8")]
 
 
@@ -79,7 +80,8 @@ def test_unsupported_order_characteristics(client, journal, no_tx_sent, cl_ord_i
                                  limit=Decimal("3000") if ord_type == "3" else None))
     r = reject_of(client, cl_ord_id)
     assert r[103] == "11" and words in r[58]
-    msgs = journal.fix_messages(session_id="FIX.4.4:FIXBRIDGE->CLIENT1", cl_ord_id=cl_ord_id)
+    msgs = eventually(lambda: journal.fix_messages(session_id="FIX.4.4:FIXBRIDGE->CLIENT1", cl_ord_id=cl_ord_id),
+                      lambda msgs: len(msgs) >= 2)
     assert [(m.direction, m.msg_type, m.ord_status) for m in msgs] == [("in", "D", None), ("out", "8", "8")]
 
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from conftest import ADDR
 from fixbridge.fix.translate import utc_timestamp
-from helpers import tx_count
+from helpers import eventually, tx_count
 
 pytestmark = pytest.mark.e2e
 SESSION = "FIX.4.4:FIXBRIDGE->CLIENT2"
@@ -185,9 +185,11 @@ def test_fuzz_orders(bridge, journal, client_factory, devnet, record_property):
             assert o.status.terminal and all(tx.status == "failed" for tx in journal.transactions_for(o.order_id))
 
     # every inbound message is journaled, or the session Reject that answered it is
-    ins = {m.seq_num for m in journal.fix_messages(session_id=SESSION, direction="in")}
-    rejects = {m.raw.split("|45=")[1].split("|")[0] for m in journal.fix_messages(session_id=SESSION, direction="out",
-                                                                                 msg_type="3") if "|45=" in m.raw}
-    missing = [(s, t) for s, t, _ in sent if s not in ins and str(s) not in rejects]
+    def unanswered():
+        ins = {m.seq_num for m in journal.fix_messages(session_id=SESSION, direction="in")}
+        rejects = {m.raw.split("|45=")[1].split("|")[0] for m in journal.fix_messages(session_id=SESSION, direction="out",
+                                                                                     msg_type="3") if "|45=" in m.raw}
+        return [(s, t) for s, t, _ in sent if s not in ins and str(s) not in rejects]
+    missing = eventually(unanswered, lambda m: m == [])
     assert missing == []
     assert bridge.proc.poll() is None

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ADDR
 from fixbridge.fix.client import order_status_request
-from helpers import tx_count
+from helpers import eventually, tx_count
 from security_support import RawFix, utc_now
 
 pytestmark = pytest.mark.e2e
@@ -155,7 +155,8 @@ def test_seqnum_too_low_gets_logout_and_disconnect(raw, journal):
     lo = raw.recv_until(lambda m: m.type == "5", 10)
     assert "MsgSeqNum too low" in lo[58], lo.raw
     assert raw.closed_by_peer(10)
-    out = journal.fix_messages(session_id=f"FIX.4.4:FIXBRIDGE->{RAW}", direction="out", msg_type="5")
+    out = eventually(lambda: journal.fix_messages(session_id=f"FIX.4.4:FIXBRIDGE->{RAW}", direction="out", msg_type="5"),
+                     lambda out: any("MsgSeqNum too low" in m.raw for m in out))
     assert any("MsgSeqNum too low" in m.raw for m in out)  # the reason is journaled
 
 
@@ -179,7 +180,8 @@ def test_malformed_new_order_gets_session_reject(raw, journal, fields, tag, reas
     assert rej.get(58)
     cl = dict(fields).get(11)
     assert journal.find_order(f"FIX.4.4:FIXBRIDGE->{RAW}", cl) is None  # nothing became an order
-    out = journal.fix_messages(session_id=f"FIX.4.4:FIXBRIDGE->{RAW}", direction="out", msg_type="3")
+    out = eventually(lambda: journal.fix_messages(session_id=f"FIX.4.4:FIXBRIDGE->{RAW}", direction="out", msg_type="3"),
+                     lambda out: any(m.seq_num is not None and f"|45={seq}|" in m.raw for m in out))
     assert any(m.seq_num is not None and f"|45={seq}|" in m.raw for m in out)  # the Reject is journaled
     alive(raw)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXBRIDGE, KEYS, BridgeProcess, acceptor_cfg, free_port
+from helpers import eventually
 from fixbridge.config import ConfigError, load_sessions, load_spec
 from fixbridge.fix.client import FixClient, new_order_single
 
@@ -82,7 +83,8 @@ def test_drop_copy_gets_every_report_and_cannot_trade(dc_bridge, tmp_path):
         j = Journal(dc_bridge.journal_url)
         try:
             assert j.find_order("FIX.4.4:FIXBRIDGE->DROPCOPY1", "DC-X") is None
-            copied = j.fix_messages(session_id="FIX.4.4:FIXBRIDGE->DROPCOPY1", direction="out", msg_type="8")
+            copied = eventually(lambda: j.fix_messages(session_id="FIX.4.4:FIXBRIDGE->DROPCOPY1", direction="out",
+                                                       msg_type="8"), lambda c: len(c) >= 2)
             assert [m.exec_type for m in copied] == ["0", "F"] and all("|797=Y|" in m.raw for m in copied)
         finally:
             j.close()

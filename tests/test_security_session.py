@@ -14,7 +14,7 @@ import pytest
 from conftest import ADDR, FIXBRIDGE, ROOT
 from fixbridge.fix.client import FixClient, new_order_single, order_status_request
 from fixbridge.security.passwords import hash_password
-from helpers import tx_count
+from helpers import eventually, tx_count
 from security_support import RawFix, start_bridge, write_sessions
 
 pytestmark = pytest.mark.e2e
@@ -137,7 +137,8 @@ def test_bad_logon_gets_logout_with_reason(sbridge, sjournal, kw, outcome, words
     new = sjournal.logon_attempts("CLIENT5")[before:]
     assert [a.outcome for a in new] == [outcome]
     # the refusal is journaled with its reason, and the Logout that carried it too
-    outs = sjournal.fix_messages(session_id=sid("CLIENT5"), direction="out", msg_type="5")
+    outs = eventually(lambda: sjournal.fix_messages(session_id=sid("CLIENT5"), direction="out", msg_type="5"),
+                      lambda outs: any(words in m.raw for m in outs))
     assert any(words in m.raw for m in outs)
 
 

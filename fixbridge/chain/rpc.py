@@ -1,18 +1,127 @@
 """One way to reach a node: a Web3 over HTTP, trimmed for a hot path that signs its own
 transactions. web3's default 'validation' middleware asks the node for eth_chainId around every
 call (three HTTP requests per eth_call); the bridge checks the chain id once at start instead.
-ENS resolution is dropped too: every address the bridge uses comes from a spec, never a name."""
+ENS resolution is dropped too: every address the bridge uses comes from a spec, never a name.
+
+Pinned reads: an intake worker that takes a batch of orders reads the chain at one block for all
+of them (``pinned_reads``). Its ``eth_call``s for "latest" go to that block number, and the same
+call is answered once: a hundred orders of one pair cost one quote, one balanceOf, one allowance.
+A call at a fixed block is a pure function of its arguments, so the cache is exact; it lives only
+for the batch, on the worker's own thread."""
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
 from web3 import Web3
+from web3.providers.rpc import HTTPProvider
+
+_sessions = threading.local()  # one keep-alive HTTP session per thread for batch_call
+
+
+class _Pin:
+    def __init__(self, provider: "PinnableHTTPProvider") -> None:
+        self.provider = provider
+        self.block: str | None = None
+        self.cache: dict[str, Any] = {}
+
+    def refresh(self) -> None:
+        """The chain moved under us (e.g. we waited for an approval): read at the new head."""
+        self.block, self.cache = None, {}
+
+
+class PinnableHTTPProvider(HTTPProvider):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tls = threading.local()
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        pin: _Pin | None = getattr(self._tls, "pin", None)
+        if pin is None or method != "eth_call" or len(params) < 2 or params[1] != "latest":
+            return super().make_request(method, params)
+        if pin.block is None:
+            head = super().make_request("eth_blockNumber", [])
+            if "result" not in head:
+                return super().make_request(method, params)
+            pin.block = head["result"]
+        params = [params[0], pin.block, *params[2:]]
+        key = json.dumps(params, sort_keys=True, default=str)
+        hit = pin.cache.get(key)
+        if hit is None:
+            hit = super().make_request(method, params)
+            if "error" not in hit:
+                pin.cache[key] = hit
+        return hit
+
+    @contextmanager
+    def pinned(self, pin: _Pin) -> Iterator[_Pin]:
+        prev = getattr(self._tls, "pin", None)
+        self._tls.pin = pin
+        try:
+            yield pin
+        finally:
+            self._tls.pin = prev
+
+    def current_pin(self) -> _Pin | None:
+        return getattr(self._tls, "pin", None)
+
+
+def new_pin(w3: Web3) -> _Pin | None:
+    p = w3.provider
+    return _Pin(p) if isinstance(p, PinnableHTTPProvider) else None
+
+
+@contextmanager
+def pinned_reads(w3: Web3, pin: _Pin | None) -> Iterator[None]:
+    """Within the block, this thread's eth_calls at 'latest' read `pin`'s block (see above)."""
+    if pin is None or not isinstance(w3.provider, PinnableHTTPProvider):
+        yield
+        return
+    with w3.provider.pinned(pin):
+        yield
+
+
+def refresh_pin(w3: Web3) -> None:
+    """Forget this thread's pinned block and answers, if any: the next read takes the new head."""
+    p = w3.provider
+    if isinstance(p, PinnableHTTPProvider):
+        pin = p.current_pin()
+        if pin is not None:
+            pin.refresh()
 
 
 def connect(rpc_url: str, timeout: float = 15.0) -> Web3:
     # No request caching: web3's cache keeps blocks by number, which a reorg makes wrong.
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    w3 = Web3(PinnableHTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     for name in ("validation", "ens_name_to_address"):
         try:
             w3.middleware_onion.remove(name)
         except ValueError:
             pass
     return w3
+
+
+def batch_call(w3: Web3, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    """Several JSON-RPC requests in one HTTP round trip; one response dict per call, in order
+    (each with "result" or "error")."""
+    if not calls:
+        return []
+    p = w3.provider
+    if not isinstance(p, HTTPProvider):
+        return [p.make_request(m, params) for m, params in calls]
+    payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": params} for i, (m, params) in enumerate(calls)]
+    session = getattr(_sessions, "s", None)
+    if session is None:
+        session = _sessions.s = requests.Session()
+    resp = session.post(p.endpoint_uri, data=json.dumps(payload), headers={"Content-Type": "application/json"},
+                        timeout=15)
+    resp.raise_for_status()
+    body = resp.json()
+    if isinstance(body, dict):  # the node refused the batch as a whole
+        return [body for _ in calls]
+    by_id = {r.get("id"): r for r in body}
+    return [by_id.get(i, {"error": {"message": "no response"}}) for i in range(len(calls))]

@@ -21,6 +21,7 @@ from web3 import Web3
 log = structlog.get_logger(__name__)
 
 KEEP_HASHES = 256  # how far back a reorg can be followed
+FULL_CHECK_SECONDS = 0.1
 
 
 def hx(b: Any) -> str:
@@ -60,7 +61,7 @@ class BlockListener(Protocol):
 
 
 class BlockWatcher:
-    def __init__(self, chain: str, w3: Web3, listener: BlockListener, poll_seconds: float = 0.02) -> None:
+    def __init__(self, chain: str, w3: Web3, listener: BlockListener, poll_seconds: float = 0.005) -> None:
         self.chain, self.w3, self.listener, self.poll = chain, w3, listener, poll_seconds
         self.hashes: dict[int, str] = {}
         self.head: int | None = None
@@ -68,6 +69,7 @@ class BlockWatcher:
         self._thread: threading.Thread | None = None
         self._down_since: float | None = None
         self._block_receipts = True
+        self._checked_at = 0.0
 
     def start(self, from_block: int | None = None) -> None:
         """Follow from the current head (or from_block, to replay blocks mined while we were away)."""
@@ -100,12 +102,21 @@ class BlockWatcher:
                         self.listener.on_outage(self.chain, e)
                     except Exception:
                         log.exception("outage handler failed")
-                self._stop.wait(min(1.0, self.poll * 10))
+                self._stop.wait(0.2)
                 continue
             self._stop.wait(self.poll)
 
     def step(self) -> None:
         """Process every block from our head to the node's head."""
+        # Poll the height (a few bytes) often; read the whole head block when it moved, and every
+        # FULL_CHECK_SECONDS anyway to see a block replaced at the same height.
+        res = self.w3.provider.make_request("eth_blockNumber", [])
+        if "result" not in res:
+            raise ConnectionError(f"eth_blockNumber: {res.get('error')}")
+        now = time.monotonic()
+        if int(res["result"], 16) == self.head and now - self._checked_at < FULL_CHECK_SECONDS:
+            return
+        self._checked_at = now
         top = self.w3.eth.get_block("latest")
         latest = top["number"]
         assert self.head is not None

@@ -24,6 +24,7 @@ from typing import Protocol
 import structlog
 from web3.exceptions import ContractLogicError
 
+from fixbridge.chain.rpc import new_pin, pinned_reads, refresh_pin
 from fixbridge.chain.submitter import BroadcastRejected, SentTx, WouldRevert
 from fixbridge.config import Counterparty, SessionsConfig, Spec, Token
 from fixbridge.engine.faults import crash_point
@@ -41,6 +42,10 @@ from fixbridge.venues.base import Call, Exact, SwapIntent, Venue
 from fixbridge.venues.options_market import OptionsMarketClient
 
 log = structlog.get_logger(__name__)
+
+MAX_BATCH = 256        # orders an intake worker takes off its queue at once
+FLUSH_AFTER_S = 0.010  # within a batch, commit (and so report and broadcast) at least this often
+GAS_CACHE_BLOCKS = 64  # how long a route's simulated gas is reused for orders whose quote meets the bound
 
 
 class Reporter(Protocol):
@@ -103,6 +108,9 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         self._lock = threading.RLock()
         self._exec_seq = itertools.count(1)
         self._gas_prices: dict[str, tuple[float, int]] = {}
+        # (chain, router, selector, token_in, token_out) -> (block, highest simulated gas)
+        self._route_gas: dict[tuple, tuple[int, int]] = {}
+        self._outbox = threading.local()  # this worker's signed swaps waiting for their commit
         self.risk = PreTradeRisk(journal, spec)
         self.ownership_lost: str | None = None  # set when this instance's leases could not be renewed
         TrackingMixin.__init__(self)
@@ -153,7 +161,8 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         """Each wallet's orders go through its own worker, in arrival order."""
         cp = self.counterparty(session_id)
         wallet = account if account in cp.wallets else self.default_wallet(cp, symbol)
-        self._queues[wallet].put(item)
+        # The worker reads the order from the journal: hand it over once the row is committed.
+        self.journal.after_commit(lambda: self._queues[wallet].put(item))
 
     def default_wallet(self, cp: Counterparty, symbol: str | None) -> str:
         """The session's first wallet on the chain the instrument trades on."""
@@ -186,7 +195,8 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 self._transition(flight.order, OrdStatus.PENDING_CANCEL, f"cancel requested by {cl_ord_id}: "
                                  "replacing the pending transaction with a no-op", exec_type="6",
                                  cancel_cl_ord_id=cl_ord_id)
-                self._queues[flight.wallet.wallet.name].put(("cancel", row.order_id))
+                q = self._queues[flight.wallet.wallet.name]
+                self.journal.after_commit(lambda: q.put(("cancel", row.order_id)))
                 return
             self._cancel_requests[row.order_id] = (session_id, cl_ord_id)
         self.journal.add_event(row.order_id, "note", f"cancel requested by ClOrdID {cl_ord_id}")
@@ -216,22 +226,46 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
 
     # ---- intake worker (one per wallet) ----------------------------------------------------
     def _run(self, q: queue.Queue) -> None:
+        wallet = threading.current_thread().name.removeprefix("intake-")
         while True:
-            item = q.get()
+            items = [q.get()]
+            while len(items) < MAX_BATCH and items[-1] is not None:
+                try:
+                    items.append(q.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                if item is None:
-                    return
-                kind, order_id = item
-                if kind == "new":
-                    self._process(order_id)
-                elif kind == "cancel":
-                    self.replace_with_noop(order_id)
-                elif kind == "settle":
-                    self.settle_series(threading.current_thread().name.removeprefix("intake-"), order_id)
+                self._work(wallet, items)
             except Exception:
-                log.exception("order processing failed", item=item)
+                log.exception("intake batch failed", items=len(items))
             finally:
-                q.task_done()
+                for _ in items:
+                    q.task_done()
+            if items[-1] is None:
+                return
+
+    def _work(self, wallet: str, items: list) -> None:
+        """A batch of the queue: one journal transaction (flushed every FLUSH_AFTER_S), one pinned
+        read of the chain for the orders, and their swaps broadcast together once journaled."""
+        w3 = self.markets.w3[self.markets.wallets[wallet].chain]
+        pin = new_pin(w3)
+        with self.journal.batch() as b:
+            for item in items:
+                if item is None:
+                    break
+                kind, ref = item
+                try:
+                    if kind == "new":
+                        with pinned_reads(w3, pin):
+                            self._process(ref)
+                    elif kind == "cancel":
+                        self.replace_with_noop(ref)
+                    elif kind == "settle":
+                        self.settle_series(wallet, ref)
+                except Exception:
+                    log.exception("order processing failed", item=item)
+                if b.age() >= FLUSH_AFTER_S:
+                    b.flush()
 
     def _process(self, order_id: str) -> None:
         row = self.journal.get_order(order_id)
@@ -434,6 +468,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             gas = w.submitter.simulate(token.address, data)
             sent = w.submitter.send(token.address, data, gas, self._write_ahead(order.order_id, "approve", w))
             receipt = w.submitter.wait_receipt(sent.signed.tx_hash)
+            refresh_pin(w.submitter.w3)  # later orders of this batch must see the approval
             self._record_receipt(receipt)
         except BroadcastRejected as e:
             self.journal.set_tx_status(e.sent.signed.tx_hash, "failed")
@@ -450,13 +485,17 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                                detail={"tx_hash": sent.signed.tx_hash, "amount": str(amount)})
 
     def _execute(self, order: Order, plan: Plan) -> None:
-        """Simulate, sign, journal, hand to tracking, broadcast. Does not wait for the chain."""
+        """Simulate (or reuse the route's gas), sign, journal, hand to tracking; the broadcast
+        follows the batch's commit. Does not wait for the chain."""
         w = plan.wallet
         call = plan.call
-        try:
-            gas = w.submitter.simulate(call.to, call.data)
-        except WouldRevert as e:
-            return self._finish_no_fill(order, _revert_status(e.reason), f"Not sent, simulation reverted: {e.reason}")
+        gas = self._known_gas(plan, call)
+        if gas is None:
+            try:
+                gas = w.submitter.simulate(call.to, call.data)
+            except WouldRevert as e:
+                return self._finish_no_fill(order, _revert_status(e.reason), f"Not sent, simulation reverted: {e.reason}")
+            self._learn_gas(plan, call, gas)
         with self._lock:  # a cancel racing the signature either wins here or is told it is too late
             if self._take_cancel(order):
                 return
@@ -465,21 +504,69 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                                             f"holds its wallet lease ({self.ownership_lost})")
             crash_point("before_sign")
             sent = w.submitter.sign(call.to, call.data, gas)
-            self._write_ahead(order.order_id, "swap", w)(sent)
+            self._write_ahead(order.order_id, "swap", w, deferred=True)(sent)
             flight = InFlight(order=order, plan=plan, wallet=w, nonce=sent.nonce, to=call.to, data=call.data,
                               gas_limit=sent.gas_limit, attempts=[Attempt.of(sent, "swap")],
                               sent_block=self.head(w.chain), reserved=plan.pays)
             self.track(flight)
-        try:
-            w.submitter.broadcast_new(sent)
-        except BroadcastRejected as e:
-            self.untrack(flight)
-            self.journal.set_tx_status(sent.signed.tx_hash, "failed")
-            self.fill_nonce_gap(w, sent.nonce)
-            return self._finish_no_fill(order, OrdStatus.CANCELED, f"Not sent, the node refused it: {e.reason}")
-        # The watcher may already have recorded the receipt (automine): never step back from it.
-        self.journal.set_tx_status(sent.signed.tx_hash, "broadcast", only_from=("signed",))
-        crash_point("after_broadcast")
+        outbox = getattr(self._outbox, "items", None)
+        if outbox is None:
+            outbox = self._outbox.items = []
+        if not outbox:
+            self.journal.after_commit(self._broadcast_outbox)
+        outbox.append((flight, sent))
+
+    def _broadcast_outbox(self) -> None:
+        """Broadcast the swaps whose write-ahead rows were just committed, in one round trip per wallet."""
+        items, self._outbox.items = getattr(self._outbox, "items", []), []
+        by_wallet: dict[str, list] = {}
+        for flight, sent in items:
+            by_wallet.setdefault(flight.wallet.wallet.name, []).append((flight, sent))
+        for group in by_wallet.values():
+            w = group[0][0].wallet
+            handed_over = datetime.now(timezone.utc)
+            refusals = w.submitter.broadcast_many([sent for _, sent in group])
+            accepted = []
+            for (flight, sent), refusal in zip(group, refusals):
+                if refusal is None:
+                    accepted.append(sent.signed.tx_hash)
+                    continue
+                self.untrack(flight)
+                self.journal.set_tx_status(sent.signed.tx_hash, "failed")
+                self.fill_nonce_gap(w, sent.nonce)
+                with self._lock:
+                    self._finish_no_fill(flight.order, OrdStatus.CANCELED, f"Not sent, the node refused it: {refusal}")
+            # The watcher may already have recorded a receipt (automine): never step back from it.
+            self.journal.set_tx_status_many(accepted, "broadcast", only_from=("signed",), ts=handed_over)
+            crash_point("after_broadcast")
+
+    def _route_key(self, plan: Plan, call) -> tuple | None:
+        if plan.write is not None or (plan.intent.partial and plan.venue.kind != "uniswap_v2"):
+            return None  # sell-to-open and price-limited partial swaps: always simulate
+        return (plan.wallet.chain, call.to, bytes(call.data[:4]), plan.intent.token_in, plan.intent.token_out)
+
+    def _known_gas(self, plan: Plan, call) -> int | None:
+        """A recent simulation's gas for the same route, if this order's quote meets its bound: then
+        the swap succeeds against the state it was quoted on, and a simulation would only repeat
+        the gas figure. An order whose quote misses its bound is simulated, for the venue's reason."""
+        i = plan.intent
+        meets = plan.quoted >= i.bound if i.exact is Exact.INPUT else plan.quoted <= i.bound
+        key = self._route_key(plan, call)
+        if not meets or key is None or plan.quoted <= 0:
+            return None
+        known = self._route_gas.get(key)
+        if known is None or self.head(plan.wallet.chain) - known[0] > GAS_CACHE_BLOCKS:
+            return None
+        return known[1]
+
+    def _learn_gas(self, plan: Plan, call, gas: int) -> None:
+        key = self._route_key(plan, call)
+        if key is None:
+            return
+        head = self.head(plan.wallet.chain)
+        prev = self._route_gas.get(key)
+        fresh = prev is not None and head - prev[0] <= GAS_CACHE_BLOCKS
+        self._route_gas[key] = (head, max(gas, prev[1]) if fresh else gas)
 
     # ---- recovery --------------------------------------------------------------------------
     def recover(self) -> None:
@@ -534,13 +621,22 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                          exec_type="4", cancel_cl_ord_id=req[1], leaves=Decimal(0))
         return True
 
-    def _write_ahead(self, order_id: str, purpose: str, w: TradingWallet):
+    def _write_ahead(self, order_id: str, purpose: str, w: TradingWallet, deferred: bool = False):
+        """The journal hook that must return before a transaction is broadcast. Inside a batch it
+        commits the batch (the caller broadcasts next), unless the caller defers its broadcast to
+        the batch's commit itself (deferred=True)."""
         def persist(sent: SentTx) -> None:
             self.journal.record_signed_tx(order_id=order_id, purpose=purpose, chain_id=w.wallet.chain_id,
                                           wallet=w.wallet.address, nonce=sent.nonce, tx_hash=sent.signed.tx_hash,
                                           raw_tx=sent.signed.raw, gas_limit=sent.gas_limit,
                                           max_fee_per_gas=sent.max_fee_per_gas,
                                           max_priority_fee_per_gas=sent.max_priority_fee_per_gas)
+            b = self.journal.in_batch()
+            if b is not None and deferred:
+                b.after_commit(lambda: crash_point("after_write_ahead"))
+                return
+            if b is not None:
+                b.flush()
             crash_point("after_write_ahead")
         return persist
 
@@ -571,7 +667,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                                 avg_px=order.avg_px, text=text, rej_reason=int(rej) if rej is not None else None,
                                 venue=venue, wallet=wallet)
         if status.terminal:
-            crash_point("before_report")
+            self.journal.after_commit(lambda: crash_point("before_report"))
         self._send(order.session_id, self._er(order, exec_type, leaves=leaves, rej=rej, text=text, **report))
 
     def _er(self, order: Order, exec_type: str, *, order_id: str | None = None, ord_status: OrdStatus | None = None,
@@ -600,14 +696,18 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         return f"{order_id}-{int(time.time() * 1000)}-{next(self._exec_seq)}"  # count() is atomic: no lock
 
     def _send(self, session_id: str, er: ExecutionReport) -> None:
+        """Reports leave once the journal rows that explain them are committed."""
         if self.reporter is not None:
-            self.reporter.execution_report(session_id, er)
+            reporter = self.reporter
+            self.journal.after_commit(lambda: reporter.execution_report(session_id, er))
 
     def _cancel_reject(self, session_id: str, cl_ord_id: str, orig: str, order_id: str, status: OrdStatus,
                        too_late: bool, text: str) -> None:
         if self.reporter is not None:
-            self.reporter.cancel_reject(session_id, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig, order_id=order_id,
-                                        ord_status=status, too_late=too_late, text=text)
+            reporter = self.reporter
+            self.journal.after_commit(lambda: reporter.cancel_reject(
+                session_id, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig, order_id=order_id, ord_status=status,
+                too_late=too_late, text=text))
 
     def _order_from_row(self, row) -> Order:
         return Order(session_id=row.session_id, cl_ord_id=row.cl_ord_id, symbol=row.symbol, side=Side(row.side),

@@ -142,7 +142,11 @@ class TrackingMixin:
 
     def on_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
         with self._lock:  # one at a time with cancels and sends, so an order moves through one state at a time
-            self._on_block(chain, block)
+            # A block's receipts, fills and transitions are one journal commit; its reports follow it.
+            with self.journal.batch():
+                self._on_block(chain, block)
+            with self.journal.batch():
+                self._after_block(chain, block)
 
     def _on_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
         for tx_hash, raw in block.receipts().items():
@@ -155,6 +159,8 @@ class TrackingMixin:
             if block.number - f.receipt.block_number + 1 >= self._confirmations(f):
                 if self._watchers[chain].hashes.get(f.receipt.block_number) == f.receipt.block_hash:
                     self._settle(f)
+
+    def _after_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
         self._look_after(chain, block.number)
         if self.spec.options_markets:
             self.check_settlements(chain, block.number)
@@ -164,7 +170,7 @@ class TrackingMixin:
 
     def on_reorg(self: "ExecutionEngine", chain: str, fork: int) -> None:
         """Blocks above `fork` are gone. What they held goes back in flight."""
-        with self._lock:
+        with self._lock, self.journal.batch():
             for f in self._flights.values():
                 if f.chain == chain and f.receipt is not None and f.receipt.block_number > fork:
                     self.journal.add_event(f.order.order_id, "reorg", f"block {f.receipt.block_number} with "

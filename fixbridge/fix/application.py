@@ -55,7 +55,7 @@ class BridgeApplication(fix.Application):
     def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         try:  # session-level Rejects and Logouts say why a message or a session was refused: journal them
             if message.getHeader().getField(35) in ("3", "5"):
-                self._journal(message, sessionID, "out")
+                self._journal(message, sessionID, "out", defer=True)
         except Exception:
             log.exception("journaling an outbound admin message failed")
 
@@ -73,8 +73,8 @@ class BridgeApplication(fix.Application):
 
     # ---- application messages ----------------------------------------------------------------
     def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
-        try:
-            self._journal(message, sessionID, "out")
+        try:  # the reason is journaled already; the copy of the wire message follows (batch.py)
+            self._journal(message, sessionID, "out", defer=True)
         except Exception:
             log.exception("journaling an outbound message failed")
 
@@ -84,12 +84,28 @@ class BridgeApplication(fix.Application):
         allowed, state = self.throttle.allow(sid)  # a cheap token bucket, before anything else
         if not allowed:
             return self._throttled(message, sessionID, msg_type, state)
+        refusal = None
         try:
-            self._journal(message, sessionID, "in")
+            # One commit for the message and what it starts (the order row): QuickFIX counts the
+            # message as received when we return, so it must be durable by then. Reports and the
+            # hand-off to the engine wait for that commit.
+            with self.journal.batch():
+                self._journal(message, sessionID, "in")
+                refusal = self._dispatch(message, sessionID, sid, msg_type)
+        except Exception as e:  # never let a plain exception reach QuickFIX's thread
+            log.exception("fromApp failed", session=sid, msg_type=msg_type)
+            self._business_reject(message, sessionID, f"Internal error handling {msg_type}: {type(e).__name__}")
+        if refusal is not None:
+            raise refusal  # QuickFIX answers these with the right reject
+
+    def _dispatch(self, message: fix.Message, sessionID: fix.SessionID, sid: str, msg_type: str) -> Exception | None:
+        """Handle one application message; a QuickFIX refusal is returned, to be raised once the
+        inbound message is journaled."""
+        try:
             if self._is_drop_copy(sid):  # it listens only: 380=6 Not authorized
-                return self._business_reject(message, sessionID, "This is a drop copy session: it receives copies "
-                                             "of ExecutionReports and cannot send orders or requests", "6")
-            if msg_type == fix.MsgType_NewOrderSingle:
+                self._business_reject(message, sessionID, "This is a drop copy session: it receives copies "
+                                      "of ExecutionReports and cannot send orders or requests", "6")
+            elif msg_type == fix.MsgType_NewOrderSingle:
                 self._new_order(message, sid)
             elif msg_type == fix.MsgType_OrderCancelRequest:
                 self.engine.cancel(sid, message.getField(11), message.getField(41))
@@ -103,12 +119,10 @@ class BridgeApplication(fix.Application):
                 # Balances and prices are chain reads: answer from a thread, not QuickFIX's.
                 threading.Thread(target=self._positions, args=(fix.Message(message), sessionID), daemon=True).start()
             else:
-                raise fix.UnsupportedMessageType()
-        except (fix.UnsupportedMessageType, fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFormat):
-            raise  # QuickFIX answers these with the right reject
-        except Exception as e:  # never let a plain exception reach QuickFIX's thread
-            log.exception("fromApp failed", session=sid, msg_type=msg_type)
-            self._business_reject(message, sessionID, f"Internal error handling {msg_type}: {type(e).__name__}")
+                return fix.UnsupportedMessageType()
+        except (fix.UnsupportedMessageType, fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFormat) as e:
+            return e
+        return None
 
     def _positions(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         """RequestForPositions: one PositionReport per token a bound wallet holds on chain.
@@ -225,9 +239,10 @@ class BridgeApplication(fix.Application):
                                     ord_status=ord_status, too_late=too_late, text=text)
         fix.Session.sendToTarget(msg, self.sessions[session_id])
 
-    def _journal(self, message: fix.Message, sessionID: fix.SessionID, direction: str) -> None:
+    def _journal(self, message: fix.Message, sessionID: fix.SessionID, direction: str, defer: bool = False) -> None:
         h = message.getHeader()
         self.journal.record_fix_message(
+            defer=defer,
             session_id=sessionID.toString(), direction=direction, msg_type=h.getField(35),
             seq_num=int(h.getField(34)) if h.isSetField(34) else None, raw=t.raw(message),
             cl_ord_id=t.get(message, 11), order_id=t.get(message, 37), exec_id=t.get(message, 17),

@@ -32,6 +32,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+import structlog
+
 from fixbridge.orders.model import (
     TERMINAL,
     Fill,
@@ -43,6 +45,7 @@ from fixbridge.orders.model import (
 )
 
 from . import schema as db
+from .batch import Appender, Batch
 from .leases import LeaseRecords
 from .security import SecurityRecords
 
@@ -65,6 +68,7 @@ __all__ = [
     "upgrade_to_head",
 ]
 
+_log = structlog.get_logger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
@@ -546,7 +550,9 @@ class Journal(SecurityRecords, LeaseRecords):
         self._closed = False
         self._lock = threading.Lock()
         # One writer at a time within this process on SQLite; PostgreSQL takes concurrent writers.
-        self._writer_lock = threading.RLock() if self._dialect == "sqlite" else contextlib.nullcontext()
+        self._writer_lock = threading.RLock() if self._dialect == "sqlite" else None
+        self._tls = threading.local()  # this thread's open Batch, if any
+        self._outbound = Appender(self, db.FixMessage.__table__, "journal-outbound")
 
     def __repr__(self) -> str:
         return f"Journal({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -558,18 +564,121 @@ class Journal(SecurityRecords, LeaseRecords):
         self.close()
 
     def close(self) -> None:
+        if not self._closed:
+            self._outbound.drain()
+            self._outbound.stop()
         with self._lock:
             if not self._closed:
                 self._closed = True
                 self._engine.dispose()
 
+    # ---- group commit (see batch.py) ---------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """Queue every write of this thread inside the block and commit them together at the end
+        (or at ``Batch.flush()``); ``after_commit`` actions run once they are durable. Reads see
+        only what is committed. Nested batches join the outer one."""
+        outer = getattr(self._tls, "batch", None)
+        if outer is not None:
+            yield outer
+            return
+        b = Batch(self)
+        self._tls.batch = b
+        try:
+            yield b
+        finally:
+            # Even when the block raised: what was queued is true and its reports are owed.
+            self._tls.batch = None
+            b.flush()
+
+    def after_commit(self, action) -> None:
+        """Run ``action`` once this thread's queued writes are committed; at once if none are."""
+        b = getattr(self._tls, "batch", None)
+        if b is None:
+            action()
+        else:
+            b.after_commit(action)
+
+    def in_batch(self) -> Batch | None:
+        return getattr(self._tls, "batch", None)
+
+    def flush(self) -> None:
+        """Commit this thread's open batch now, if it has one."""
+        b = getattr(self._tls, "batch", None)
+        if b is not None:
+            b.flush()
+
+    def drain_outbound(self, timeout: float = 10.0) -> bool:
+        """Wait until every outbound FIX message handed to the journal is committed."""
+        return self._outbound.drain(timeout)
+
+    def _writer_lock_cm(self) -> contextlib.AbstractContextManager:
+        # SQLite has one writer: threads of this process queue on a lock instead of in SQLite's busy
+        # handler, which sleeps in 1-100 ms steps (other processes still meet busy_timeout).
+        return self._writer_lock if self._writer_lock is not None else contextlib.nullcontext()
+
+    def _apply(self, op: Any) -> Any:
+        """Run the write ``op(session)``: queued in this thread's batch (returns None), or now in
+        a transaction of its own (returns what op returns)."""
+        if self._closed:
+            raise JournalError("journal is closed")
+        b = getattr(self._tls, "batch", None)
+        if b is not None:
+            b.add(op)
+            return None
+        with self._write_plain() as s:
+            return op(s)
+
+    def _apply_now(self, op: Any) -> None:
+        """Like _apply, but committed before returning, and a failure is raised to the caller."""
+        b = getattr(self._tls, "batch", None)
+        if b is None:
+            return self._apply(op)
+        i = b.add(op)
+        failed = b.flush()
+        if i in failed:
+            raise failed[i]
+        return None
+
+    def _execute_ops(self, ops: list[Any]) -> dict[int, BaseException]:
+        """One transaction for all of ``ops``; if one fails, again with a SAVEPOINT around each so
+        the failure undoes only itself. Returns the failures by index."""
+        with self._writer_lock_cm():
+            try:
+                with _plain_value_errors(), self._session() as s, s.begin():
+                    for op in ops:
+                        op(s)
+                return {}
+            except (IntegrityError, ValueError, TypeError, JournalError):
+                pass
+            failures: dict[int, BaseException] = {}
+            with self._session() as s, s.begin():
+                for i, op in enumerate(ops):
+                    try:
+                        with _plain_value_errors(), s.begin_nested():
+                            op(s)
+                    except (IntegrityError, ValueError, TypeError, JournalError) as e:
+                        failures[i] = e
+            for i, e in failures.items():
+                if not isinstance(e, IntegrityError) or "cl_ord_id" not in str(e):
+                    _log.warning("journal write failed in a batch", error=f"{type(e).__name__}: {e}"[:300])
+            return failures
+
     @contextmanager
     def _write(self) -> Iterator[Session]:
         if self._closed:
             raise JournalError("journal is closed")
-        # SQLite has one writer: threads of this process queue on a lock instead of in SQLite's busy
-        # handler, which sleeps in 1-100 ms steps (other processes still meet busy_timeout).
-        with self._writer_lock, _plain_value_errors(), self._session() as s, s.begin():
+        b = getattr(self._tls, "batch", None)
+        if b is not None:
+            b.flush()  # keep the order of writes: what the batch queued goes first
+        with self._write_plain() as s:
+            yield s
+
+    @contextmanager
+    def _write_plain(self) -> Iterator[Session]:
+        """One transaction of its own, whatever batch this thread has open."""
+        with self._writer_lock_cm(), _plain_value_errors(), self._session() as s, s.begin():
             yield s
 
     @contextmanager
@@ -622,8 +731,10 @@ class Journal(SecurityRecords, LeaseRecords):
         exec_id: str | None = None,
         exec_type: str | None = None,
         ord_status: str | None = None,
+        defer: bool = False,
     ) -> None:
-        """Journal one FIX message as sent/received; SOH (\\x01) in ``raw`` is stored as '|'."""
+        """Journal one FIX message as sent/received; SOH (\\x01) in ``raw`` is stored as '|'.
+        defer=True hands the row to the background appender (outbound copies: see batch.py)."""
         _check(direction, db.DIRECTIONS, "direction")
         row = db.FixMessage(
             ts=_now(),
@@ -638,8 +749,11 @@ class Journal(SecurityRecords, LeaseRecords):
             ord_status=None if ord_status is None else str(_enum_value(ord_status)),
             raw=raw.replace("\x01", "|"),
         )
-        with self._write() as s:
-            s.add(row)
+        if defer:
+            self._outbound.put({c.name: getattr(row, c.key) for c in db.FixMessage.__table__.columns
+                                if c.name != "id"})
+            return
+        self._apply(lambda s: s.add(row))
 
     def fix_messages(
         self,
@@ -711,11 +825,13 @@ class Journal(SecurityRecords, LeaseRecords):
             reason=reason,
             detail=detail,
         )
+        def op(s: Session) -> None:
+            s.add(row)
+            s.flush()  # the order row must exist before its event (FK)
+            s.add(event_row)
+
         try:
-            with self._write() as s:
-                s.add(row)
-                s.flush()  # the order row must exist before its event (FK)
-                s.add(event_row)
+            self._apply_now(op)  # the duplicate check is the answer the FIX edge waits for
         except IntegrityError as exc:
             if self.find_order(order.session_id, order.cl_ord_id) is not None:
                 raise DuplicateClOrdID(order.session_id, order.cl_ord_id) from exc
@@ -744,7 +860,8 @@ class Journal(SecurityRecords, LeaseRecords):
         """
         to = OrdStatus(to_status)
         now = _now()
-        with self._write() as s:
+
+        def op(s: Session) -> None:
             row = self._order_for_update(s, order_id)
             previous = row.status
             row.status = to.value
@@ -774,6 +891,8 @@ class Journal(SecurityRecords, LeaseRecords):
                 )
             )
 
+        self._apply(op)
+
     def add_event(self, order_id: str, kind: str, reason: str, detail: dict | None = None) -> None:
         """Append a non-transition event ('quote', 'risk', 'approval', 'tx', 'note').
 
@@ -783,19 +902,14 @@ class Journal(SecurityRecords, LeaseRecords):
         if kind == "transition":
             raise ValueError("use Journal.transition() to change an order's status")
         _check(kind, db.EVENT_KINDS, "kind")
-        with self._write() as s:
+        ts = _now()
+
+        def op(s: Session) -> None:
             row = self._order_for_update(s, order_id)
-            s.add(
-                db.OrderEvent(
-                    order_id=order_id,
-                    ts=_now(),
-                    kind=kind,
-                    from_status=row.status,
-                    to_status=row.status,
-                    reason=reason,
-                    detail=detail,
-                )
-            )
+            s.add(db.OrderEvent(order_id=order_id, ts=ts, kind=kind, from_status=row.status,
+                                to_status=row.status, reason=reason, detail=detail))
+
+        self._apply(op)
 
     def get_order(self, order_id: str) -> OrderRow | None:
         with self._read() as s:
@@ -864,42 +978,45 @@ class Journal(SecurityRecords, LeaseRecords):
         if nonce < 0:
             raise ValueError(f"nonce must be >= 0, got {nonce}")
         now = _now()
+
+        def op(s: Session) -> None:
+            self._require_order(s, order_id)
+            s.add(
+                db.Transaction(
+                    order_id=order_id,
+                    purpose=purpose,
+                    chain_id=chain_id,
+                    wallet=wallet,
+                    nonce=nonce,
+                    tx_hash=tx_hash,
+                    raw_tx=raw_tx,
+                    gas_limit=gas_limit,
+                    max_fee_per_gas=max_fee_per_gas,
+                    max_priority_fee_per_gas=max_priority_fee_per_gas,
+                    status="signed",
+                    block_number=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            s.flush()
+            self._tx_event(s, order_id, now, f"{purpose} tx signed: nonce {nonce}, {tx_hash}",
+                           {"tx_hash": tx_hash, "status": "signed", "nonce": nonce, "wallet": wallet})
+            t = db.WalletNonce.__table__
+            ins = self._insert(t).values(chain_id=chain_id, wallet=wallet, next_nonce=nonce + 1, updated_at=now)
+            advanced = ins.excluded.next_nonce > t.c.next_nonce
+            s.execute(
+                ins.on_conflict_do_update(
+                    index_elements=[t.c.chain_id, t.c.wallet],
+                    set_={
+                        "next_nonce": case((advanced, ins.excluded.next_nonce), else_=t.c.next_nonce),
+                        "updated_at": case((advanced, ins.excluded.updated_at), else_=t.c.updated_at),
+                    },
+                )
+            )
+
         try:
-            with self._write() as s:
-                self._require_order(s, order_id)
-                s.add(
-                    db.Transaction(
-                        order_id=order_id,
-                        purpose=purpose,
-                        chain_id=chain_id,
-                        wallet=wallet,
-                        nonce=nonce,
-                        tx_hash=tx_hash,
-                        raw_tx=raw_tx,
-                        gas_limit=gas_limit,
-                        max_fee_per_gas=max_fee_per_gas,
-                        max_priority_fee_per_gas=max_priority_fee_per_gas,
-                        status="signed",
-                        block_number=None,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-                s.flush()
-                self._tx_event(s, order_id, now, f"{purpose} tx signed: nonce {nonce}, {tx_hash}",
-                               {"tx_hash": tx_hash, "status": "signed", "nonce": nonce, "wallet": wallet})
-                t = db.WalletNonce.__table__
-                ins = self._insert(t).values(chain_id=chain_id, wallet=wallet, next_nonce=nonce + 1, updated_at=now)
-                advanced = ins.excluded.next_nonce > t.c.next_nonce
-                s.execute(
-                    ins.on_conflict_do_update(
-                        index_elements=[t.c.chain_id, t.c.wallet],
-                        set_={
-                            "next_nonce": case((advanced, ins.excluded.next_nonce), else_=t.c.next_nonce),
-                            "updated_at": case((advanced, ins.excluded.updated_at), else_=t.c.updated_at),
-                        },
-                    )
-                )
+            self._apply(op)
         except IntegrityError:
             with self._read() as s:
                 existing = s.scalar(select(db.Transaction).where(db.Transaction.tx_hash == tx_hash))
@@ -914,18 +1031,36 @@ class Journal(SecurityRecords, LeaseRecords):
         another thread in the meantime is never overwritten)."""
         _check(status, db.TX_STATUSES, "status")
         tx_hash = _hash32(tx_hash)
-        with self._write() as s:
-            tx = s.scalar(select(db.Transaction).where(db.Transaction.tx_hash == tx_hash).with_for_update())
-            if tx is None:
-                raise UnknownTransaction(tx_hash)
-            if only_from is not None and tx.status not in only_from:
-                return
-            tx.status = status
-            if block_number is not None:
-                tx.block_number = block_number
-            tx.updated_at = _now()
-            self._tx_event(s, tx.order_id, tx.updated_at, f"{tx.purpose} tx {status}: {tx_hash}",
-                           {"tx_hash": tx_hash, "status": status, "block_number": block_number})
+        self._apply(lambda s: self._set_tx_status(s, tx_hash, status, block_number, only_from))
+
+    def set_tx_status_many(self, tx_hashes: list[str], status: str, only_from: tuple[str, ...] | None = None,
+                           ts: datetime | None = None) -> None:
+        """set_tx_status for several transactions in one write; ``ts`` is when it happened (for a
+        broadcast: when the transactions were handed to the node, before any receipt)."""
+        _check(status, db.TX_STATUSES, "status")
+        hashes = [_hash32(h) for h in tx_hashes]
+        if not hashes:
+            return
+
+        def op(s: Session) -> None:
+            for h in hashes:
+                self._set_tx_status(s, h, status, None, only_from, ts)
+
+        self._apply(op)
+
+    def _set_tx_status(self, s: Session, tx_hash: str, status: str, block_number: int | None,
+                       only_from: tuple[str, ...] | None, ts: datetime | None = None) -> None:
+        tx = s.scalar(select(db.Transaction).where(db.Transaction.tx_hash == tx_hash).with_for_update())
+        if tx is None:
+            raise UnknownTransaction(tx_hash)
+        if only_from is not None and tx.status not in only_from:
+            return
+        tx.status = status
+        if block_number is not None:
+            tx.block_number = block_number
+        tx.updated_at = ts or _now()
+        self._tx_event(s, tx.order_id, tx.updated_at, f"{tx.purpose} tx {status}: {tx_hash}",
+                       {"tx_hash": tx_hash, "status": status, "block_number": block_number})
 
     def record_receipt(
         self,
@@ -950,7 +1085,9 @@ class Journal(SecurityRecords, LeaseRecords):
         if status not in (0, 1):
             raise ValueError(f"receipt status must be 0 or 1, got {status}")
         now = _now()
-        with self._write() as s:
+        logs = list(logs)
+
+        def op(s: Session) -> None:
             tx = s.scalar(select(db.Transaction).where(db.Transaction.tx_hash == tx_hash).with_for_update())
             if tx is None:
                 raise UnknownTransaction(tx_hash)
@@ -964,7 +1101,7 @@ class Journal(SecurityRecords, LeaseRecords):
             rc.gas_used = gas_used
             rc.effective_gas_price = effective_gas_price
             rc.revert_reason = revert_reason
-            rc.logs = list(logs)
+            rc.logs = logs
             rc.ts = now
             tx.status = "mined" if status == 1 else "reverted"
             tx.block_number = block_number
@@ -972,6 +1109,8 @@ class Journal(SecurityRecords, LeaseRecords):
             self._tx_event(s, tx.order_id, now, f"{tx.purpose} tx {tx.status} in block {block_number}: {tx_hash}",
                            {"tx_hash": tx_hash, "status": tx.status, "block_number": block_number,
                             "gas_used": gas_used, "revert_reason": revert_reason})
+
+        self._apply(op)
 
     def receipt(self, tx_hash: str) -> ReceiptRow | None:
         with self._read() as s:
@@ -1005,7 +1144,7 @@ class Journal(SecurityRecords, LeaseRecords):
 
     # ---------------------------------------------------------------- fills, approvals
 
-    def record_fill(self, fill: Fill, fee_eth: Decimal | None) -> bool:
+    def record_fill(self, fill: Fill, fee_eth: Decimal | None) -> bool | None:
         """Journal a fill; idempotent on exec_id. Returns True if new, False if already journaled."""
         t = db.Fill.__table__
         ins = self._insert(t).values(
@@ -1021,10 +1160,12 @@ class Journal(SecurityRecords, LeaseRecords):
             fee_eth=fee_eth,
             ts=_now(),
         )
-        with self._write() as s:
+        def op(s: Session) -> bool:
             self._require_order(s, fill.order_id)
             stmt = ins.on_conflict_do_nothing(index_elements=[t.c.exec_id]).returning(t.c.id)
             return s.execute(stmt).first() is not None
+
+        return self._apply(op)  # None when queued in a batch
 
     def fills_for(self, order_id: str, *, include_busted: bool = True) -> list[FillRow]:
         with self._read() as s:
@@ -1035,9 +1176,13 @@ class Journal(SecurityRecords, LeaseRecords):
 
     def bust_fills(self, exec_ids: list[str]) -> None:
         """Mark fills whose transaction a reorg removed (the rows stay: the journal keeps both)."""
-        with self._write() as s:
+        ts = _now()
+
+        def op(s: Session) -> None:
             for f in s.scalars(select(db.Fill).where(db.Fill.exec_id.in_(exec_ids))):
-                f.busted_at = _now()
+                f.busted_at = ts
+
+        self._apply(op)
 
     def record_approval(
         self,

@@ -120,7 +120,12 @@ class PreTradeRisk:
         """None if the order is within every limit, and then its notional is reserved (journaled on
         its 'risk' event) before another order of the session is checked (the engine runs one
         intake worker per wallet, so two orders of one session may be checked at once)."""
+        # Limits that count other orders read the journal: what this thread queued must be
+        # committed first, and this order's reservation committed before the next one is checked.
+        counts = cp.max_daily_notional is not None or cp.max_open_orders is not None
         with self._session_lock(order.session_id):
+            if counts:
+                self.journal.flush()
             rej = self._check(order, cp, ctx)
             if rej is not None:
                 return rej
@@ -130,6 +135,8 @@ class PreTradeRisk:
                                    detail={"decision": "pass", "notional": ctx.notional, "quote": ins.quote,
                                            "pool_price": ctx.pool_price, "gas_price_wei": ctx.gas_price_wei,
                                            "venue": ctx.venue, "wallet": ctx.wallet})
+            if counts:
+                self.journal.flush()
             return None
 
     def _check(self, order: Order, cp: "Counterparty", ctx: TradeContext) -> Rejection | None:
