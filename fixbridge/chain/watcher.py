@@ -22,6 +22,8 @@ log = structlog.get_logger(__name__)
 
 KEEP_HASHES = 256  # how far back a reorg can be followed
 FULL_CHECK_SECONDS = 0.1
+IDLE_POLL_SECONDS = 0.05  # nothing of ours in flight: nobody waits for the next block
+FAST_POLL_SECONDS = 0.002  # a block is due: find it within a couple of milliseconds
 
 
 def hx(b: Any) -> str:
@@ -70,6 +72,7 @@ class BlockWatcher:
         self._down_since: float | None = None
         self._block_receipts = True
         self._checked_at = 0.0
+        self._arrivals: list[float] = []  # when the last blocks were first seen (monotonic)
 
     def start(self, from_block: int | None = None) -> None:
         """Follow from the current head (or from_block, to replay blocks mined while we were away)."""
@@ -104,7 +107,26 @@ class BlockWatcher:
                         log.exception("outage handler failed")
                 self._stop.wait(0.2)
                 continue
-            self._stop.wait(self.poll)
+            self._stop.wait(self._pause())
+
+    def _pause(self) -> float:
+        """How long to sleep before the next poll. Idle: IDLE_POLL_SECONDS. With transactions in
+        flight on a chain that mines at a steady interval, sleep until just before the next block
+        is due, then poll every FAST_POLL_SECONDS; otherwise (automine, irregular) `poll`."""
+        try:
+            busy = bool(self.listener.wanted())
+        except Exception:
+            busy = True
+        if not busy:
+            return max(self.poll, IDLE_POLL_SECONDS)
+        a = self._arrivals
+        if len(a) >= 4:
+            gaps = sorted(b - x for x, b in zip(a, a[1:]))
+            interval = gaps[len(gaps) // 2]
+            if interval >= 0.3 and max(gaps) - min(gaps) < 0.5 * interval:
+                due = a[-1] + interval - 0.1 - time.monotonic()
+                return max(FAST_POLL_SECONDS, min(due, interval))
+        return self.poll
 
     def step(self) -> None:
         """Process every block from our head to the node's head."""
@@ -143,6 +165,7 @@ class BlockWatcher:
         self.hashes[n] = block.hash
         self.hashes.pop(n - KEEP_HASHES, None)
         self.head = n
+        self._arrivals = (self._arrivals + [time.monotonic()])[-9:]
         self.listener.on_block(self.chain, block)
 
     def _reorg(self, below: int) -> None:

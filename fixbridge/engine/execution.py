@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import queue
+from collections import OrderedDict
 import threading
 import time
 import uuid
@@ -44,7 +45,8 @@ from fixbridge.venues.options_market import OptionsMarketClient
 log = structlog.get_logger(__name__)
 
 MAX_BATCH = 256        # orders an intake worker takes off its queue at once
-FLUSH_AFTER_S = 0.010  # within a batch, commit (and so report and broadcast) at least this often
+FLUSH_AFTER_S = 0.005  # within a batch, hand writes to the journal (and so report and broadcast) this often
+KEEP_FINISHED = 10_000  # recent outcomes kept in memory (see ExecutionEngine._finished)
 GAS_CACHE_BLOCKS = 64  # how long a route's simulated gas is reused for orders whose quote meets the bound
 
 
@@ -110,7 +112,11 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         self._gas_prices: dict[str, tuple[float, int]] = {}
         # (chain, router, selector, token_in, token_out) -> (block, highest simulated gas)
         self._route_gas: dict[tuple, tuple[int, int]] = {}
-        self._outbox = threading.local()  # this worker's signed swaps waiting for their commit
+        # Orders an intake worker has taken up: the journal may not show their progress yet (its
+        # writes are committed by the writer thread), so a second "new" for one is ignored here.
+        self._taken: set[str] = set()
+        # Outcomes of the last orders to finish, for the moments before the journal shows them.
+        self._finished: OrderedDict[str, OrdStatus] = OrderedDict()
         self.risk = PreTradeRisk(journal, spec)
         self.ownership_lost: str | None = None  # set when this instance's leases could not be renewed
         TrackingMixin.__init__(self)
@@ -182,6 +188,8 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             return
         with self._lock:
             flight = self.in_flight(row.order_id)
+            if row.order_id in self._finished:  # finished, and the journal may not show it yet
+                row = replace(row, status=self._finished[row.order_id])
             if row.status.terminal or row.status is OrdStatus.PENDING_CANCEL or (flight and flight.receipt):
                 status = row.status
                 why = (f"Too late to cancel: order is {status.value}" if status.terminal
@@ -249,6 +257,8 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         read of the chain for the orders, and their swaps broadcast together once journaled."""
         w3 = self.markets.w3[self.markets.wallets[wallet].chain]
         pin = new_pin(w3)
+        rows = self.journal.get_orders([ref for item in items if item is not None for kind, ref in [item]
+                                        if kind == "new"])
         with self.journal.batch() as b:
             for item in items:
                 if item is None:
@@ -256,8 +266,11 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 kind, ref = item
                 try:
                     if kind == "new":
+                        if ref in self._taken:
+                            continue
+                        self._taken.add(ref)
                         with pinned_reads(w3, pin):
-                            self._process(ref)
+                            self._process(ref, rows.get(ref))
                     elif kind == "cancel":
                         self.replace_with_noop(ref)
                     elif kind == "settle":
@@ -265,10 +278,10 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 except Exception:
                     log.exception("order processing failed", item=item)
                 if b.age() >= FLUSH_AFTER_S:
-                    b.flush()
+                    b.flush()  # to the writer thread; this worker goes on with the next order
 
-    def _process(self, order_id: str) -> None:
-        row = self.journal.get_order(order_id)
+    def _process(self, order_id: str, row=None) -> None:
+        row = row or self.journal.get_order(order_id)
         if row is None or row.status.terminal:
             return
         order = self._order_from_row(row)
@@ -352,7 +365,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                                f"{amount} {qty_token.symbol} units ({exact.value})",
                                detail={"venue": venue.name, "exact": exact.value, "amount": str(amount),
                                        "quoted": str(quoted), "bound": str(bound), "deadline": deadline,
-                                       "wallet": wallet.wallet.address})
+                                       "wallet": wallet.wallet.address}, status=order.status)
         plan = Plan(venue, wallet, base, quote_tok, intent, quoted, expected_base)
         return self._maybe_write(order, cp, ins, plan)
 
@@ -405,7 +418,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                    f"among {', '.join(c['venue'] + '=' + str(c['net']) for c in considered)} ({other.symbol} units)")
             self.journal.add_event(order.order_id, "quote", why, detail={
                 "considered": [{k: str(x) if isinstance(x, int) else x for k, x in c.items()} for c in considered],
-                "unquotable": errors, "chosen": best["venue"], "gas_price_wei": str(gas_price)})
+                "unquotable": errors, "chosen": best["venue"], "gas_price_wei": str(gas_price)}, status=order.status)
         return self.markets.venues[best["venue"]], best["quoted"]
 
     # Gas a swap costs on each kind of venue, for comparing venues (not for the gas limit).
@@ -504,21 +517,16 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                                             f"holds its wallet lease ({self.ownership_lost})")
             crash_point("before_sign")
             sent = w.submitter.sign(call.to, call.data, gas)
-            self._write_ahead(order.order_id, "swap", w, deferred=True)(sent)
+            self._write_ahead(order.order_id, "swap", w, deferred=True, status=order.status)(sent)
             flight = InFlight(order=order, plan=plan, wallet=w, nonce=sent.nonce, to=call.to, data=call.data,
                               gas_limit=sent.gas_limit, attempts=[Attempt.of(sent, "swap")],
                               sent_block=self.head(w.chain), reserved=plan.pays)
             self.track(flight)
-        outbox = getattr(self._outbox, "items", None)
-        if outbox is None:
-            outbox = self._outbox.items = []
-        if not outbox:
-            self.journal.after_commit(self._broadcast_outbox)
-        outbox.append((flight, sent))
+        # One broadcast for all the swaps of this flush, once their write-ahead rows are committed.
+        self.journal.collect_after_commit("broadcast", (flight, sent), self._broadcast)
 
-    def _broadcast_outbox(self) -> None:
+    def _broadcast(self, items: list) -> None:
         """Broadcast the swaps whose write-ahead rows were just committed, in one round trip per wallet."""
-        items, self._outbox.items = getattr(self._outbox, "items", []), []
         by_wallet: dict[str, list] = {}
         for flight, sent in items:
             by_wallet.setdefault(flight.wallet.wallet.name, []).append((flight, sent))
@@ -621,7 +629,8 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                          exec_type="4", cancel_cl_ord_id=req[1], leaves=Decimal(0))
         return True
 
-    def _write_ahead(self, order_id: str, purpose: str, w: TradingWallet, deferred: bool = False):
+    def _write_ahead(self, order_id: str, purpose: str, w: TradingWallet, deferred: bool = False,
+                     status: OrdStatus | None = None):
         """The journal hook that must return before a transaction is broadcast. Inside a batch it
         commits the batch (the caller broadcasts next), unless the caller defers its broadcast to
         the batch's commit itself (deferred=True)."""
@@ -630,20 +639,20 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                                           wallet=w.wallet.address, nonce=sent.nonce, tx_hash=sent.signed.tx_hash,
                                           raw_tx=sent.signed.raw, gas_limit=sent.gas_limit,
                                           max_fee_per_gas=sent.max_fee_per_gas,
-                                          max_priority_fee_per_gas=sent.max_priority_fee_per_gas)
+                                          max_priority_fee_per_gas=sent.max_priority_fee_per_gas, order_status=status)
             b = self.journal.in_batch()
             if b is not None and deferred:
                 b.after_commit(lambda: crash_point("after_write_ahead"))
                 return
             if b is not None:
-                b.flush()
+                b.flush(wait=True)
             crash_point("after_write_ahead")
         return persist
 
-    def _record_receipt(self, r) -> None:
+    def _record_receipt(self, r, order_status: OrdStatus | None = None) -> None:
         self.journal.record_receipt(tx_hash=r.tx_hash, block_number=r.block_number, block_hash=r.block_hash,
                                     status=r.status, gas_used=r.gas_used, effective_gas_price=r.effective_gas_price,
-                                    revert_reason=r.revert_reason,
+                                    revert_reason=r.revert_reason, order_status=order_status,
                                     logs=[{"address": l["address"], "topics": ["0x" + t.hex() for t in l["topics"]],
                                            "data": "0x" + l["data"].hex(), "logIndex": l["logIndex"]} for l in r.logs])
 
@@ -661,12 +670,17 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         lifecycle.check(order.status, status, trade_cancel=trade_cancel)
         if leaves is None:
             leaves = (order.order_qty - order.cum_qty) if order.order_qty is not None else Decimal(0)
+        previous = order.status
         order.status, order.text = status, text or order.text
         order.venue, order.wallet = venue or order.venue, wallet or order.wallet
         self.journal.transition(order.order_id, status, reason, cum_qty=order.cum_qty, leaves_qty=leaves,
                                 avg_px=order.avg_px, text=text, rej_reason=int(rej) if rej is not None else None,
-                                venue=venue, wallet=wallet)
+                                venue=venue, wallet=wallet, from_status=previous)
         if status.terminal:
+            self._taken.discard(order.order_id)
+            self._finished[order.order_id] = status
+            while len(self._finished) > KEEP_FINISHED:
+                self._finished.popitem(last=False)
             self.journal.after_commit(lambda: crash_point("before_report"))
         self._send(order.session_id, self._er(order, exec_type, leaves=leaves, rej=rej, text=text, **report))
 

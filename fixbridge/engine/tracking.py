@@ -213,7 +213,7 @@ class TrackingMixin:
     def _mined(self: "ExecutionEngine", f: InFlight, receipt: Receipt, tx_hash: str) -> None:
         f.receipt = receipt
         f.mined_attempt = next(a for a in f.attempts if a.tx_hash == tx_hash)
-        self._record_receipt(receipt)
+        self._record_receipt(receipt, f.order.status)
         for a in f.attempts:
             if a.tx_hash != tx_hash:
                 self.journal.set_tx_status(a.tx_hash, "replaced")

@@ -1,28 +1,34 @@
-"""Group commit: many journal writes in one database transaction, and what must wait for them.
+"""Group commit: one thread writes the journal, many rows per transaction, and what waits for it.
 
-At hundreds of orders a second a commit per row is the bottleneck (each one is an fsync on
-SQLite at synchronous=FULL, a round trip on PostgreSQL). Two tools cut it:
+At hundreds of orders a second a transaction per row is the bottleneck, and so is every thread
+of the bridge taking turns at SQLite's single write lock (each turn also waits for the GIL). So:
 
-- ``Journal.batch()`` queues every write of this thread and commits them in one transaction when
-  the batch flushes. A write that fails (a duplicate ClOrdID, say) undoes only itself: the batch
-  is retried with a SAVEPOINT around each write. Actions registered with ``Journal.after_commit`` — sending an
-  ExecutionReport, broadcasting a transaction — run only once the rows that explain them are
-  durable: write-ahead holds for a whole batch at once.
-- ``Appender`` journals copies of outbound FIX messages from its own thread, many rows per
-  commit. The row that says *why* a report was sent is committed before the report leaves (the
-  batch above); the copy of the wire message follows within milliseconds, and QuickFIX's own
-  message store holds it durably meanwhile.
+- ``Journal.batch()`` queues this thread's writes. ``Batch.flush()`` hands them, as one unit,
+  to the journal's writer thread, which commits whatever units are waiting in one transaction
+  (group commit). A write that fails (a duplicate ClOrdID, say) undoes only itself: the
+  transaction is retried with a SAVEPOINT around each write.
+- Actions registered with ``Journal.after_commit`` — sending an ExecutionReport, broadcasting a
+  transaction, handing an order to its worker — run only once the rows that explain them are
+  durable: write-ahead holds for a whole batch at once. They run on the dispatcher thread, in
+  commit order, so the thread that queued them goes on with its next order meanwhile.
+- A caller that needs the outcome (the FIX edge must know a ClOrdID is new before QuickFIX
+  counts the message as received) flushes with ``wait=True``.
+- Copies of outbound FIX messages are plain queued rows with nothing waiting on them: the row
+  that says *why* a report was sent is committed before the report leaves; the copy of the wire
+  message follows within milliseconds, and QuickFIX's own message store holds it meanwhile.
+
+Each thread's units are committed in the order it flushed them; a unit somebody waits for may
+go ahead of other threads' units.
 """
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
@@ -30,19 +36,35 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+Op = Callable[[Session], Any]
+MAX_OPS_PER_COMMIT = 2000  # bounds one transaction, so a unit somebody waits for is not held long
+
+
+class Unit:
+    """What one flush hands to the writer."""
+
+    __slots__ = ("ops", "actions", "thread", "done", "failures", "error")
+
+    def __init__(self, ops: list[Op], actions: list[Callable[[], None]], wait: bool) -> None:
+        self.ops, self.actions = ops, actions
+        self.thread = threading.get_ident()
+        self.done = threading.Event() if wait else None
+        self.failures: dict[int, BaseException] = {}
+        self.error: BaseException | None = None
+
 
 class Batch:
-    """One thread's open unit of work: journal writes queued as operations, executed and committed
-    together at ``flush()`` (so the writer lock is held only while SQL runs, never across the
-    RPC calls between writes), and the actions that wait for them."""
+    """One thread's open unit of work: journal writes queued as operations, and the actions
+    that wait for them."""
 
     def __init__(self, journal: "Journal") -> None:
         self._journal = journal
-        self._ops: list[Callable[[Session], Any]] = []
+        self._ops: list[Op] = []
         self._actions: list[Callable[[], None]] = []
+        self._collected: dict[str, list] = {}
         self.opened_at: float | None = None
 
-    def add(self, op: Callable[[Session], Any]) -> int:
+    def add(self, op: Op) -> int:
         """Queue a write; returns its index in this flush (see ``flush``'s result)."""
         if not self._ops:
             self.opened_at = time.monotonic()
@@ -54,101 +76,155 @@ class Batch:
         return bool(self._ops or self._actions)
 
     def after_commit(self, action: Callable[[], None]) -> None:
-        if not self.pending:
-            action()  # everything written so far is committed
-        else:
-            self._actions.append(action)
+        self._actions.append(action)
+
+    def collect(self, key: str, item: Any, action: Callable[[list], None]) -> None:
+        """Add ``item`` to this flush's list ``key``; ``action(list)`` runs once, after the commit."""
+        items = self._collected.get(key)
+        if items is None:
+            items = self._collected[key] = []
+            self.after_commit(lambda: action(items))
+        items.append(item)
 
     def age(self) -> float:
         """Seconds since the oldest queued write (0 if none)."""
         return 0.0 if self.opened_at is None else time.monotonic() - self.opened_at
 
-    def flush(self) -> dict[int, BaseException]:
-        """Execute and commit the queued writes in one transaction, then run what waited for them
-        (and commit what those actions write in turn). Returns the writes that failed, by index;
+    def flush(self, wait: bool = False) -> dict[int, BaseException]:
+        """Hand the queued writes and their actions to the writer. With wait=True, return once they
+        are committed (the actions may still be running), with the writes that failed by index;
         each failure undid only itself."""
-        failures: dict[int, BaseException] = {}
-        first = True
-        while self._ops or self._actions:
-            ops, self._ops, self.opened_at = self._ops, [], None
-            if ops:
-                failed = self._journal._execute_ops(ops)
-                if first:
-                    failures = failed
-            first = False
-            actions, self._actions = self._actions, []
-            for action in actions:
-                try:
-                    action()
-                except Exception:  # one report that cannot be sent must not cost the others theirs
-                    log.exception("after-commit action failed")
-        return failures
-
-    def discard(self) -> None:
-        self._ops.clear()
-        self._actions.clear()  # nothing they depended on was written
+        if not self._ops and not self._actions and not wait:
+            return {}
+        unit = Unit(self._ops, self._actions, wait)
+        self._ops, self._actions, self._collected, self.opened_at = [], [], {}, None
+        self._journal._writer.submit(unit)
+        if unit.done is None:
+            return {}
+        unit.done.wait()
+        if unit.error is not None:
+            raise unit.error
+        return unit.failures
 
 
-class Appender:
-    """Inserts rows of one table from a background thread, as many per transaction as are waiting."""
+class Writer:
+    """The journal's writing thread and its dispatcher of after-commit actions."""
 
-    def __init__(self, journal: "Journal", table: Any, name: str) -> None:
-        self._journal, self._table = journal, table
-        self._q: queue.Queue = queue.Queue()
-        self._idle = threading.Condition()
-        self._pending = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+    def __init__(self, journal: "Journal") -> None:
+        self._journal = journal
+        self._units: deque[Unit] = deque()
+        self._cv = threading.Condition()
+        self._unfinished = 0  # units submitted whose actions have not all run
+        self._actions: deque[list[Callable[[], None]]] = deque()
+        self._acv = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._dispatcher = threading.Thread(target=self._dispatch, name="journal-dispatch", daemon=True)
         self._thread.start()
+        self._dispatcher.start()
 
-    def put(self, row: dict[str, Any]) -> None:
-        with self._idle:
-            self._pending += 1
-        self._q.put(row)
+    def submit(self, unit: Unit) -> None:
+        with self._cv:
+            if self._stopping and threading.current_thread() is not self._dispatcher:
+                raise RuntimeError("journal writer is stopped")
+            self._units.append(unit)
+            self._unfinished += 1
+            self._cv.notify_all()
 
     def drain(self, timeout: float = 10.0) -> bool:
-        """Wait until every row put so far is committed."""
+        """Wait until everything submitted so far is committed and its actions have run."""
         deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._pending:
+        with self._cv:
+            while self._unfinished:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._idle.wait(left)
+                self._cv.wait(left)
         return True
 
     def stop(self) -> None:
-        self._q.put(None)
+        self.drain()
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        with self._acv:
+            self._acv.notify_all()
         self._thread.join(timeout=10)
+        self._dispatcher.join(timeout=10)
+
+    # ---- the writer thread -------------------------------------------------------------------
+    def _take(self) -> list[Unit] | None:
+        with self._cv:
+            while not self._units:
+                if self._stopping:
+                    return None
+                self._cv.wait()
+            units = list(self._units)
+            self._units.clear()
+        # Someone is waiting on a unit: let it go first unless its own thread queued earlier units.
+        waited = [u for i, u in enumerate(units)
+                  if u.done is not None and all(v.thread != u.thread for v in units[:i])]
+        if waited:
+            units = waited + [u for u in units if u not in waited]
+        return units
 
     def _run(self) -> None:
         while True:
-            row = self._q.get()
-            rows, stop = ([] if row is None else [row]), row is None
-            while True:
-                try:
-                    more = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                else:
-                    rows.append(more)
-            if rows:
-                self._insert(rows)
-            if stop:
+            units = self._take()
+            if units is None:
                 return
+            while units:
+                group, n = [], 0
+                while units and (not group or n + len(units[0].ops) <= MAX_OPS_PER_COMMIT):
+                    u = units.pop(0)
+                    group.append(u)
+                    n += len(u.ops)
+                self._commit(group)
 
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
-        for attempt in range(3):
+    def _commit(self, group: list[Unit]) -> None:
+        ops = [op for u in group for op in u.ops]
+        error: BaseException | None = None
+        failures: dict[int, BaseException] = {}
+        if ops:
             try:
-                with self._journal._write_plain() as s:
-                    s.execute(insert(self._table), rows)
-                break
-            except Exception:
-                if self._journal._closed:
-                    break
-                log.exception("journaling outbound rows failed; retrying", rows=len(rows), attempt=attempt)
-                time.sleep(0.05 * (attempt + 1))
-        with self._idle:
-            self._pending -= len(rows)
-            self._idle.notify_all()
+                failures = self._journal._execute_ops(ops)
+            except BaseException as e:  # the database is unreachable: nobody's rows were written
+                log.exception("journal commit failed", units=len(group), ops=len(ops))
+                error = e
+        base = 0
+        for u in group:
+            u.failures = {i - base: e for i, e in failures.items() if base <= i < base + len(u.ops)}
+            base += len(u.ops)
+            u.error = error
+            if u.actions and error is None:
+                with self._acv:
+                    self._actions.append(u.actions)
+                    self._acv.notify()
+            else:
+                self._finished()
+            if u.done is not None:
+                u.done.set()
+
+    def _finished(self) -> None:
+        with self._cv:
+            self._unfinished -= 1
+            self._cv.notify_all()
+
+    # ---- the dispatcher thread ---------------------------------------------------------------
+    def _dispatch(self) -> None:
+        while True:
+            with self._acv:
+                while not self._actions:
+                    if self._stopping:
+                        return
+                    self._acv.wait(0.5)
+                actions = self._actions.popleft()
+            # What the actions write (a transaction's 'broadcast' status, a refusal's report) is
+            # itself a unit, flushed when they are done.
+            with self._journal.batch():
+                for action in actions:
+                    try:
+                        action()
+                    except Exception:  # one report that cannot be sent must not cost the others theirs
+                        log.exception("after-commit action failed")
+            self._finished()

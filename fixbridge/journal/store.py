@@ -24,7 +24,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
-from sqlalchemy import Engine, case, create_engine, event, select, text
+from sqlalchemy import Engine, case, create_engine, event, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -45,7 +45,7 @@ from fixbridge.orders.model import (
 )
 
 from . import schema as db
-from .batch import Appender, Batch
+from .batch import Batch, Unit, Writer
 from .leases import LeaseRecords
 from .security import SecurityRecords
 
@@ -552,7 +552,7 @@ class Journal(SecurityRecords, LeaseRecords):
         # One writer at a time within this process on SQLite; PostgreSQL takes concurrent writers.
         self._writer_lock = threading.RLock() if self._dialect == "sqlite" else None
         self._tls = threading.local()  # this thread's open Batch, if any
-        self._outbound = Appender(self, db.FixMessage.__table__, "journal-outbound")
+        self._writer = Writer(self)  # the one thread that commits batches (batch.py)
 
     def __repr__(self) -> str:
         return f"Journal({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -565,8 +565,7 @@ class Journal(SecurityRecords, LeaseRecords):
 
     def close(self) -> None:
         if not self._closed:
-            self._outbound.drain()
-            self._outbound.stop()
+            self._writer.stop()
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -576,9 +575,9 @@ class Journal(SecurityRecords, LeaseRecords):
 
     @contextmanager
     def batch(self) -> Iterator[Batch]:
-        """Queue every write of this thread inside the block and commit them together at the end
-        (or at ``Batch.flush()``); ``after_commit`` actions run once they are durable. Reads see
-        only what is committed. Nested batches join the outer one."""
+        """Queue every write of this thread inside the block; at the end (or at ``Batch.flush()``)
+        they go to the writer thread as one unit, and ``after_commit`` actions run once they are
+        durable. Reads see only what is committed. Nested batches join the outer one."""
         outer = getattr(self._tls, "batch", None)
         if outer is not None:
             yield outer
@@ -593,25 +592,35 @@ class Journal(SecurityRecords, LeaseRecords):
             b.flush()
 
     def after_commit(self, action) -> None:
-        """Run ``action`` once this thread's queued writes are committed; at once if none are."""
+        """Run ``action`` once what this thread's batch queued so far is committed; at once outside a batch."""
         b = getattr(self._tls, "batch", None)
         if b is None:
             action()
         else:
             b.after_commit(action)
 
+    def collect_after_commit(self, key: str, item: Any, action) -> None:
+        """Gather items of this thread's batch into one list for one ``action(list)`` after the
+        commit (e.g. one broadcast for all the swaps signed in it); at once outside a batch."""
+        b = getattr(self._tls, "batch", None)
+        if b is None:
+            action([item])
+        else:
+            b.collect(key, item, action)
+
     def in_batch(self) -> Batch | None:
         return getattr(self._tls, "batch", None)
 
     def flush(self) -> None:
-        """Commit this thread's open batch now, if it has one."""
+        """Commit what this thread's open batch queued, and return once it is committed."""
         b = getattr(self._tls, "batch", None)
         if b is not None:
-            b.flush()
+            b.flush(wait=True)
 
     def drain_outbound(self, timeout: float = 10.0) -> bool:
-        """Wait until every outbound FIX message handed to the journal is committed."""
-        return self._outbound.drain(timeout)
+        """Wait until every write handed to the writer thread (outbound FIX copies included) is
+        committed and what waited for it has run."""
+        return self._writer.drain(timeout)
 
     def _writer_lock_cm(self) -> contextlib.AbstractContextManager:
         # SQLite has one writer: threads of this process queue on a lock instead of in SQLite's busy
@@ -630,13 +639,24 @@ class Journal(SecurityRecords, LeaseRecords):
         with self._write_plain() as s:
             return op(s)
 
+    def _apply_later(self, op: Any) -> None:
+        """Queue the write ``op(session)`` with nothing waiting on it (this thread's batch, or a
+        unit of its own for the writer thread)."""
+        if self._closed:
+            raise JournalError("journal is closed")
+        b = getattr(self._tls, "batch", None)
+        if b is not None:
+            b.add(op)
+        else:
+            self._writer.submit(Unit([op], [], wait=False))
+
     def _apply_now(self, op: Any) -> None:
         """Like _apply, but committed before returning, and a failure is raised to the caller."""
         b = getattr(self._tls, "batch", None)
         if b is None:
             return self._apply(op)
         i = b.add(op)
-        failed = b.flush()
+        failed = b.flush(wait=True)
         if i in failed:
             raise failed[i]
         return None
@@ -671,7 +691,7 @@ class Journal(SecurityRecords, LeaseRecords):
             raise JournalError("journal is closed")
         b = getattr(self._tls, "batch", None)
         if b is not None:
-            b.flush()  # keep the order of writes: what the batch queued goes first
+            b.flush(wait=True)  # keep the order of writes: what the batch queued goes first
         with self._write_plain() as s:
             yield s
 
@@ -701,15 +721,19 @@ class Journal(SecurityRecords, LeaseRecords):
         return row
 
     @staticmethod
-    def _tx_event(s: Session, order_id: str | None, ts: datetime, reason: str, detail: dict) -> None:
-        """The order's trail entry (kind 'tx') for a transaction step, in the step's own DB transaction."""
+    def _tx_event(s: Session, order_id: str | None, ts: datetime, reason: str, detail: dict,
+                  status: str | None = None) -> None:
+        """The order's trail entry (kind 'tx') for a transaction step, in the step's own DB transaction
+        (``status``: the order's, when the caller knows it)."""
         if order_id is None:
             return
-        status = s.scalar(select(db.Order.status).where(db.Order.order_id == order_id))
         if status is None:
-            return
-        s.add(db.OrderEvent(order_id=order_id, ts=ts, kind="tx", from_status=status, to_status=status,
-                            reason=reason, detail={k: v for k, v in detail.items() if v is not None}))
+            status = s.scalar(select(db.Order.status).where(db.Order.order_id == order_id))
+            if status is None:
+                return
+        s.execute(insert(db.OrderEvent.__table__), [dict(
+            order_id=order_id, ts=ts, kind="tx", from_status=status, to_status=status, reason=reason,
+            detail={k: v for k, v in detail.items() if v is not None})])
 
     @staticmethod
     def _require_order(s: Session, order_id: str | None) -> None:
@@ -736,7 +760,7 @@ class Journal(SecurityRecords, LeaseRecords):
         """Journal one FIX message as sent/received; SOH (\\x01) in ``raw`` is stored as '|'.
         defer=True hands the row to the background appender (outbound copies: see batch.py)."""
         _check(direction, db.DIRECTIONS, "direction")
-        row = db.FixMessage(
+        row = dict(
             ts=_now(),
             session_id=session_id,
             direction=direction,
@@ -749,11 +773,11 @@ class Journal(SecurityRecords, LeaseRecords):
             ord_status=None if ord_status is None else str(_enum_value(ord_status)),
             raw=raw.replace("\x01", "|"),
         )
+        t = db.FixMessage.__table__
         if defer:
-            self._outbound.put({c.name: getattr(row, c.key) for c in db.FixMessage.__table__.columns
-                                if c.name != "id"})
+            self._apply_later(lambda s: s.execute(insert(t), [row]))
             return
-        self._apply(lambda s: s.add(row))
+        self._apply(lambda s: s.execute(insert(t), [row]))
 
     def fix_messages(
         self,
@@ -791,7 +815,7 @@ class Journal(SecurityRecords, LeaseRecords):
         now = _now()
         status = OrdStatus(order.status)
         cum_qty = order.cum_qty if order.cum_qty is not None else Decimal(0)
-        row = db.Order(
+        row = dict(
             order_id=order.order_id,
             session_id=order.session_id,
             cl_ord_id=order.cl_ord_id,
@@ -816,19 +840,12 @@ class Journal(SecurityRecords, LeaseRecords):
             created_at=order.created_at or now,
             updated_at=now,
         )
-        event_row = db.OrderEvent(
-            order_id=order.order_id,
-            ts=now,
-            kind="transition",
-            from_status=None,
-            to_status=status.value,
-            reason=reason,
-            detail=detail,
-        )
+        event_row = dict(order_id=order.order_id, ts=now, kind="transition", from_status=None,
+                         to_status=status.value, reason=reason, detail=detail)
+
         def op(s: Session) -> None:
-            s.add(row)
-            s.flush()  # the order row must exist before its event (FK)
-            s.add(event_row)
+            s.execute(insert(db.Order.__table__), [row])
+            s.execute(insert(db.OrderEvent.__table__), [event_row])
 
         try:
             self._apply_now(op)  # the duplicate check is the answer the FIX edge waits for
@@ -851,15 +868,36 @@ class Journal(SecurityRecords, LeaseRecords):
         venue: str | None = None,
         wallet: str | None = None,
         detail: dict | None = None,
+        from_status: OrdStatus | None = None,
     ) -> None:
         """Move an order to ``to_status`` and append the event (previous -> new, ``reason``) atomically.
 
         Only the given fields change, except leaves_qty: when not given it is re-derived by the
         domain rule (0 once terminal, else order_qty - cum_qty), so the row never contradicts
-        its own status.
+        its own status. With ``from_status`` (and leaves_qty) the caller vouches for the current
+        state and the row is not read first.
         """
         to = OrdStatus(to_status)
         now = _now()
+        if from_status is not None and leaves_qty is not None:
+            # The engine knows the order's state: update it without reading it first. The update
+            # only applies over an older state, so two threads' batches committed out of order
+            # still leave the row at the latest transition (the events keep both, by time).
+            values: dict[str, Any] = {"status": to.value, "leaves_qty": leaves_qty, "updated_at": now}
+            for col, val in (("cum_qty", cum_qty), ("avg_px", avg_px), ("text", text), ("venue", venue),
+                             ("wallet", wallet), ("rej_reason", None if rej_reason is None else int(rej_reason))):
+                if val is not None:
+                    values[col] = val
+            ev = dict(order_id=order_id, ts=now, kind="transition", from_status=OrdStatus(from_status).value,
+                      to_status=to.value, reason=reason, detail=detail)
+            o, e = db.Order.__table__, db.OrderEvent.__table__
+
+            def fast(s: Session) -> None:
+                s.execute(update(o).where(o.c.order_id == order_id, o.c.updated_at <= now).values(**values))
+                s.execute(insert(e), [ev])
+
+            self._apply(fast)
+            return
 
         def op(s: Session) -> None:
             row = self._order_for_update(s, order_id)
@@ -893,7 +931,8 @@ class Journal(SecurityRecords, LeaseRecords):
 
         self._apply(op)
 
-    def add_event(self, order_id: str, kind: str, reason: str, detail: dict | None = None) -> None:
+    def add_event(self, order_id: str, kind: str, reason: str, detail: dict | None = None,
+                  status: OrdStatus | None = None) -> None:
         """Append a non-transition event ('quote', 'risk', 'approval', 'tx', 'note').
 
         from_status and to_status are both the order's current status (only the creation event
@@ -903,6 +942,11 @@ class Journal(SecurityRecords, LeaseRecords):
             raise ValueError("use Journal.transition() to change an order's status")
         _check(kind, db.EVENT_KINDS, "kind")
         ts = _now()
+        if status is not None:  # the caller knows the order's status: no read
+            ev = dict(order_id=order_id, ts=ts, kind=kind, from_status=OrdStatus(status).value,
+                      to_status=OrdStatus(status).value, reason=reason, detail=detail)
+            self._apply(lambda s: s.execute(insert(db.OrderEvent.__table__), [ev]))
+            return
 
         def op(s: Session) -> None:
             row = self._order_for_update(s, order_id)
@@ -915,6 +959,14 @@ class Journal(SecurityRecords, LeaseRecords):
         with self._read() as s:
             r = s.scalar(select(db.Order).where(db.Order.order_id == order_id))
             return None if r is None else _order_row(r)
+
+    def get_orders(self, order_ids: list[str]) -> dict[str, OrderRow]:
+        """Several orders in one read, by order_id (unknown ones are left out)."""
+        if not order_ids:
+            return {}
+        with self._read() as s:
+            rows = s.scalars(select(db.Order).where(db.Order.order_id.in_(list(order_ids))))
+            return {r.order_id: _order_row(r) for r in rows}
 
     def find_order(self, session_id: str, cl_ord_id: str) -> OrderRow | None:
         with self._read() as s:
@@ -964,6 +1016,7 @@ class Journal(SecurityRecords, LeaseRecords):
         gas_limit: int,
         max_fee_per_gas: int,
         max_priority_fee_per_gas: int,
+        order_status: OrdStatus | None = None,
     ) -> None:
         """Write-ahead: journal a signed transaction BEFORE broadcasting it (status 'signed').
 
@@ -979,29 +1032,18 @@ class Journal(SecurityRecords, LeaseRecords):
             raise ValueError(f"nonce must be >= 0, got {nonce}")
         now = _now()
 
+        known = None if order_status is None else OrdStatus(order_status).value
+
         def op(s: Session) -> None:
-            self._require_order(s, order_id)
-            s.add(
-                db.Transaction(
-                    order_id=order_id,
-                    purpose=purpose,
-                    chain_id=chain_id,
-                    wallet=wallet,
-                    nonce=nonce,
-                    tx_hash=tx_hash,
-                    raw_tx=raw_tx,
-                    gas_limit=gas_limit,
-                    max_fee_per_gas=max_fee_per_gas,
-                    max_priority_fee_per_gas=max_priority_fee_per_gas,
-                    status="signed",
-                    block_number=None,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            s.flush()
+            if known is None:
+                self._require_order(s, order_id)  # (else the foreign key still refuses an unknown order)
+            s.execute(insert(db.Transaction.__table__), [dict(
+                order_id=order_id, purpose=purpose, chain_id=chain_id, wallet=wallet, nonce=nonce,
+                tx_hash=tx_hash, raw_tx=raw_tx, gas_limit=gas_limit, max_fee_per_gas=max_fee_per_gas,
+                max_priority_fee_per_gas=max_priority_fee_per_gas, status="signed", block_number=None,
+                created_at=now, updated_at=now)])
             self._tx_event(s, order_id, now, f"{purpose} tx signed: nonce {nonce}, {tx_hash}",
-                           {"tx_hash": tx_hash, "status": "signed", "nonce": nonce, "wallet": wallet})
+                           {"tx_hash": tx_hash, "status": "signed", "nonce": nonce, "wallet": wallet}, known)
             t = db.WalletNonce.__table__
             ins = self._insert(t).values(chain_id=chain_id, wallet=wallet, next_nonce=nonce + 1, updated_at=now)
             advanced = ins.excluded.next_nonce > t.c.next_nonce
@@ -1042,9 +1084,23 @@ class Journal(SecurityRecords, LeaseRecords):
         if not hashes:
             return
 
+        t, o = db.Transaction.__table__, db.Order.__table__
+
         def op(s: Session) -> None:
-            for h in hashes:
-                self._set_tx_status(s, h, status, None, only_from, ts)
+            when = ts or _now()
+            q = (select(t.c.tx_hash, t.c.order_id, t.c.purpose, t.c.status, o.c.status.label("order_status"))
+                 .select_from(t.outerjoin(o, o.c.order_id == t.c.order_id)).where(t.c.tx_hash.in_(hashes)))
+            rows = [r for r in s.execute(q) if only_from is None or r.status in only_from]
+            if not rows:
+                return
+            s.execute(update(t).where(t.c.tx_hash.in_([r.tx_hash for r in rows]))
+                      .values(status=status, updated_at=when))
+            events = [dict(order_id=r.order_id, ts=when, kind="tx", from_status=r.order_status,
+                           to_status=r.order_status, reason=f"{r.purpose} tx {status}: {r.tx_hash}",
+                           detail={"tx_hash": r.tx_hash, "status": status})
+                      for r in rows if r.order_id is not None and r.order_status is not None]
+            if events:
+                s.execute(insert(db.OrderEvent.__table__), events)
 
         self._apply(op)
 
@@ -1073,6 +1129,7 @@ class Journal(SecurityRecords, LeaseRecords):
         effective_gas_price: int,
         revert_reason: str | None,
         logs: list[dict],
+        order_status: OrdStatus | None = None,
     ) -> None:
         """Journal a receipt and mark its transaction 'mined' (status 1) or 'reverted' (status 0).
 
@@ -1087,28 +1144,25 @@ class Journal(SecurityRecords, LeaseRecords):
         now = _now()
         logs = list(logs)
 
+        t, r = db.Transaction.__table__, db.Receipt.__table__
+        tx_status = "mined" if status == 1 else "reverted"
+        receipt = dict(tx_hash=tx_hash, block_number=block_number, block_hash=block_hash, status=status,
+                       gas_used=gas_used, effective_gas_price=effective_gas_price, revert_reason=revert_reason,
+                       logs=logs, ts=now)
+        known = None if order_status is None else OrdStatus(order_status).value
+
         def op(s: Session) -> None:
-            tx = s.scalar(select(db.Transaction).where(db.Transaction.tx_hash == tx_hash).with_for_update())
+            tx = s.execute(select(t.c.order_id, t.c.purpose).where(t.c.tx_hash == tx_hash)).first()
             if tx is None:
                 raise UnknownTransaction(tx_hash)
-            rc = s.scalar(select(db.Receipt).where(db.Receipt.tx_hash == tx_hash))
-            if rc is None:
-                rc = db.Receipt(tx_hash=tx_hash)
-                s.add(rc)
-            rc.block_number = block_number
-            rc.block_hash = block_hash
-            rc.status = status
-            rc.gas_used = gas_used
-            rc.effective_gas_price = effective_gas_price
-            rc.revert_reason = revert_reason
-            rc.logs = logs
-            rc.ts = now
-            tx.status = "mined" if status == 1 else "reverted"
-            tx.block_number = block_number
-            tx.updated_at = now
-            self._tx_event(s, tx.order_id, now, f"{tx.purpose} tx {tx.status} in block {block_number}: {tx_hash}",
-                           {"tx_hash": tx_hash, "status": tx.status, "block_number": block_number,
-                            "gas_used": gas_used, "revert_reason": revert_reason})
+            ins = self._insert(r).values(**receipt)
+            s.execute(ins.on_conflict_do_update(index_elements=[r.c.tx_hash],
+                                                set_={k: v for k, v in receipt.items() if k != "tx_hash"}))
+            s.execute(update(t).where(t.c.tx_hash == tx_hash)
+                      .values(status=tx_status, block_number=block_number, updated_at=now))
+            self._tx_event(s, tx.order_id, now, f"{tx.purpose} tx {tx_status} in block {block_number}: {tx_hash}",
+                           {"tx_hash": tx_hash, "status": tx_status, "block_number": block_number,
+                            "gas_used": gas_used, "revert_reason": revert_reason}, known)
 
         self._apply(op)
 
@@ -1160,8 +1214,11 @@ class Journal(SecurityRecords, LeaseRecords):
             fee_eth=fee_eth,
             ts=_now(),
         )
+        in_batch = self.in_batch() is not None
+
         def op(s: Session) -> bool:
-            self._require_order(s, fill.order_id)
+            if not in_batch:  # a batch has nobody to tell; the foreign key still refuses it
+                self._require_order(s, fill.order_id)
             stmt = ins.on_conflict_do_nothing(index_elements=[t.c.exec_id]).returning(t.c.id)
             return s.execute(stmt).first() is not None
 

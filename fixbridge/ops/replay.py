@@ -119,7 +119,7 @@ def load_from_journal(url: str, session: str) -> list[Msg]:
     try:
         with j.read_session() as s:
             rows = s.execute(select(db.FixMessage.direction, db.FixMessage.raw)
-                             .where(db.FixMessage.session_id == session).order_by(db.FixMessage.id)).all()
+                             .where(db.FixMessage.session_id == session).order_by(db.FixMessage.ts, db.FixMessage.id)).all()
     finally:
         j.close()
     return _app_only([Msg(d, parse_fix(raw), raw) for d, raw in rows])

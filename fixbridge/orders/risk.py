@@ -134,7 +134,7 @@ class PreTradeRisk:
                                    f"risk checks passed: notional {_d(ctx.notional)} {ins.quote} on {ctx.venue}",
                                    detail={"decision": "pass", "notional": ctx.notional, "quote": ins.quote,
                                            "pool_price": ctx.pool_price, "gas_price_wei": ctx.gas_price_wei,
-                                           "venue": ctx.venue, "wallet": ctx.wallet})
+                                           "venue": ctx.venue, "wallet": ctx.wallet}, status=order.status)
             if counts:
                 self.journal.flush()
             return None
