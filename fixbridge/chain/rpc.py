@@ -24,14 +24,26 @@ _sessions = threading.local()  # one keep-alive HTTP session per thread for batc
 
 
 class _Pin:
+    """The block one batch reads at, and the answers read there. A new batch asks the node for its
+    head again (one eth_blockNumber); the answers are kept while the head has not moved."""
+
     def __init__(self, provider: "PinnableHTTPProvider") -> None:
         self.provider = provider
         self.block: str | None = None
+        self.cache_block: str | None = None
         self.cache: dict[str, Any] = {}
+
+    def next_batch(self) -> None:
+        self.block = None
+
+    def use(self, block: str) -> None:
+        self.block = block
+        if block != self.cache_block:
+            self.cache, self.cache_block = {}, block
 
     def refresh(self) -> None:
         """The chain moved under us (e.g. we waited for an approval): read at the new head."""
-        self.block, self.cache = None, {}
+        self.block, self.cache_block, self.cache = None, None, {}
 
 
 class PinnableHTTPProvider(HTTPProvider):
@@ -47,7 +59,7 @@ class PinnableHTTPProvider(HTTPProvider):
             head = super().make_request("eth_blockNumber", [])
             if "result" not in head:
                 return super().make_request(method, params)
-            pin.block = head["result"]
+            pin.use(head["result"])
         params = [params[0], pin.block, *params[2:]]
         key = json.dumps(params, sort_keys=True, default=str)
         hit = pin.cache.get(key)

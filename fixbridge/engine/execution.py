@@ -115,6 +115,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         # Orders an intake worker has taken up: the journal may not show their progress yet (its
         # writes are committed by the writer thread), so a second "new" for one is ignored here.
         self._taken: set[str] = set()
+        self._pins: dict[str, object] = {}  # wallet -> its worker's pinned reads (chain/rpc.py)
         # Outcomes of the last orders to finish, for the moments before the journal shows them.
         self._finished: OrderedDict[str, OrdStatus] = OrderedDict()
         self.risk = PreTradeRisk(journal, spec)
@@ -256,7 +257,11 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         """A batch of the queue: one journal transaction (flushed every FLUSH_AFTER_S), one pinned
         read of the chain for the orders, and their swaps broadcast together once journaled."""
         w3 = self.markets.w3[self.markets.wallets[wallet].chain]
-        pin = new_pin(w3)
+        pin = self._pins.get(wallet)
+        if pin is None:
+            pin = self._pins[wallet] = new_pin(w3)
+        if pin is not None:
+            pin.next_batch()
         rows = self.journal.get_orders([ref for item in items if item is not None for kind, ref in [item]
                                         if kind == "new"])
         with self.journal.batch() as b:

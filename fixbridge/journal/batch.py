@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 Op = Callable[[Session], Any]
-MAX_OPS_PER_COMMIT = 2000  # bounds one transaction, so a unit somebody waits for is not held long
+MAX_OPS_PER_COMMIT = 256  # bounds one transaction, so a unit somebody waits for is not held long
 
 
 class Unit:
@@ -160,26 +160,40 @@ class Writer:
                     return None
                 self._cv.wait()
             units = list(self._units)
-            self._units.clear()
-        # Someone is waiting on a unit: let it go first unless its own thread queued earlier units.
-        waited = [u for i, u in enumerate(units)
-                  if u.done is not None and all(v.thread != u.thread for v in units[:i])]
-        if waited:
-            units = waited + [u for u in units if u not in waited]
-        return units
+            # Someone is waiting on a unit (the FIX edge, before QuickFIX counts a message as
+            # received): commit it on its own, ahead of other threads' units, unless its own
+            # thread queued earlier ones.
+            waited = [u for i, u in enumerate(units)
+                      if u.done is not None and all(v.thread != u.thread for v in units[:i])]
+            take = waited or units
+            for u in take:
+                self._units.remove(u)
+        return take
 
     def _run(self) -> None:
         while True:
             units = self._take()
             if units is None:
                 return
-            while units:
-                group, n = [], 0
-                while units and (not group or n + len(units[0].ops) <= MAX_OPS_PER_COMMIT):
-                    u = units.pop(0)
-                    group.append(u)
-                    n += len(u.ops)
+            group, n = [], 0
+            for u in units:
+                if group and n + len(u.ops) > MAX_OPS_PER_COMMIT:
+                    self._commit(group)
+                    group, n = [], 0
+                    if self._waiting():
+                        break  # the rest waits its turn behind the unit somebody waits for
+                group.append(u)
+                n += len(u.ops)
+            else:
                 self._commit(group)
+                continue
+            with self._cv:  # put back what was not committed, in order
+                rest = units[units.index(u):]
+                self._units.extendleft(reversed(rest))
+
+    def _waiting(self) -> bool:
+        with self._cv:
+            return any(u.done is not None for u in self._units)
 
     def _commit(self, group: list[Unit]) -> None:
         ops = [op for u in group for op in u.ops]
