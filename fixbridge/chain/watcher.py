@@ -18,6 +18,8 @@ from typing import Any, Callable, Protocol
 import structlog
 from web3 import Web3
 
+from fixbridge.chain.rpc import raw_call
+
 log = structlog.get_logger(__name__)
 
 KEEP_HASHES = 256  # how far back a reorg can be followed
@@ -132,7 +134,7 @@ class BlockWatcher:
         """Process every block from our head to the node's head."""
         # Poll the height (a few bytes) often; read the whole head block when it moved, and every
         # FULL_CHECK_SECONDS anyway to see a block replaced at the same height.
-        res = self.w3.provider.make_request("eth_blockNumber", [])
+        res = raw_call(self.w3, "eth_blockNumber", [])
         if "result" not in res:
             raise ConnectionError(f"eth_blockNumber: {res.get('error')}")
         now = time.monotonic()
@@ -190,7 +192,7 @@ class BlockWatcher:
             return {}
         if self._block_receipts:
             try:
-                res = self.w3.provider.make_request("eth_getBlockReceipts", [hex(block.number)])
+                res = raw_call(self.w3, "eth_getBlockReceipts", [hex(block.number)])
                 if "error" not in res and res.get("result") is not None:
                     return {r["transactionHash"].lower(): r for r in res["result"] if r["transactionHash"].lower() in wanted}
                 self._block_receipts = False

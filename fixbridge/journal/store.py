@@ -731,7 +731,7 @@ class Journal(SecurityRecords, LeaseRecords):
             status = s.scalar(select(db.Order.status).where(db.Order.order_id == order_id))
             if status is None:
                 return
-        s.execute(insert(db.OrderEvent.__table__), [dict(
+        s.connection().execute(insert(db.OrderEvent.__table__), [dict(
             order_id=order_id, ts=ts, kind="tx", from_status=status, to_status=status, reason=reason,
             detail={k: v for k, v in detail.items() if v is not None})])
 
@@ -775,9 +775,9 @@ class Journal(SecurityRecords, LeaseRecords):
         )
         t = db.FixMessage.__table__
         if defer:
-            self._apply_later(lambda s: s.execute(insert(t), [row]))
+            self._apply_later(lambda s: s.connection().execute(insert(t), [row]))
             return
-        self._apply(lambda s: s.execute(insert(t), [row]))
+        self._apply(lambda s: s.connection().execute(insert(t), [row]))
 
     def fix_messages(
         self,
@@ -844,8 +844,8 @@ class Journal(SecurityRecords, LeaseRecords):
                          to_status=status.value, reason=reason, detail=detail)
 
         def op(s: Session) -> None:
-            s.execute(insert(db.Order.__table__), [row])
-            s.execute(insert(db.OrderEvent.__table__), [event_row])
+            s.connection().execute(insert(db.Order.__table__), [row])
+            s.connection().execute(insert(db.OrderEvent.__table__), [event_row])
 
         try:
             self._apply_now(op)  # the duplicate check is the answer the FIX edge waits for
@@ -893,8 +893,8 @@ class Journal(SecurityRecords, LeaseRecords):
             o, e = db.Order.__table__, db.OrderEvent.__table__
 
             def fast(s: Session) -> None:
-                s.execute(update(o).where(o.c.order_id == order_id, o.c.updated_at <= now).values(**values))
-                s.execute(insert(e), [ev])
+                s.connection().execute(update(o).where(o.c.order_id == order_id, o.c.updated_at <= now).values(**values))
+                s.connection().execute(insert(e), [ev])
 
             self._apply(fast)
             return
@@ -945,7 +945,7 @@ class Journal(SecurityRecords, LeaseRecords):
         if status is not None:  # the caller knows the order's status: no read
             ev = dict(order_id=order_id, ts=ts, kind=kind, from_status=OrdStatus(status).value,
                       to_status=OrdStatus(status).value, reason=reason, detail=detail)
-            self._apply(lambda s: s.execute(insert(db.OrderEvent.__table__), [ev]))
+            self._apply(lambda s: s.connection().execute(insert(db.OrderEvent.__table__), [ev]))
             return
 
         def op(s: Session) -> None:
@@ -1037,7 +1037,7 @@ class Journal(SecurityRecords, LeaseRecords):
         def op(s: Session) -> None:
             if known is None:
                 self._require_order(s, order_id)  # (else the foreign key still refuses an unknown order)
-            s.execute(insert(db.Transaction.__table__), [dict(
+            s.connection().execute(insert(db.Transaction.__table__), [dict(
                 order_id=order_id, purpose=purpose, chain_id=chain_id, wallet=wallet, nonce=nonce,
                 tx_hash=tx_hash, raw_tx=raw_tx, gas_limit=gas_limit, max_fee_per_gas=max_fee_per_gas,
                 max_priority_fee_per_gas=max_priority_fee_per_gas, status="signed", block_number=None,
@@ -1047,7 +1047,7 @@ class Journal(SecurityRecords, LeaseRecords):
             t = db.WalletNonce.__table__
             ins = self._insert(t).values(chain_id=chain_id, wallet=wallet, next_nonce=nonce + 1, updated_at=now)
             advanced = ins.excluded.next_nonce > t.c.next_nonce
-            s.execute(
+            s.connection().execute(
                 ins.on_conflict_do_update(
                     index_elements=[t.c.chain_id, t.c.wallet],
                     set_={
@@ -1090,17 +1090,17 @@ class Journal(SecurityRecords, LeaseRecords):
             when = ts or _now()
             q = (select(t.c.tx_hash, t.c.order_id, t.c.purpose, t.c.status, o.c.status.label("order_status"))
                  .select_from(t.outerjoin(o, o.c.order_id == t.c.order_id)).where(t.c.tx_hash.in_(hashes)))
-            rows = [r for r in s.execute(q) if only_from is None or r.status in only_from]
+            rows = [r for r in s.connection().execute(q) if only_from is None or r.status in only_from]
             if not rows:
                 return
-            s.execute(update(t).where(t.c.tx_hash.in_([r.tx_hash for r in rows]))
+            s.connection().execute(update(t).where(t.c.tx_hash.in_([r.tx_hash for r in rows]))
                       .values(status=status, updated_at=when))
             events = [dict(order_id=r.order_id, ts=when, kind="tx", from_status=r.order_status,
                            to_status=r.order_status, reason=f"{r.purpose} tx {status}: {r.tx_hash}",
                            detail={"tx_hash": r.tx_hash, "status": status})
                       for r in rows if r.order_id is not None and r.order_status is not None]
             if events:
-                s.execute(insert(db.OrderEvent.__table__), events)
+                s.connection().execute(insert(db.OrderEvent.__table__), events)
 
         self._apply(op)
 
@@ -1152,13 +1152,13 @@ class Journal(SecurityRecords, LeaseRecords):
         known = None if order_status is None else OrdStatus(order_status).value
 
         def op(s: Session) -> None:
-            tx = s.execute(select(t.c.order_id, t.c.purpose).where(t.c.tx_hash == tx_hash)).first()
+            tx = s.connection().execute(select(t.c.order_id, t.c.purpose).where(t.c.tx_hash == tx_hash)).first()
             if tx is None:
                 raise UnknownTransaction(tx_hash)
             ins = self._insert(r).values(**receipt)
-            s.execute(ins.on_conflict_do_update(index_elements=[r.c.tx_hash],
+            s.connection().execute(ins.on_conflict_do_update(index_elements=[r.c.tx_hash],
                                                 set_={k: v for k, v in receipt.items() if k != "tx_hash"}))
-            s.execute(update(t).where(t.c.tx_hash == tx_hash)
+            s.connection().execute(update(t).where(t.c.tx_hash == tx_hash)
                       .values(status=tx_status, block_number=block_number, updated_at=now))
             self._tx_event(s, tx.order_id, now, f"{tx.purpose} tx {tx_status} in block {block_number}: {tx_hash}",
                            {"tx_hash": tx_hash, "status": tx_status, "block_number": block_number,
@@ -1220,7 +1220,7 @@ class Journal(SecurityRecords, LeaseRecords):
             if not in_batch:  # a batch has nobody to tell; the foreign key still refuses it
                 self._require_order(s, fill.order_id)
             stmt = ins.on_conflict_do_nothing(index_elements=[t.c.exec_id]).returning(t.c.id)
-            return s.execute(stmt).first() is not None
+            return s.connection().execute(stmt).first() is not None
 
         return self._apply(op)  # None when queued in a batch
 
