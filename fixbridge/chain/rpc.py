@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from web3 import Web3
+from web3._utils.error_formatters_utils import raise_contract_logic_error_on_revert
+from web3.exceptions import Web3RPCError
 from web3.providers.rpc import HTTPProvider
 
 
@@ -108,16 +110,19 @@ class PinnableHTTPProvider(HTTPProvider):
         pin: _Pin | None = getattr(self._tls, "pin", None)
         if pin is None or method != "eth_call" or len(params) < 2 or params[1] != "latest":
             return super().make_request(method, params)
+        return self.pinned_call(pin, params[0]) or super().make_request(method, params)
+
+    def pinned_call(self, pin: _Pin, call: dict[str, Any]) -> dict[str, Any] | None:
+        """eth_call of `call` at the pin's block, answered once per block (None: no head to pin to)."""
         if pin.block is None:
             head = self.fast.call("eth_blockNumber", [])
             if "result" not in head:
-                return super().make_request(method, params)
+                return None
             pin.use(head["result"])
-        params = [params[0], pin.block, *params[2:]]
-        key = json.dumps(params, sort_keys=True, default=str)
+        key = json.dumps(call, sort_keys=True, default=str)
         hit = pin.cache.get(key)
         if hit is None:
-            hit = super().make_request(method, params)
+            hit = self.fast.call("eth_call", [call, pin.block])
             if "error" not in hit:
                 pin.cache[key] = hit
         return hit
@@ -133,6 +138,20 @@ class PinnableHTTPProvider(HTTPProvider):
 
     def current_pin(self) -> _Pin | None:
         return getattr(self._tls, "pin", None)
+
+
+def eth_call(w3: Web3, to: str, data: bytes) -> bytes:
+    """eth_call at 'latest'. Inside `pinned_reads`: at the pinned block, answered once, as raw JSON
+    without web3's request formatting (the intake's quotes and balance reads); otherwise web3's."""
+    p = w3.provider
+    pin = p.current_pin() if isinstance(p, PinnableHTTPProvider) else None
+    res = p.pinned_call(pin, {"to": to, "data": "0x" + bytes(data).hex()}) if pin is not None else None
+    if res is None:
+        return bytes(w3.eth.call({"to": to, "data": data}))
+    if "error" in res:
+        raise_contract_logic_error_on_revert(res)  # a revert: ContractLogicError with its reason
+        raise Web3RPCError(f"eth_call failed: {res['error']}")
+    return bytes.fromhex(res["result"][2:])
 
 
 def new_pin(w3: Web3) -> _Pin | None:

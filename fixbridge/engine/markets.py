@@ -9,7 +9,7 @@ from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 
 from fixbridge.chain.nonces import NonceBook
-from fixbridge.chain.rpc import connect
+from fixbridge.chain.rpc import connect, eth_call
 from fixbridge.chain.submitter import Submitter
 from fixbridge.chain.wallet import Wallet
 from fixbridge.config import SessionsConfig, Spec
@@ -71,7 +71,7 @@ class Markets:
 
     def _erc20_read(self, chain: str, token: str, sig: str, types: list[str], args: list) -> int:
         data = function_signature_to_4byte_selector(sig) + encode(types, args)
-        return decode(["uint256"], bytes(self.w3[chain].eth.call({"to": token, "data": data})))[0]
+        return decode(["uint256"], eth_call(self.w3[chain], token, data))[0]
 
 
 def approve_calldata(spender: str, amount: int) -> bytes:

@@ -964,8 +964,9 @@ class Journal(SecurityRecords, LeaseRecords):
         """Several orders in one read, by order_id (unknown ones are left out)."""
         if not order_ids:
             return {}
+        t = db.Order.__table__
         with self._read() as s:
-            rows = s.scalars(select(db.Order).where(db.Order.order_id.in_(list(order_ids))))
+            rows = s.connection().execute(select(t).where(t.c.order_id.in_(list(order_ids))))
             return {r.order_id: _order_row(r) for r in rows}
 
     def find_order(self, session_id: str, cl_ord_id: str) -> OrderRow | None:

@@ -12,6 +12,7 @@ from eth_abi import decode, encode
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 from web3 import Web3
 
+from fixbridge.chain.rpc import eth_call
 from fixbridge.venues.base import Call, Exact, SwapIntent, SwapLeg
 
 SWAP_EXACT_IN = "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)"
@@ -35,7 +36,7 @@ class UniswapV2:
         self._pairs: dict[tuple[str, str], str] = {}
 
     def _call(self, to: str, data: bytes) -> bytes:
-        return bytes(self.w3.eth.call({"to": to, "data": data}))
+        return eth_call(self.w3, to, data)
 
     def pair(self, a: str, b: str) -> str:
         key = tuple(sorted((a.lower(), b.lower())))

@@ -31,6 +31,7 @@ from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
+from fixbridge.chain.rpc import eth_call
 from fixbridge.venues.base import Call, Exact, SwapIntent, SwapLeg
 
 QUOTE_EXACT_IN = "quoteExactInputSingle((address,address,uint256,uint24,uint160))"
@@ -99,7 +100,7 @@ class UniswapV3:
 
     # -- pools -------------------------------------------------------------------
     def _call(self, to: str, data: bytes) -> bytes:
-        return bytes(self.w3.eth.call({"to": to, "data": data}))
+        return eth_call(self.w3, to, data)
 
     def pool(self, a: str, b: str, fee: int) -> str | None:
         """The pair's pool in the fee tier (factory.getPool), or None if there is none."""
