@@ -667,8 +667,10 @@ class Journal(SecurityRecords, LeaseRecords):
         with self._writer_lock_cm():
             try:
                 with _plain_value_errors(), self._session() as s, s.begin():
+                    s.info["bulk"] = {}
                     for op in ops:
                         op(s)
+                    self._flush_appended(s)
                 return {}
             except (IntegrityError, ValueError, TypeError, JournalError):
                 pass
@@ -677,13 +679,33 @@ class Journal(SecurityRecords, LeaseRecords):
                 for i, op in enumerate(ops):
                     try:
                         with _plain_value_errors(), s.begin_nested():
+                            s.info["bulk"] = {}
                             op(s)
+                            self._flush_appended(s)
                     except (IntegrityError, ValueError, TypeError, JournalError) as e:
                         failures[i] = e
             for i, e in failures.items():
                 if not isinstance(e, IntegrityError) or "cl_ord_id" not in str(e):
                     _log.warning("journal write failed in a batch", error=f"{type(e).__name__}: {e}"[:300])
             return failures
+
+    @staticmethod
+    def _append(s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+        """Append-only rows (order events, FIX messages). Inside the writer's transaction they are
+        gathered and inserted together at its end, one executemany per table (their ids keep the
+        order they were appended in); elsewhere at once."""
+        bulk = s.info.get("bulk")
+        if bulk is None:
+            s.connection().execute(insert(table), rows)
+        else:
+            bulk.setdefault(table, []).extend(rows)
+
+    @staticmethod
+    def _flush_appended(s: Session) -> None:
+        bulk = s.info.pop("bulk", None) or {}
+        for table, rows in bulk.items():
+            if rows:
+                s.connection().execute(insert(table), rows)
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -731,7 +753,7 @@ class Journal(SecurityRecords, LeaseRecords):
             status = s.scalar(select(db.Order.status).where(db.Order.order_id == order_id))
             if status is None:
                 return
-        s.connection().execute(insert(db.OrderEvent.__table__), [dict(
+        Journal._append(s, db.OrderEvent.__table__, [dict(
             order_id=order_id, ts=ts, kind="tx", from_status=status, to_status=status, reason=reason,
             detail={k: v for k, v in detail.items() if v is not None})])
 
@@ -775,9 +797,9 @@ class Journal(SecurityRecords, LeaseRecords):
         )
         t = db.FixMessage.__table__
         if defer:
-            self._apply_later(lambda s: s.connection().execute(insert(t), [row]))
+            self._apply_later(lambda s: self._append(s, t, [row]))
             return
-        self._apply(lambda s: s.connection().execute(insert(t), [row]))
+        self._apply(lambda s: self._append(s, t, [row]))
 
     def fix_messages(
         self,
@@ -845,7 +867,7 @@ class Journal(SecurityRecords, LeaseRecords):
 
         def op(s: Session) -> None:
             s.connection().execute(insert(db.Order.__table__), [row])
-            s.connection().execute(insert(db.OrderEvent.__table__), [event_row])
+            self._append(s, db.OrderEvent.__table__, [event_row])
 
         try:
             self._apply_now(op)  # the duplicate check is the answer the FIX edge waits for
@@ -894,7 +916,7 @@ class Journal(SecurityRecords, LeaseRecords):
 
             def fast(s: Session) -> None:
                 s.connection().execute(update(o).where(o.c.order_id == order_id, o.c.updated_at <= now).values(**values))
-                s.connection().execute(insert(e), [ev])
+                self._append(s, e, [ev])
 
             self._apply(fast)
             return
@@ -945,7 +967,7 @@ class Journal(SecurityRecords, LeaseRecords):
         if status is not None:  # the caller knows the order's status: no read
             ev = dict(order_id=order_id, ts=ts, kind=kind, from_status=OrdStatus(status).value,
                       to_status=OrdStatus(status).value, reason=reason, detail=detail)
-            self._apply(lambda s: s.connection().execute(insert(db.OrderEvent.__table__), [ev]))
+            self._apply(lambda s: self._append(s, db.OrderEvent.__table__, [ev]))
             return
 
         def op(s: Session) -> None:
@@ -1101,7 +1123,7 @@ class Journal(SecurityRecords, LeaseRecords):
                            detail={"tx_hash": r.tx_hash, "status": status})
                       for r in rows if r.order_id is not None and r.order_status is not None]
             if events:
-                s.connection().execute(insert(db.OrderEvent.__table__), events)
+                self._append(s, db.OrderEvent.__table__, events)
 
         self._apply(op)
 
