@@ -35,8 +35,12 @@ class _Pin:
         self.cache_block: str | None = None
         self.cache: dict[str, Any] = {}
 
-    def next_batch(self) -> None:
+    def next_batch(self, head: int | None = None) -> None:
+        """A new batch reads at the node's head: `head` if the caller knows it is current (no
+        request then), else asked for on the first read."""
         self.block = None
+        if head is not None and self.cache_block is not None and int(self.cache_block, 16) == head:
+            self.block = self.cache_block
 
     def use(self, block: str) -> None:
         self.block = block

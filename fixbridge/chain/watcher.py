@@ -75,6 +75,8 @@ class BlockWatcher:
         self._block_receipts = True
         self._checked_at = 0.0
         self._arrivals: list[float] = []  # when the last blocks were first seen (monotonic)
+        # (wall-clock time the height was asked for, the height the node answered)
+        self.polled: tuple[float, int] | None = None
 
     def start(self, from_block: int | None = None) -> None:
         """Follow from the current head (or from_block, to replay blocks mined while we were away)."""
@@ -134,9 +136,11 @@ class BlockWatcher:
         """Process every block from our head to the node's head."""
         # Poll the height (a few bytes) often; read the whole head block when it moved, and every
         # FULL_CHECK_SECONDS anyway to see a block replaced at the same height.
+        asked_at = time.time()
         res = raw_call(self.w3, "eth_blockNumber", [])
         if "result" not in res:
             raise ConnectionError(f"eth_blockNumber: {res.get('error')}")
+        self.polled = (asked_at, int(res["result"], 16))
         now = time.monotonic()
         if int(res["result"], 16) == self.head and now - self._checked_at < FULL_CHECK_SECONDS:
             return

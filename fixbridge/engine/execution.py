@@ -256,14 +256,21 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
     def _work(self, wallet: str, items: list) -> None:
         """A batch of the queue: one journal transaction (flushed every FLUSH_AFTER_S), one pinned
         read of the chain for the orders, and their swaps broadcast together once journaled."""
-        w3 = self.markets.w3[self.markets.wallets[wallet].chain]
+        chain = self.markets.wallets[wallet].chain
+        w3 = self.markets.w3[chain]
         pin = self._pins.get(wallet)
         if pin is None:
             pin = self._pins[wallet] = new_pin(w3)
-        if pin is not None:
-            pin.next_batch()
         rows = self.journal.get_orders([ref for item in items if item is not None for kind, ref in [item]
                                         if kind == "new"])
+        if pin is not None:
+            # The watcher asked the node for its height after the newest of these orders arrived:
+            # any block mined before they arrived is at or below that height, so reads pinned there
+            # are current for them without asking again.
+            watcher = self._watchers.get(chain)
+            polled = watcher.polled if watcher is not None else None
+            newest = max((r.created_at.timestamp() for r in rows.values()), default=None)
+            pin.next_batch(polled[1] if polled and newest is not None and polled[0] > newest else None)
         with self.journal.batch() as b:
             for item in items:
                 if item is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth_abi import decode, encode
-from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 
 from fixbridge.chain.nonces import NonceBook
@@ -15,7 +14,7 @@ from fixbridge.chain.wallet import Wallet
 from fixbridge.config import SessionsConfig, Spec
 from fixbridge.config.sessions import wallet_key
 from fixbridge.venues import build_venue
-from fixbridge.venues.base import Venue
+from fixbridge.venues.base import Venue, selector
 
 MAX_UINT256 = 2**256 - 1
 
@@ -70,9 +69,9 @@ class Markets:
         return self._erc20_read(chain, token, "allowance(address,address)", ["address", "address"], [owner, spender])
 
     def _erc20_read(self, chain: str, token: str, sig: str, types: list[str], args: list) -> int:
-        data = function_signature_to_4byte_selector(sig) + encode(types, args)
+        data = selector(sig) + encode(types, args)
         return decode(["uint256"], eth_call(self.w3[chain], token, data))[0]
 
 
 def approve_calldata(spender: str, amount: int) -> bytes:
-    return function_signature_to_4byte_selector("approve(address,uint256)") + encode(["address", "uint256"], [spender, amount])
+    return selector("approve(address,uint256)") + encode(["address", "uint256"], [spender, amount])

@@ -552,6 +552,7 @@ class Journal(SecurityRecords, LeaseRecords):
         # One writer at a time within this process on SQLite; PostgreSQL takes concurrent writers.
         self._writer_lock = threading.RLock() if self._dialect == "sqlite" else None
         self._tls = threading.local()  # this thread's open Batch, if any
+        self._statements: dict[str, Any] = {}
         self._writer = Writer(self)  # the one thread that commits batches (batch.py)
 
     def __repr__(self) -> str:
@@ -688,6 +689,27 @@ class Journal(SecurityRecords, LeaseRecords):
                 if not isinstance(e, IntegrityError) or "cl_ord_id" not in str(e):
                     _log.warning("journal write failed in a batch", error=f"{type(e).__name__}: {e}"[:300])
             return failures
+
+    def _statement(self, name: str) -> Any:
+        """Statements the hot path runs for every order, built once (building one costs more than
+        running it); executed with a dict of values."""
+        stmt = self._statements.get(name)
+        if stmt is not None:
+            return stmt
+        if name == "nonce_upsert":  # wallet_nonces.next_nonce = max(existing, given)
+            t = db.WalletNonce.__table__
+            ins = self._insert(t)
+            advanced = ins.excluded.next_nonce > t.c.next_nonce
+            stmt = ins.on_conflict_do_update(index_elements=[t.c.chain_id, t.c.wallet], set_={
+                "next_nonce": case((advanced, ins.excluded.next_nonce), else_=t.c.next_nonce),
+                "updated_at": case((advanced, ins.excluded.updated_at), else_=t.c.updated_at)})
+        elif name == "fill_insert":  # idempotent on exec_id; returns the new row's id
+            t = db.Fill.__table__
+            stmt = self._insert(t).on_conflict_do_nothing(index_elements=[t.c.exec_id]).returning(t.c.id)
+        else:
+            raise KeyError(name)
+        self._statements[name] = stmt
+        return stmt
 
     @staticmethod
     def _append(s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -1067,18 +1089,8 @@ class Journal(SecurityRecords, LeaseRecords):
                 created_at=now, updated_at=now)])
             self._tx_event(s, order_id, now, f"{purpose} tx signed: nonce {nonce}, {tx_hash}",
                            {"tx_hash": tx_hash, "status": "signed", "nonce": nonce, "wallet": wallet}, known)
-            t = db.WalletNonce.__table__
-            ins = self._insert(t).values(chain_id=chain_id, wallet=wallet, next_nonce=nonce + 1, updated_at=now)
-            advanced = ins.excluded.next_nonce > t.c.next_nonce
-            s.connection().execute(
-                ins.on_conflict_do_update(
-                    index_elements=[t.c.chain_id, t.c.wallet],
-                    set_={
-                        "next_nonce": case((advanced, ins.excluded.next_nonce), else_=t.c.next_nonce),
-                        "updated_at": case((advanced, ins.excluded.updated_at), else_=t.c.updated_at),
-                    },
-                )
-            )
+            s.connection().execute(self._statement("nonce_upsert"),
+                                   dict(chain_id=chain_id, wallet=wallet, next_nonce=nonce + 1, updated_at=now))
 
         try:
             self._apply(op)
@@ -1223,8 +1235,7 @@ class Journal(SecurityRecords, LeaseRecords):
 
     def record_fill(self, fill: Fill, fee_eth: Decimal | None) -> bool | None:
         """Journal a fill; idempotent on exec_id. Returns True if new, False if already journaled."""
-        t = db.Fill.__table__
-        ins = self._insert(t).values(
+        values = dict(
             order_id=fill.order_id,
             exec_id=fill.exec_id,
             tx_hash=_hash32(fill.tx_hash),
@@ -1242,8 +1253,7 @@ class Journal(SecurityRecords, LeaseRecords):
         def op(s: Session) -> bool:
             if not in_batch:  # a batch has nobody to tell; the foreign key still refuses it
                 self._require_order(s, fill.order_id)
-            stmt = ins.on_conflict_do_nothing(index_elements=[t.c.exec_id]).returning(t.c.id)
-            return s.connection().execute(stmt).first() is not None
+            return s.connection().execute(self._statement("fill_insert"), values).first() is not None
 
         return self._apply(op)  # None when queued in a batch
 

@@ -6,8 +6,11 @@ nothing about FIX. Amounts here are integer base units.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from eth_utils import function_signature_to_4byte_selector
 
 
 class Exact(str, enum.Enum):
@@ -76,3 +79,10 @@ def revert_reason(data: bytes | str | None) -> str:
     if data[:4] == bytes.fromhex("4e487b71"):
         return f"panic 0x{decode(['uint256'], data[4:])[0]:02x}"
     return "reverted with data 0x" + data.hex()
+
+
+@functools.lru_cache(maxsize=None)
+def selector(signature: str) -> bytes:
+    """The 4-byte function selector (keccak of the signature), computed once per signature: the
+    hot path builds a quote and a swap for every order."""
+    return function_signature_to_4byte_selector(signature)

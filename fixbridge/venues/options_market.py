@@ -4,16 +4,16 @@ Knows the contract's ABI and nothing about FIX."""
 from __future__ import annotations
 
 from eth_abi import decode, encode
-from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
-from fixbridge.venues.base import Call
+from fixbridge.venues.base import Call, selector
 
 SETTLED_TOPIC = "0x" + keccak(text="Settled(uint256,uint256,uint256)").hex()
 
 
 def _data(sig: str, types: list[str], args: list) -> bytes:
-    return function_signature_to_4byte_selector(sig) + encode(types, args)
+    return selector(sig) + encode(types, args)
 
 
 class OptionsMarketClient:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from eth_abi import decode, encode
-from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
 from fixbridge.chain.rpc import eth_call
-from fixbridge.venues.base import Call, Exact, SwapIntent, SwapLeg
+from fixbridge.venues.base import Call, Exact, SwapIntent, SwapLeg, selector
 
 SWAP_EXACT_IN = "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)"
 SWAP_EXACT_OUT = "swapTokensForExactTokens(uint256,uint256,address[],address,uint256)"
@@ -24,7 +24,7 @@ SWAP_TOPIC = keccak(text="Swap(address,uint256,uint256,uint256,uint256,address)"
 
 
 def _calldata(signature: str, types: list[str], args: list[Any]) -> bytes:
-    return function_signature_to_4byte_selector(signature) + encode(types, args)
+    return selector(signature) + encode(types, args)
 
 
 class UniswapV2:

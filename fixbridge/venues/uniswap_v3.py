@@ -27,12 +27,12 @@ from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from eth_abi import decode, encode
-from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from fixbridge.chain.rpc import eth_call
-from fixbridge.venues.base import Call, Exact, SwapIntent, SwapLeg
+from fixbridge.venues.base import Call, Exact, SwapIntent, SwapLeg, selector
 
 QUOTE_EXACT_IN = "quoteExactInputSingle((address,address,uint256,uint24,uint160))"
 QUOTE_EXACT_OUT = "quoteExactOutputSingle((address,address,uint256,uint24,uint160))"
@@ -55,7 +55,7 @@ _SWAP_TYPES = ["(address,address,uint24,address,uint256,uint256,uint256,uint160)
 
 
 def _calldata(signature: str, types: list[str], args: list[Any]) -> bytes:
-    return function_signature_to_4byte_selector(signature) + encode(types, args)
+    return selector(signature) + encode(types, args)
 
 
 def _ceil_sqrt_x96(num: int, den: int) -> int:
