@@ -162,9 +162,10 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             mismatch = claims_mismatch(order.claims, ins)
             if mismatch:
                 return self._reject(order, Rejection(RejectReason.UNKNOWN_SYMBOL, f"{mismatch} for {order.symbol}"))
-        self._enqueue(order.session_id, order.account, ("new", order.order_id), order.symbol)
+        # The worker gets the order itself (committed by then): no need to read it back.
+        self._enqueue(order.session_id, order.account, ("new", order.order_id, order), order.symbol)
 
-    def _enqueue(self, session_id: str, account: str | None, item: tuple[str, str], symbol: str | None = None) -> None:
+    def _enqueue(self, session_id: str, account: str | None, item: tuple, symbol: str | None = None) -> None:
         """Each wallet's orders go through its own worker, in arrival order."""
         cp = self.counterparty(session_id)
         wallet = account if account in cp.wallets else self.default_wallet(cp, symbol)
@@ -261,28 +262,30 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         pin = self._pins.get(wallet)
         if pin is None:
             pin = self._pins[wallet] = new_pin(w3)
-        rows = self.journal.get_orders([ref for item in items if item is not None for kind, ref in [item]
-                                        if kind == "new"])
+        given = {item[1]: item[2] for item in items if item is not None and item[0] == "new" and len(item) > 2}
+        orders = {oid: self._order_from_row(r) for oid, r in self.journal.get_orders(
+            [item[1] for item in items if item is not None and item[0] == "new" and item[1] not in given]).items()}
+        orders.update(given)
         if pin is not None:
             # The watcher asked the node for its height after the newest of these orders arrived:
             # any block mined before they arrived is at or below that height, so reads pinned there
             # are current for them without asking again.
             watcher = self._watchers.get(chain)
             polled = watcher.polled if watcher is not None else None
-            newest = max((r.created_at.timestamp() for r in rows.values()), default=None)
+            newest = max((o.created_at.timestamp() for o in orders.values() if o.created_at), default=None)
             pin.next_batch(polled[1] if polled and newest is not None and polled[0] > newest else None)
         with self.journal.batch() as b:
             for item in items:
                 if item is None:
                     break
-                kind, ref = item
+                kind, ref = item[0], item[1]
                 try:
                     if kind == "new":
                         if ref in self._taken:
                             continue
                         self._taken.add(ref)
                         with pinned_reads(w3, pin):
-                            self._process(ref, rows.get(ref))
+                            self._process(ref, orders.get(ref))
                     elif kind == "cancel":
                         self.replace_with_noop(ref)
                     elif kind == "settle":
@@ -292,11 +295,14 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 if b.age() >= FLUSH_AFTER_S:
                     b.flush()  # to the writer thread; this worker goes on with the next order
 
-    def _process(self, order_id: str, row=None) -> None:
-        row = row or self.journal.get_order(order_id)
-        if row is None or row.status.terminal:
+    def _process(self, order_id: str, order: Order | None = None) -> None:
+        if order is None:
+            row = self.journal.get_order(order_id)
+            if row is None:
+                return
+            order = self._order_from_row(row)
+        if order.status.terminal:
             return
-        order = self._order_from_row(row)
         cp = self.counterparty(order.session_id)
         if order.status is OrdStatus.PENDING_NEW:
             halted = self.risk.halted(order.session_id)  # kill switch: `fixbridge halt`
