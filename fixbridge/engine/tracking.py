@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 BUMP_AFTER_BLOCKS = 3     # blocks a transaction may wait before it is rebroadcast or re-priced
 BUMP_PERCENT = 20         # fee increase per replacement (nodes require >= 10%)
 KEEP_SETTLED_BLOCKS = 64  # how long settled fills are kept to follow a reorg
+SETTLE_FLUSH_EVERY = 32   # settled orders per journal unit within one block
 
 
 @dataclass
@@ -155,10 +156,15 @@ class TrackingMixin:
             if f is None or f.receipt is not None:
                 continue
             self._mined(f, f.wallet.submitter.receipt_from_json(raw), tx_hash)
+        b = self.journal.in_batch()
+        settled = 0
         for f in [f for f in list(self._flights.values()) if f.chain == chain and f.receipt is not None]:
             if block.number - f.receipt.block_number + 1 >= self._confirmations(f):
                 if self._watchers[chain].hashes.get(f.receipt.block_number) == f.receipt.block_hash:
                     self._settle(f)
+                    settled += 1
+                    if b is not None and settled % SETTLE_FLUSH_EVERY == 0:
+                        b.flush()  # the first reports of a full block leave while the rest settle
 
     def _after_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
         self._look_after(chain, block.number)
