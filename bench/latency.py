@@ -374,18 +374,19 @@ class RawSwapper:
 # ---------------------------------------------------------------------------------------------
 # the bridge's journal: where each order's time went
 # ---------------------------------------------------------------------------------------------
-STAGES = [  # (key, label, start point, end point); a row's timestamp is taken before its commit
+STAGES = [  # (key, label, start point, end point); a row's timestamp says when the step happened (its
+    # group commit follows, and the report after it waits for that commit)
     ("wire_in", "client send -> bridge fromApp (wire, QuickFIX parse + validation)", "send", "fix_in"),
-    ("journal_fix_in", "commit inbound 35=D", "fix_in", "created"),
-    ("to_quote", "commit order row, hand to worker, re-read, validate, quote eth_call", "created", "quote"),
-    ("funds_check", "commit quote event, balanceOf + allowance eth_calls", "quote", "new"),
-    ("new_to_er", "commit New transition, build ER New", "new", "er_new"),
-    ("er_new_out", "commit outbound ER New (toApp), wire, client parse", "er_new", "ack"),
-    ("to_signed", "commit outbound ER New, estimateGas, latest block, sign", "er_new", "signed"),
-    ("chain", "commit write-ahead tx, broadcast, commit 'broadcast', poll receipt", "signed", "receipt"),
-    ("settle", "commit receipt, decode logs, commit fill", "receipt", "filled"),
-    ("filled_to_er", "commit Filled transition, build ER Trade", "filled", "er_fill"),
-    ("er_fill_out", "commit outbound ER Trade (toApp), wire, client parse", "er_fill", "fill"),
+    ("journal_fix_in", "inbound 35=D and its order row, committed before fromApp returns", "fix_in", "created"),
+    ("to_quote", "hand to the worker, validate, route (quote eth_call)", "created", "quote"),
+    ("funds_check", "risk, balanceOf + allowance eth_calls", "quote", "new"),
+    ("to_signed", "gas (reused or simulated), sign, queue the write-ahead row", "new", "signed"),
+    ("signed_to_er", "group commit, dispatch, build ER New", "signed", "er_new"),
+    ("er_new_out", "ER New on the wire, client parse", "er_new", "ack"),
+    ("chain", "broadcast after the commit, mined, the watcher finds the block", "signed", "receipt"),
+    ("settle", "decode logs, fill", "receipt", "filled"),
+    ("filled_to_er", "group commit, dispatch, build ER Trade", "filled", "er_fill"),
+    ("er_fill_out", "ER Trade on the wire, client parse", "er_fill", "fill"),
 ]
 
 
@@ -536,8 +537,9 @@ def write_markdown(path: Path, report: dict) -> None:
         f"**fill {o['fill_p50_minus_raw_tx_p50']:.2f} ms** over a raw transaction "
         f"({o['fill_p50_minus_raw_tx_preflight_p50']:.2f} ms over a raw transaction with the same pre-flight reads).",
         "",
-        "Where a bridge order's time goes (p50 of each stage, from the journal's timestamps; each stage ends "
-        "when the next journal row is stamped, so a commit's cost lands in the stage after it):",
+        "Where a bridge order's time goes (p50 of each stage, from the journal's timestamps, which say when "
+        "each step happened; rows are group-committed after it, so a commit's cost lands in the stage that ends "
+        "with a report):",
         "",
         "| stage | p50 ms | mean ms |",
         "|---|---:|---:|",
@@ -562,7 +564,7 @@ def interpret(results: dict, overhead: dict, breakdown: dict, raw_parts: dict, n
         f"A fill takes {fill['p50_ms']:.1f} ms p50; a bare signed swap {raw['p50_ms']:.1f} ms, "
         f"{pre['p50_ms']:.1f} ms with the bridge's pre-flight reads (web3 makes {http_per_call} HTTP requests per "
         f"eth_call/estimateGas); the other ~{overhead['fill_p50_minus_raw_tx_preflight_p50']:.1f} ms is the "
-        "bridge's own work (about a dozen SQLite commits at synchronous=FULL, Python)"
+        "bridge's own work (Python, the group commits its reports wait for)"
         + " and the waits in the next line.",
     ]
     gap = bd.get("er_fill_out", 0) - bd.get("er_new_out", 0)
@@ -571,8 +573,9 @@ def interpret(results: dict, overhead: dict, breakdown: dict, raw_parts: dict, n
     waits = []
     if poll_gap > 8:
         waits.append(f"the broadcast-to-receipt stage takes {bd.get('chain', 0):.0f} ms p50 against {raw_chain:.0f} ms "
-                     "for the raw client, because the bridge polls for its receipt every 20 ms and anvil has usually "
-                     "not mined the swap by the first poll (the raw client polls every 1 ms)")
+                     "for the raw client, which polls for its receipt every 1 ms; the bridge's broadcast waits for "
+                     "the group commit of its write-ahead row, and with automine (no block cadence) its watcher "
+                     "polls the height every 5 ms")
     if gap > 10:
         waits.append(f"the ER Trade takes ~{gap:.0f} ms longer than the ER New to reach the client: Nagle's algorithm "
                      "holds it until the client's delayed ACK of the ER New (~40 ms on Linux)"

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import itertools
 import queue
-from collections import OrderedDict
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -169,7 +169,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         """Each wallet's orders go through its own worker, in arrival order."""
         cp = self.counterparty(session_id)
         wallet = account if account in cp.wallets else self.default_wallet(cp, symbol)
-        # The worker reads the order from the journal: hand it over once the row is committed.
+        # Hand it over once the order's row is committed: the worker's journal rows refer to it.
         self.journal.after_commit(lambda: self._queues[wallet].put(item))
 
     def default_wallet(self, cp: Counterparty, symbol: str | None) -> str:
@@ -255,8 +255,9 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 return
 
     def _work(self, wallet: str, items: list) -> None:
-        """A batch of the queue: one journal transaction (flushed every FLUSH_AFTER_S), one pinned
-        read of the chain for the orders, and their swaps broadcast together once journaled."""
+        """A batch of the queue: the chain read at one block for all its orders, their journal rows
+        handed to the writer every FLUSH_AFTER_S, and each flush's swaps broadcast together once
+        those rows are committed."""
         chain = self.markets.wallets[wallet].chain
         w3 = self.markets.w3[chain]
         pin = self._pins.get(wallet)

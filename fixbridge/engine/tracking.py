@@ -303,7 +303,9 @@ class TrackingMixin:
         for f in sorted(pending, key=lambda f: f.nonce):
             addr = f.wallet.wallet.address
             if addr not in chain_nonces:
-                chain_nonces[addr] = f.wallet.submitter.w3.eth.get_transaction_count(addr, "latest")
+                # At the block being looked after, not 'latest': a newer block may hold our own
+                # transaction, and its receipt is this watcher's to process next.
+                chain_nonces[addr] = f.wallet.submitter.w3.eth.get_transaction_count(addr, head)
             if f.nonce < chain_nonces[addr]:
                 self._nonce_passed(f, chain_nonces[addr])
             elif f.nonce != lowest[addr]:

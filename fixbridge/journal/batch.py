@@ -71,10 +71,6 @@ class Batch:
         self._ops.append(op)
         return len(self._ops) - 1
 
-    @property
-    def pending(self) -> bool:
-        return bool(self._ops or self._actions)
-
     def after_commit(self, action: Callable[[], None]) -> None:
         self._actions.append(action)
 

@@ -618,11 +618,6 @@ class Journal(SecurityRecords, LeaseRecords):
         if b is not None:
             b.flush(wait=True)
 
-    def drain_outbound(self, timeout: float = 10.0) -> bool:
-        """Wait until every write handed to the writer thread (outbound FIX copies included) is
-        committed and what waited for it has run."""
-        return self._writer.drain(timeout)
-
     def _writer_lock_cm(self) -> contextlib.AbstractContextManager:
         # SQLite has one writer: threads of this process queue on a lock instead of in SQLite's busy
         # handler, which sleeps in 1-100 ms steps (other processes still meet busy_timeout).
