@@ -70,6 +70,8 @@ class BlockWatcher:
         self.hashes: dict[int, str] = {}
         self.head: int | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by kick() and stop(): poll now
+        self._idling = False
         self._thread: threading.Thread | None = None
         self._down_since: float | None = None
         self._block_receipts = True
@@ -90,6 +92,7 @@ class BlockWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread:
             self._thread.join(timeout=10)
 
@@ -111,7 +114,14 @@ class BlockWatcher:
                         log.exception("outage handler failed")
                 self._stop.wait(0.2)
                 continue
-            self._stop.wait(self._pause())
+            self._wake.wait(self._pause())
+            self._wake.clear()
+
+    def kick(self) -> None:
+        """Something is now waiting for a block (a transaction was sent): stop idling. (Busy, the
+        watcher already polls when a block is due: a kick then would only add polls.)"""
+        if self._idling:
+            self._wake.set()
 
     def _pause(self) -> float:
         """How long to sleep before the next poll. Idle: IDLE_POLL_SECONDS. With transactions in
@@ -121,6 +131,7 @@ class BlockWatcher:
             busy = bool(self.listener.wanted())
         except Exception:
             busy = True
+        self._idling = not busy
         if not busy:
             return max(self.poll, IDLE_POLL_SECONDS)
         a = self._arrivals

@@ -114,6 +114,9 @@ class TrackingMixin:
             key = (f.wallet.wallet.address, f.reserved[0])
             self._reservations[key] = self._reservations.get(key, 0) + f.reserved[1]
             f.last_action_block = f.last_action_block if f.last_action_block >= 0 else f.sent_block
+        watcher = self._watchers.get(f.chain)
+        if watcher is not None:
+            watcher.kick()  # it may be idling (50 ms polls) with nothing in flight until now
 
     def untrack(self, f: InFlight) -> None:
         with self._lock:
