@@ -24,6 +24,8 @@ log = structlog.get_logger(__name__)
 
 KEEP_HASHES = 256  # how far back a reorg can be followed
 FULL_CHECK_SECONDS = 0.1
+RECEIPT_RETRIES = 5  # asks for a new block's receipts before moving on without the missing ones
+RECEIPT_RETRY_SECONDS = 0.01
 IDLE_POLL_SECONDS = 0.05  # nothing of ours in flight: nobody waits for the next block
 FAST_POLL_SECONDS = 0.002  # a block is due: find it within a couple of milliseconds
 
@@ -205,17 +207,33 @@ class BlockWatcher:
         mine = [h for h in block.tx_hashes if h in wanted]
         if not mine:
             return {}
-        if self._block_receipts:
-            try:
-                res = raw_call(self.w3, "eth_getBlockReceipts", [hex(block.number)])
-                if "error" not in res and res.get("result") is not None:
-                    return {r["transactionHash"].lower(): r for r in res["result"] if r["transactionHash"].lower() in wanted}
-                self._block_receipts = False
-            except Exception:
-                self._block_receipts = False
-        out = {}
-        for h in mine:
-            res = self.w3.provider.make_request("eth_getTransactionReceipt", [h])
-            if res.get("result"):
-                out[h] = res["result"]
+        out: dict[str, dict] = {}
+        # A node may announce a block a moment before it serves its receipts: ask again, briefly,
+        # for what is missing rather than take a block of ours as empty.
+        for attempt in range(RECEIPT_RETRIES):
+            if attempt:
+                time.sleep(RECEIPT_RETRY_SECONDS)
+            if self._block_receipts:
+                try:
+                    res = raw_call(self.w3, "eth_getBlockReceipts", [hex(block.number)])
+                    if "error" in res:
+                        self._block_receipts = False  # the node lacks it: one receipt at a time
+                    else:
+                        for r in res.get("result") or []:
+                            h = r["transactionHash"].lower()
+                            if h in wanted:
+                                out[h] = r
+                except Exception:
+                    self._block_receipts = False
+            for h in mine:
+                if h not in out and not self._block_receipts:
+                    res = raw_call(self.w3, "eth_getTransactionReceipt", [h])
+                    if res.get("result"):
+                        out[h] = res["result"]
+            if all(h in out for h in mine):
+                break
+        missing = [h for h in mine if h not in out]
+        if missing:
+            log.warning("receipts not served for a block holding our transactions", chain=self.chain,
+                        block=block.number, missing=len(missing))
         return out

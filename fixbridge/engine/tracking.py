@@ -10,6 +10,7 @@ transaction again.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
 from fixbridge.chain.submitter import Receipt, SentTx
-from fixbridge.chain.watcher import Block, BlockWatcher
+from fixbridge.chain.watcher import RECEIPT_RETRIES, RECEIPT_RETRY_SECONDS, Block, BlockWatcher
 from fixbridge.orders import lifecycle
 from fixbridge.orders.model import Fill, Order, OrdStatus, Side
 from fixbridge.orders.units import from_units, price
@@ -321,16 +322,20 @@ class TrackingMixin:
 
     def _nonce_passed(self: "ExecutionEngine", f: InFlight, chain_nonce: int) -> None:
         """The chain is past our nonce: one of our attempts was mined (and we missed its block while
-        away), or a transaction the bridge did not send used the nonce."""
+        away, or the node had not served its receipt yet: asked again, briefly), or a transaction
+        the bridge did not send used the nonce."""
         submitter = f.wallet.submitter
-        for a in f.attempts:
-            try:
-                r = submitter.w3.eth.get_transaction_receipt(a.tx_hash)
-            except Exception:
-                r = None
-            if r is not None:
-                self._mined(f, submitter.to_receipt(r), a.tx_hash)
-                return
+        for attempt in range(RECEIPT_RETRIES):
+            if attempt:
+                time.sleep(RECEIPT_RETRY_SECONDS)
+            for a in f.attempts:
+                try:
+                    r = submitter.w3.eth.get_transaction_receipt(a.tx_hash)
+                except Exception:
+                    r = None
+                if r is not None:
+                    self._mined(f, submitter.to_receipt(r), a.tx_hash)
+                    return
         self.untrack(f)
         submitter.nonces.resync(chain_nonce)
         for a in f.attempts:
