@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -476,3 +477,62 @@ def test_fix_messages_in_time_order_and_filtered(journal: Journal) -> None:
     assert [m.msg_type for m in journal.fix_messages(cl_ord_id="C1", direction="out")] == ["8"]
     assert [m.msg_type for m in journal.fix_messages(order_id="O1")] == ["8"]
     assert [m.session_id for m in journal.fix_messages(msg_type="A")] == [OTHER_SESSION]
+
+
+# --------------------------------------------------------------------------------------------
+# Group commit (fixbridge/journal/batch.py)
+# --------------------------------------------------------------------------------------------
+
+
+def test_batch_commits_together_and_runs_actions_after(journal):
+    seen: list[tuple[str, bool]] = []
+    journal.insert_order(make_order("B1", "CB1"), reason="received")
+    with journal.batch() as b:
+        journal.transition("B1", OrdStatus.NEW, "accepted", leaves_qty=Decimal("1.5"), from_status=OrdStatus.PENDING_NEW)
+        journal.add_event("B1", "quote", "quoted", status=OrdStatus.NEW)
+        journal.after_commit(lambda: seen.append(("new", journal.get_order("B1").status is OrdStatus.NEW)))
+        # queued, not written: other readers (and this thread) see the committed state only
+        assert journal.get_order("B1").status is OrdStatus.PENDING_NEW and seen == []
+        b.flush(wait=True)
+        assert journal.get_order("B1").status is OrdStatus.NEW
+    journal._writer.drain()
+    assert seen == [("new", True)]  # the action ran after the commit, and saw it
+    assert [e.kind for e in journal.events("B1")] == ["transition", "transition", "quote"]
+
+
+def test_a_failing_write_in_a_batch_undoes_only_itself(journal):
+    journal.insert_order(make_order("B2", "CB2"), reason="received")
+    with journal.batch():
+        with pytest.raises(DuplicateClOrdID):
+            journal.insert_order(make_order("B3", "CB2"), reason="received")  # same ClOrdID: refused at once
+        journal.insert_order(make_order("B4", "CB4"), reason="received")
+        journal.add_event("B2", "note", "still written", status=OrdStatus.PENDING_NEW)
+    journal._writer.drain()
+    assert journal.get_order("B3") is None and journal.get_order("B4") is not None
+    assert [e.reason for e in journal.events("B2")][-1] == "still written"
+
+
+def test_an_older_transition_committed_late_does_not_undo_a_newer_one(journal):
+    """Two threads' batches may commit in either order; the row keeps the latest state."""
+    journal.insert_order(make_order("B5", "CB5"), reason="received")
+    journal.transition("B5", OrdStatus.NEW, "accepted", leaves_qty=Decimal("1.5"), from_status=OrdStatus.PENDING_NEW)
+    older = threading.Event()
+
+    def late() -> None:
+        with journal.batch():
+            journal.transition("B5", OrdStatus.PENDING_CANCEL, "cancel asked", leaves_qty=Decimal("1.5"),
+                               from_status=OrdStatus.NEW)
+            older.wait(5)  # queued (and stamped) first, handed to the writer last
+
+    t = threading.Thread(target=late)
+    t.start()
+    with journal.batch():
+        time.sleep(0.01)
+        journal.transition("B5", OrdStatus.CANCELED, "canceled", leaves_qty=Decimal(0),
+                           from_status=OrdStatus.PENDING_CANCEL)
+    journal._writer.drain()
+    older.set()
+    t.join()
+    journal._writer.drain()
+    assert journal.get_order("B5").status is OrdStatus.CANCELED
+    assert [e.to_status for e in journal.events("B5")][-2:] == [OrdStatus.CANCELED, OrdStatus.PENDING_CANCEL]

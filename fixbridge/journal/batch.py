@@ -22,6 +22,7 @@ go ahead of other threads' units.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -38,6 +39,7 @@ log = structlog.get_logger(__name__)
 
 Op = Callable[[Session], Any]
 MAX_OPS_PER_COMMIT = 256  # bounds one transaction, so a unit somebody waits for is not held long
+COMMIT_ATTEMPTS = 3       # a group commit that fails this often stops the process (see Writer._commit)
 
 
 class Unit:
@@ -195,12 +197,21 @@ class Writer:
         ops = [op for u in group for op in u.ops]
         error: BaseException | None = None
         failures: dict[int, BaseException] = {}
-        if ops:
+        for attempt in range(COMMIT_ATTEMPTS if ops else 0):
             try:
-                failures = self._journal._execute_ops(ops)
-            except BaseException as e:  # the database is unreachable: nobody's rows were written
-                log.exception("journal commit failed", units=len(group), ops=len(ops))
+                failures, error = self._journal._execute_ops(ops), None
+                break
+            except Exception as e:  # the database did not answer: nobody's rows were written
                 error = e
+                log.warning("journal commit failed; retrying", units=len(group), ops=len(ops), attempt=attempt,
+                            error=f"{type(e).__name__}: {e}"[:300])
+                time.sleep(0.2 * (attempt + 1))
+        if error is not None and not self._journal._closed:
+            # Fail-stop: the workers went on as if these rows were written (nonces taken, swaps
+            # signed but not sent). Only a restart, recovering from what the journal and the chain
+            # hold, keeps every invariant; nothing that depended on these rows has run.
+            log.critical("journal cannot be written: stopping the bridge", error=f"{type(error).__name__}: {error}"[:300])
+            os._exit(75)
         base = 0
         for u in group:
             u.failures = {i - base: e for i, e in failures.items() if base <= i < base + len(u.ops)}
