@@ -108,6 +108,24 @@ def test_duplicate_cl_ord_id_is_rejected_and_sends_nothing(client, journal, devn
     assert len(ins) == 2
 
 
+def test_a_resent_order_gets_its_status_not_a_reject(client, journal, devnet, cl_ord_id):
+    """Sent again (PossResend=Y here; QuickFIX itself resends with PossDupFlag=Y when the acceptor asks
+    for a message after a restart): the known order's status (150=I), no reject, no second
+    transaction. (A QuickFIX initiator strips PossDupFlag from an ordinary send, hence 97.)"""
+    import quickfix as fix
+
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", SELL, Decimal("0.01"), tif="3"))
+    first = client.reports_until_terminal(cl_ord_id)
+    assert first[-1][39] == "2"
+    sent = tx_count(devnet.rpc_url, ADDR[1])
+    again = new_order_single(cl_ord_id, "WETH/USDC", SELL, Decimal("0.01"), tif="3")
+    again.getHeader().setField(fix.StringField(97, "Y"))
+    client.send(again)
+    r = client.receive(30, "8")
+    assert (r[11], r[150], r[39], r[37]) == (cl_ord_id, "I", "2", first[-1][37]) and r.get(103) is None
+    assert tx_count(devnet.rpc_url, ADDR[1]) == sent
+
+
 def test_same_cl_ord_id_on_another_session_is_its_own_order(client_factory, cl_ord_id, no_tx_sent):
     c1, c2 = client_factory("CLIENT1"), client_factory("CLIENT2")
     for c in (c1, c2):  # both rejected for their own reasons, neither as a duplicate

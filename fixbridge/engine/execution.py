@@ -143,7 +143,9 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             t.join(timeout=30)
 
     # ---- called from the FIX edge (QuickFIX thread): journal and enqueue only ---------------
-    def submit(self, order: Order) -> None:
+    def submit(self, order: Order, possible_resend: bool = False) -> None:
+        """A NewOrderSingle. `possible_resend`: the message came again (PossDupFlag/PossResend), e.g.
+        QuickFIX asked for it after a restart because the first delivery's receipt was not counted."""
         order.order_id = new_order_id()
         order.status = OrdStatus.PENDING_NEW
         order.created_at = datetime.now(timezone.utc)
@@ -151,6 +153,11 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             self.journal.insert_order(order, reason="received NewOrderSingle")
         except DuplicateClOrdID:
             prior = self.journal.find_order(order.session_id, order.cl_ord_id)
+            if possible_resend and prior is not None:
+                # The same order again, not a new one with a used ClOrdID: say where it stands (150=I)
+                # rather than reject an order that is working or filled.
+                log.info("resent NewOrderSingle of a known order", session=order.session_id, cl_ord_id=order.cl_ord_id)
+                return self.status(order.session_id, order.cl_ord_id, prior.order_id, None)
             log.info("duplicate ClOrdID", session=order.session_id, cl_ord_id=order.cl_ord_id)
             self._send(order.session_id, self._er(order, "8", order_id=prior.order_id if prior else "NONE",
                                                   ord_status=OrdStatus.REJECTED, rej=RejectReason.DUPLICATE_ORDER,

@@ -152,7 +152,9 @@ class BridgeApplication(fix.Application):
         except t.ParseRejection as r:
             self._reject_unparsed(message, sid, r.reason, r.text)
             return
-        self.engine.submit(order)
+        h = message.getHeader()
+        resent = any(h.isSetField(tag) and h.getField(tag) == "Y" for tag in (43, 97))  # PossDupFlag, PossResend
+        self.engine.submit(order, possible_resend=resent)
 
     def _reject_unparsed(self, message: fix.Message, sid: str, reason: RejectReason, text: str) -> None:
         """An order the bridge cannot even represent: rejected here, echoing what the client sent."""
