@@ -1253,7 +1253,6 @@ def reading(report: dict) -> list[str]:
     """Sentences drawn from the numbers of this run."""
     out = []
     runs = report["runs"]
-    by = {r["scenario"]: r for r in runs}
 
     def rate(r):
         return _get(r, "phases", "burst", "steady", "swaps_per_second")
