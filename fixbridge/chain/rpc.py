@@ -4,20 +4,20 @@ call (three HTTP requests per eth_call); the bridge checks the chain id once at 
 ENS resolution is dropped too: every address the bridge uses comes from a spec, never a name.
 
 Pinned reads: an intake worker that takes a batch of orders reads the chain at one block for all
-of them (``pinned_reads``). Its ``eth_call``s for "latest" go to that block number, and the same
-call is answered once: a hundred orders of one pair cost one quote, one balanceOf, one allowance.
-A call at a fixed block is a pure function of its arguments, so the cache is exact; it lives only
-for the batch, on the worker's own thread."""
+of them (``pinned_reads``). Its ``eth_call``s (through ``eth_call`` below) go to that block number,
+and the same call is answered once: a hundred orders of one pair cost one quote, one balanceOf,
+one allowance. A call at a fixed block is a pure function of its arguments, so the cache is exact;
+it is kept, on the worker's own thread, while the node's head has not moved."""
 from __future__ import annotations
 
 import http.client
 import itertools
 import json
 import threading
-from urllib.parse import urlsplit
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from web3 import Web3
 from web3._utils.error_formatters_utils import raise_contract_logic_error_on_revert
@@ -29,8 +29,7 @@ class _Pin:
     """The block one batch reads at, and the answers read there. A new batch asks the node for its
     head again (one eth_blockNumber); the answers are kept while the head has not moved."""
 
-    def __init__(self, provider: "PinnableHTTPProvider") -> None:
-        self.provider = provider
+    def __init__(self) -> None:
         self.block: str | None = None
         self.cache_block: str | None = None
         self.cache: dict[str, Any] = {}
@@ -110,12 +109,6 @@ class PinnableHTTPProvider(HTTPProvider):
         self._tls = threading.local()
         self.fast = FastRPC(str(self.endpoint_uri))
 
-    def make_request(self, method: Any, params: Any) -> Any:
-        pin: _Pin | None = getattr(self._tls, "pin", None)
-        if pin is None or method != "eth_call" or len(params) < 2 or params[1] != "latest":
-            return super().make_request(method, params)
-        return self.pinned_call(pin, params[0]) or super().make_request(method, params)
-
     def pinned_call(self, pin: _Pin, call: dict[str, Any]) -> dict[str, Any] | None:
         """eth_call of `call` at the pin's block, answered once per block (None: no head to pin to)."""
         if pin.block is None:
@@ -160,7 +153,7 @@ def eth_call(w3: Web3, to: str, data: bytes) -> bytes:
 
 def new_pin(w3: Web3) -> _Pin | None:
     p = w3.provider
-    return _Pin(p) if isinstance(p, PinnableHTTPProvider) else None
+    return _Pin() if isinstance(p, PinnableHTTPProvider) else None
 
 
 @contextmanager

@@ -143,7 +143,7 @@ class Submitter:
                 except Exception as e1:
                     res.append({"error": {"message": str(e1)}})
         out: list[str | None] = []
-        for sent, r in zip(sents, res):
+        for r in res:
             err = r.get("error")
             msg = None if err is None else str(err.get("message", err) if isinstance(err, dict) else err)
             if msg is not None and ("already" in msg.lower() or "known" in msg.lower()):

@@ -153,9 +153,10 @@ class BlockWatcher:
         res = raw_call(self.w3, "eth_blockNumber", [])
         if "result" not in res:
             raise ConnectionError(f"eth_blockNumber: {res.get('error')}")
-        self.polled = (asked_at, int(res["result"], 16))
+        height = int(res["result"], 16)
+        self.polled = (asked_at, height)
         now = time.monotonic()
-        if int(res["result"], 16) == self.head and now - self._checked_at < FULL_CHECK_SECONDS:
+        if height == self.head and now - self._checked_at < FULL_CHECK_SECONDS:
             return
         self._checked_at = now
         top = self.w3.eth.get_block("latest")

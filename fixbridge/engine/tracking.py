@@ -147,7 +147,8 @@ class TrackingMixin:
 
     def on_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
         with self._lock:  # one at a time with cancels and sends, so an order moves through one state at a time
-            # A block's receipts, fills and transitions are one journal commit; its reports follow it.
+            # A block's receipts, fills and transitions go to the journal together (in units of
+            # SETTLE_FLUSH_EVERY orders); each unit's reports follow its commit.
             with self.journal.batch():
                 self._on_block(chain, block)
             with self.journal.batch():

@@ -11,6 +11,7 @@ Nothing ORM leaks out: reads return the frozen dataclasses defined here. Numbers
 from __future__ import annotations
 
 import contextlib
+import functools
 import string
 import threading
 from collections.abc import Iterator
@@ -552,7 +553,6 @@ class Journal(SecurityRecords, LeaseRecords):
         # One writer at a time within this process on SQLite; PostgreSQL takes concurrent writers.
         self._writer_lock = threading.RLock() if self._dialect == "sqlite" else None
         self._tls = threading.local()  # this thread's open Batch, if any
-        self._statements: dict[str, Any] = {}
         self._writer = Writer(self)  # the one thread that commits batches (batch.py)
 
     def __repr__(self) -> str:
@@ -685,26 +685,23 @@ class Journal(SecurityRecords, LeaseRecords):
                     _log.warning("journal write failed in a batch", error=f"{type(e).__name__}: {e}"[:300])
             return failures
 
-    def _statement(self, name: str) -> Any:
-        """Statements the hot path runs for every order, built once (building one costs more than
-        running it); executed with a dict of values."""
-        stmt = self._statements.get(name)
-        if stmt is not None:
-            return stmt
-        if name == "nonce_upsert":  # wallet_nonces.next_nonce = max(existing, given)
-            t = db.WalletNonce.__table__
-            ins = self._insert(t)
-            advanced = ins.excluded.next_nonce > t.c.next_nonce
-            stmt = ins.on_conflict_do_update(index_elements=[t.c.chain_id, t.c.wallet], set_={
-                "next_nonce": case((advanced, ins.excluded.next_nonce), else_=t.c.next_nonce),
-                "updated_at": case((advanced, ins.excluded.updated_at), else_=t.c.updated_at)})
-        elif name == "fill_insert":  # idempotent on exec_id; returns the new row's id
-            t = db.Fill.__table__
-            stmt = self._insert(t).on_conflict_do_nothing(index_elements=[t.c.exec_id]).returning(t.c.id)
-        else:
-            raise KeyError(name)
-        self._statements[name] = stmt
-        return stmt
+    # Statements the hot path runs for every order, built once (building one costs more than
+    # running it) and executed with a dict of values.
+    @functools.cached_property
+    def _nonce_upsert(self) -> Any:
+        """wallet_nonces.next_nonce = max(existing, given)."""
+        t = db.WalletNonce.__table__
+        ins = self._insert(t)
+        advanced = ins.excluded.next_nonce > t.c.next_nonce
+        return ins.on_conflict_do_update(index_elements=[t.c.chain_id, t.c.wallet], set_={
+            "next_nonce": case((advanced, ins.excluded.next_nonce), else_=t.c.next_nonce),
+            "updated_at": case((advanced, ins.excluded.updated_at), else_=t.c.updated_at)})
+
+    @functools.cached_property
+    def _fill_insert(self) -> Any:
+        """Idempotent on exec_id; returns the new row's id."""
+        t = db.Fill.__table__
+        return self._insert(t).on_conflict_do_nothing(index_elements=[t.c.exec_id]).returning(t.c.id)
 
     @staticmethod
     def _append(s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -797,7 +794,8 @@ class Journal(SecurityRecords, LeaseRecords):
         defer: bool = False,
     ) -> None:
         """Journal one FIX message as sent/received; SOH (\\x01) in ``raw`` is stored as '|'.
-        defer=True hands the row to the background appender (outbound copies: see batch.py)."""
+        defer=True queues the row for the writer thread with nothing waiting on it (outbound copies:
+        see batch.py)."""
         _check(direction, db.DIRECTIONS, "direction")
         row = dict(
             ts=_now(),
@@ -1084,7 +1082,7 @@ class Journal(SecurityRecords, LeaseRecords):
                 created_at=now, updated_at=now)])
             self._tx_event(s, order_id, now, f"{purpose} tx signed: nonce {nonce}, {tx_hash}",
                            {"tx_hash": tx_hash, "status": "signed", "nonce": nonce, "wallet": wallet}, known)
-            s.connection().execute(self._statement("nonce_upsert"),
+            s.connection().execute(self._nonce_upsert,
                                    dict(chain_id=chain_id, wallet=wallet, next_nonce=nonce + 1, updated_at=now))
 
         try:
@@ -1135,7 +1133,7 @@ class Journal(SecurityRecords, LeaseRecords):
         self._apply(op)
 
     def _set_tx_status(self, s: Session, tx_hash: str, status: str, block_number: int | None,
-                       only_from: tuple[str, ...] | None, ts: datetime | None = None) -> None:
+                       only_from: tuple[str, ...] | None) -> None:
         tx = s.scalar(select(db.Transaction).where(db.Transaction.tx_hash == tx_hash).with_for_update())
         if tx is None:
             raise UnknownTransaction(tx_hash)
@@ -1144,7 +1142,7 @@ class Journal(SecurityRecords, LeaseRecords):
         tx.status = status
         if block_number is not None:
             tx.block_number = block_number
-        tx.updated_at = ts or _now()
+        tx.updated_at = _now()
         self._tx_event(s, tx.order_id, tx.updated_at, f"{tx.purpose} tx {status}: {tx_hash}",
                        {"tx_hash": tx_hash, "status": status, "block_number": block_number})
 
@@ -1248,7 +1246,7 @@ class Journal(SecurityRecords, LeaseRecords):
         def op(s: Session) -> bool:
             if not in_batch:  # a batch has nobody to tell; the foreign key still refuses it
                 self._require_order(s, fill.order_id)
-            return s.connection().execute(self._statement("fill_insert"), values).first() is not None
+            return s.connection().execute(self._fill_insert, values).first() is not None
 
         return self._apply(op)  # None when queued in a batch
 

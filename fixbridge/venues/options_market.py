@@ -7,6 +7,7 @@ from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
+from fixbridge.chain.rpc import eth_call
 from fixbridge.venues.base import Call, selector
 
 SETTLED_TOPIC = "0x" + keccak(text="Settled(uint256,uint256,uint256)").hex()
@@ -21,7 +22,7 @@ class OptionsMarketClient:
         self.w3, self.address = w3, to_checksum_address(address)
 
     def _read(self, sig: str, types: list[str], args: list, out: list[str]):
-        return decode(out, bytes(self.w3.eth.call({"to": self.address, "data": _data(sig, types, args)})))
+        return decode(out, eth_call(self.w3, self.address, _data(sig, types, args)))
 
     def collateral(self, series_id: int, amount: int) -> tuple[str, int]:
         """(token, base units) that writing `amount` option units locks, rounded up by the contract."""
