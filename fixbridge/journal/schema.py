@@ -72,7 +72,8 @@ def decimal_text(value: Decimal) -> str:
 
 def utc_text(value: datetime) -> str:
     """Fixed-width UTC text, sorts chronologically: ``2025-01-31 14:05:09.123456+00:00``."""
-    return to_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f") + "+00:00"
+    # isoformat renders exactly this for a UTC datetime, several times faster than strftime
+    return to_utc(value).isoformat(" ", "microseconds")
 
 
 def to_utc(value: datetime) -> datetime:
@@ -80,7 +81,7 @@ def to_utc(value: datetime) -> datetime:
         raise TypeError(f"expected datetime, got {type(value).__name__} {value!r}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"journal refuses naive datetime {value!r}: pass a timezone-aware (UTC) datetime")
-    return value.astimezone(timezone.utc)
+    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
 
 
 def _jsonable(obj: Any) -> Any:

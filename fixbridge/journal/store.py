@@ -25,7 +25,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
-from sqlalchemy import Engine, case, create_engine, event, insert, select, text, update
+from sqlalchemy import Engine, bindparam, case, create_engine, event, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -48,6 +48,7 @@ from fixbridge.orders.model import (
 from . import schema as db
 from .batch import Batch, Unit, Writer
 from .leases import LeaseRecords
+from .prepared import Prepared, PreparedCache
 from .security import SecurityRecords
 
 __all__ = [
@@ -544,6 +545,7 @@ class Journal(SecurityRecords, LeaseRecords):
             self._engine.dispose()
             raise
         self._dialect = self._engine.dialect.name
+        self._prepared = PreparedCache(self._engine.dialect)  # the hot path's statements (prepared.py)
         self._session = sessionmaker(bind=self._engine, expire_on_commit=False)
         self._reader = sessionmaker(
             bind=self._engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
@@ -685,23 +687,66 @@ class Journal(SecurityRecords, LeaseRecords):
                     _log.warning("journal write failed in a batch", error=f"{type(e).__name__}: {e}"[:300])
             return failures
 
-    # Statements the hot path runs for every order, built once (building one costs more than
-    # running it) and executed with a dict of values.
-    @functools.cached_property
-    def _nonce_upsert(self) -> Any:
-        """wallet_nonces.next_nonce = max(existing, given)."""
-        t = db.WalletNonce.__table__
-        ins = self._insert(t)
-        advanced = ins.excluded.next_nonce > t.c.next_nonce
-        return ins.on_conflict_do_update(index_elements=[t.c.chain_id, t.c.wallet], set_={
-            "next_nonce": case((advanced, ins.excluded.next_nonce), else_=t.c.next_nonce),
-            "updated_at": case((advanced, ins.excluded.updated_at), else_=t.c.updated_at)})
+    # Statements the hot path runs for every order, compiled once (building one costs more than
+    # running it) and run on the driver's cursor (prepared.py). Values go by column name.
+    @staticmethod
+    def _binds(table: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+        return {k: bindparam(f"p_{k}", type_=table.c[k].type) for k in keys}
+
+    def _prep_insert(self, table: Any, keys: tuple[str, ...]) -> Prepared:
+        return self._prepared.get(("insert", table.name, keys), lambda: self._insert(table).values(self._binds(table, keys)))
 
     @functools.cached_property
-    def _fill_insert(self) -> Any:
+    def _nonce_upsert(self) -> Prepared:
+        """wallet_nonces.next_nonce = max(existing, given)."""
+        t = db.WalletNonce.__table__
+        ins = self._insert(t).values(self._binds(t, ("chain_id", "wallet", "next_nonce", "updated_at")))
+        advanced = ins.excluded.next_nonce > t.c.next_nonce
+        return Prepared(ins.on_conflict_do_update(index_elements=[t.c.chain_id, t.c.wallet], set_={
+            "next_nonce": case((advanced, ins.excluded.next_nonce), else_=t.c.next_nonce),
+            "updated_at": case((advanced, ins.excluded.updated_at), else_=t.c.updated_at)}), self._engine.dialect)
+
+    _FILL_KEYS = ("order_id", "exec_id", "tx_hash", "log_index", "block_number", "last_qty", "last_px",
+                  "base_units", "quote_units", "fee_eth", "ts")
+
+    @functools.cached_property
+    def _fill_insert(self) -> Prepared:
         """Idempotent on exec_id; returns the new row's id."""
         t = db.Fill.__table__
-        return self._insert(t).on_conflict_do_nothing(index_elements=[t.c.exec_id]).returning(t.c.id)
+        return Prepared(self._insert(t).values(self._binds(t, self._FILL_KEYS))
+                        .on_conflict_do_nothing(index_elements=[t.c.exec_id]).returning(t.c.id), self._engine.dialect)
+
+    _RECEIPT_KEYS = ("tx_hash", "block_number", "block_hash", "status", "gas_used", "effective_gas_price",
+                     "revert_reason", "logs", "ts")
+
+    @functools.cached_property
+    def _receipt_upsert(self) -> Prepared:
+        """A transaction's one receipt row; a newer one (re-mined after a reorg) replaces it."""
+        r = db.Receipt.__table__
+        ins = self._insert(r).values(self._binds(r, self._RECEIPT_KEYS))
+        return Prepared(ins.on_conflict_do_update(index_elements=[r.c.tx_hash], set_={
+            k: ins.excluded[k] for k in self._RECEIPT_KEYS if k != "tx_hash"}), self._engine.dialect)
+
+    @functools.cached_property
+    def _tx_mined(self) -> Prepared:
+        t = db.Transaction.__table__
+        return Prepared(update(t).where(t.c.tx_hash == bindparam("p_tx_hash", type_=t.c.tx_hash.type))
+                        .values(self._binds(t, ("status", "block_number", "updated_at"))), self._engine.dialect)
+
+    @functools.cached_property
+    def _tx_of_hash(self) -> Prepared:
+        t = db.Transaction.__table__
+        return Prepared(select(t.c.order_id, t.c.purpose).where(t.c.tx_hash == bindparam("p_tx_hash", type_=t.c.tx_hash.type)),
+                        self._engine.dialect)
+
+    def _order_update(self, keys: tuple[str, ...]) -> Prepared:
+        """Set ``keys`` of an order, only over an older state (updated_at <= the given ``now``)."""
+        def build() -> Any:
+            o = db.Order.__table__
+            return (update(o).where(o.c.order_id == bindparam("p_order_id", type_=o.c.order_id.type),
+                                    o.c.updated_at <= bindparam("p_now", type_=o.c.updated_at.type))
+                    .values(self._binds(o, keys)))
+        return self._prepared.get(("order_update", keys), build)
 
     @staticmethod
     def _append(s: Session, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -714,12 +759,14 @@ class Journal(SecurityRecords, LeaseRecords):
         else:
             bulk.setdefault(table, []).extend(rows)
 
-    @staticmethod
-    def _flush_appended(s: Session) -> None:
+    def _flush_appended(self, s: Session) -> None:
         bulk = s.info.pop("bulk", None) or {}
         for table, rows in bulk.items():
-            if rows:
-                s.connection().execute(insert(table), rows)
+            start = 0  # consecutive rows with the same columns go in one executemany, in order
+            for i in range(1, len(rows) + 1):
+                if i == len(rows) or rows[i].keys() != rows[start].keys():
+                    self._prep_insert(table, tuple(rows[start])).run_many(s, rows[start:i])
+                    start = i
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -880,8 +927,10 @@ class Journal(SecurityRecords, LeaseRecords):
         event_row = dict(order_id=order.order_id, ts=now, kind="transition", from_status=None,
                          to_status=status.value, reason=reason, detail=detail)
 
+        prepared = self._prep_insert(db.Order.__table__, tuple(row))
+
         def op(s: Session) -> None:
-            s.connection().execute(insert(db.Order.__table__), [row])
+            prepared.run(s, row).close()
             self._append(s, db.OrderEvent.__table__, [event_row])
 
         try:
@@ -927,10 +976,12 @@ class Journal(SecurityRecords, LeaseRecords):
                     values[col] = val
             ev = dict(order_id=order_id, ts=now, kind="transition", from_status=OrdStatus(from_status).value,
                       to_status=to.value, reason=reason, detail=detail)
-            o, e = db.Order.__table__, db.OrderEvent.__table__
+            prepared = self._order_update(tuple(values))
+            values.update(order_id=order_id, now=now)
+            e = db.OrderEvent.__table__
 
             def fast(s: Session) -> None:
-                s.connection().execute(update(o).where(o.c.order_id == order_id, o.c.updated_at <= now).values(**values))
+                prepared.run(s, values).close()
                 self._append(s, e, [ev])
 
             self._apply(fast)
@@ -1072,18 +1123,21 @@ class Journal(SecurityRecords, LeaseRecords):
 
         known = None if order_status is None else OrdStatus(order_status).value
 
+        tx_row = dict(
+            order_id=order_id, purpose=purpose, chain_id=chain_id, wallet=wallet, nonce=nonce,
+            tx_hash=tx_hash, raw_tx=raw_tx, gas_limit=gas_limit, max_fee_per_gas=max_fee_per_gas,
+            max_priority_fee_per_gas=max_priority_fee_per_gas, status="signed", block_number=None,
+            created_at=now, updated_at=now)
+        insert_tx = self._prep_insert(db.Transaction.__table__, tuple(tx_row))
+        nonce_row = dict(chain_id=chain_id, wallet=wallet, next_nonce=nonce + 1, updated_at=now)
+
         def op(s: Session) -> None:
             if known is None:
                 self._require_order(s, order_id)  # (else the foreign key still refuses an unknown order)
-            s.connection().execute(insert(db.Transaction.__table__), [dict(
-                order_id=order_id, purpose=purpose, chain_id=chain_id, wallet=wallet, nonce=nonce,
-                tx_hash=tx_hash, raw_tx=raw_tx, gas_limit=gas_limit, max_fee_per_gas=max_fee_per_gas,
-                max_priority_fee_per_gas=max_priority_fee_per_gas, status="signed", block_number=None,
-                created_at=now, updated_at=now)])
+            insert_tx.run(s, tx_row).close()
             self._tx_event(s, order_id, now, f"{purpose} tx signed: nonce {nonce}, {tx_hash}",
                            {"tx_hash": tx_hash, "status": "signed", "nonce": nonce, "wallet": wallet}, known)
-            s.connection().execute(self._nonce_upsert,
-                                   dict(chain_id=chain_id, wallet=wallet, next_nonce=nonce + 1, updated_at=now))
+            self._nonce_upsert.run(s, nonce_row).close()
 
         try:
             self._apply(op)
@@ -1172,23 +1226,25 @@ class Journal(SecurityRecords, LeaseRecords):
         now = _now()
         logs = list(logs)
 
-        t, r = db.Transaction.__table__, db.Receipt.__table__
         tx_status = "mined" if status == 1 else "reverted"
         receipt = dict(tx_hash=tx_hash, block_number=block_number, block_hash=block_hash, status=status,
                        gas_used=gas_used, effective_gas_price=effective_gas_price, revert_reason=revert_reason,
                        logs=logs, ts=now)
         known = None if order_status is None else OrdStatus(order_status).value
 
+        mined = dict(tx_hash=tx_hash, status=tx_status, block_number=block_number, updated_at=now)
+        find, upsert, mark = self._tx_of_hash, self._receipt_upsert, self._tx_mined
+
         def op(s: Session) -> None:
-            tx = s.connection().execute(select(t.c.order_id, t.c.purpose).where(t.c.tx_hash == tx_hash)).first()
+            cur = find.run(s, mined)
+            tx = cur.fetchone()
+            cur.close()
             if tx is None:
                 raise UnknownTransaction(tx_hash)
-            ins = self._insert(r).values(**receipt)
-            s.connection().execute(ins.on_conflict_do_update(index_elements=[r.c.tx_hash],
-                                                set_={k: v for k, v in receipt.items() if k != "tx_hash"}))
-            s.connection().execute(update(t).where(t.c.tx_hash == tx_hash)
-                      .values(status=tx_status, block_number=block_number, updated_at=now))
-            self._tx_event(s, tx.order_id, now, f"{tx.purpose} tx {tx_status} in block {block_number}: {tx_hash}",
+            tx_order_id, tx_purpose = tx
+            upsert.run(s, receipt).close()
+            mark.run(s, mined).close()
+            self._tx_event(s, tx_order_id, now, f"{tx_purpose} tx {tx_status} in block {block_number}: {tx_hash}",
                            {"tx_hash": tx_hash, "status": tx_status, "block_number": block_number,
                             "gas_used": gas_used, "revert_reason": revert_reason}, known)
 
@@ -1246,7 +1302,11 @@ class Journal(SecurityRecords, LeaseRecords):
         def op(s: Session) -> bool:
             if not in_batch:  # a batch has nobody to tell; the foreign key still refuses it
                 self._require_order(s, fill.order_id)
-            return s.connection().execute(self._fill_insert, values).first() is not None
+            cur = self._fill_insert.run(s, values)
+            try:
+                return cur.fetchone() is not None
+            finally:
+                cur.close()
 
         return self._apply(op)  # None when queued in a batch
 
