@@ -96,7 +96,8 @@ class Bridge:
             self.journal.release(self.instance)
         except Exception:
             log.exception("could not release leases (they expire on their own)")
-        self.journal.close()
+        if self.journal.close():
+            self.acceptor.mark_clean_stop()
 
     def run_until_signal(self) -> None:
         done = threading.Event()

@@ -47,6 +47,12 @@ log = structlog.get_logger(__name__)
 MAX_BATCH = 256        # orders an intake worker takes off its queue at once
 FLUSH_AFTER_S = 0.005  # within a batch, hand writes to the journal (and so report and broadcast) this often
 KEEP_FINISHED = 10_000  # recent outcomes kept in memory (see ExecutionEngine._finished)
+# Backpressure on the FIX edge: past this many orders and reports waiting inside the bridge (the
+# group commit, its dispatcher, the wallets' queues) a NewOrderSingle waits in the socket instead.
+# Taking orders in faster than they can be signed only takes the CPU from signing, settling and
+# reporting the ones already in (one process, one GIL): bench/results/throughput.md.
+MAX_BACKLOG = 256
+BACKLOG_WAIT_S = 1.0    # the longest a message waits for room; then it is taken in anyway
 GAS_CACHE_BLOCKS = 64  # how long a route's simulated gas is reused for orders whose quote meets the bound
 
 
@@ -143,41 +149,67 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             t.join(timeout=30)
 
     # ---- called from the FIX edge (QuickFIX thread): journal and enqueue only ---------------
+    def backlog(self) -> int:
+        return self.journal.backlog() + sum(q.qsize() for q in self._queues.values())
+
+    def wait_for_room(self) -> None:
+        """Hold the FIX edge while the bridge is MAX_BACKLOG behind (at most BACKLOG_WAIT_S)."""
+        if self.backlog() < MAX_BACKLOG:
+            return
+        end = time.monotonic() + BACKLOG_WAIT_S
+        while self.backlog() >= MAX_BACKLOG // 2 and time.monotonic() < end:
+            time.sleep(0.002)
+
     def submit(self, order: Order, possible_resend: bool = False) -> None:
         """A NewOrderSingle. `possible_resend`: the message came again (PossDupFlag/PossResend), e.g.
         QuickFIX asked for it after a restart because the first delivery's receipt was not counted."""
         order.order_id = new_order_id()
         order.status = OrdStatus.PENDING_NEW
         order.created_at = datetime.now(timezone.utc)
-        try:
-            self.journal.insert_order(order, reason="received NewOrderSingle")
-        except DuplicateClOrdID:
-            prior = self.journal.find_order(order.session_id, order.cl_ord_id)
-            if possible_resend and prior is not None:
-                # The same order again, not a new one with a used ClOrdID: say where it stands (150=I)
-                # rather than reject an order that is working or filled.
-                log.info("resent NewOrderSingle of a known order", session=order.session_id, cl_ord_id=order.cl_ord_id)
-                return self.status(order.session_id, order.cl_ord_id, prior.order_id, None)
-            log.info("duplicate ClOrdID", session=order.session_id, cl_ord_id=order.cl_ord_id)
-            self._send(order.session_id, self._er(order, "8", order_id=prior.order_id if prior else "NONE",
-                                                  ord_status=OrdStatus.REJECTED, rej=RejectReason.DUPLICATE_ORDER,
-                                                  text=f"Duplicate ClOrdID {order.cl_ord_id!r} on this session"))
-            return
+        # No waiting here (QuickFIX's thread): the row goes with the next group commit, and what
+        # follows runs once its outcome is known (on the journal's dispatcher; see batch.py).
+        self.journal.insert_order(order, reason="received NewOrderSingle",
+                                  then=(lambda: self._accepted(order), lambda e: self._not_journaled(order, e, possible_resend)))
+
+    def _accepted(self, order: Order) -> None:
+        """The order's row is committed: check what only the message carried, then hand it to its worker."""
         ins = self.spec.instruments.get(order.symbol)
         if order.claims is not None and ins is not None:
             # The instrument fields travel with the message only, so they are checked here.
             mismatch = claims_mismatch(order.claims, ins)
             if mismatch:
                 return self._reject(order, Rejection(RejectReason.UNKNOWN_SYMBOL, f"{mismatch} for {order.symbol}"))
-        # The worker gets the order itself (committed by then): no need to read it back.
-        self._enqueue(order.session_id, order.account, ("new", order.order_id, order), order.symbol)
+        # The worker gets the order itself: no need to read it back.
+        self._enqueue(order.session_id, order.account, ("new", order.order_id, order), order.symbol, committed=True)
 
-    def _enqueue(self, session_id: str, account: str | None, item: tuple, symbol: str | None = None) -> None:
+    def _not_journaled(self, order: Order, error: BaseException, possible_resend: bool) -> None:
+        if not isinstance(error, DuplicateClOrdID):
+            log.error("order not journaled", session=order.session_id, cl_ord_id=order.cl_ord_id,
+                      error=f"{type(error).__name__}: {error}"[:300])
+            self._send(order.session_id, self._er(order, "8", order_id="NONE", ord_status=OrdStatus.REJECTED,
+                                                  rej=RejectReason.OTHER,
+                                                  text=f"Order could not be journaled ({type(error).__name__}); nothing was sent"))
+            return
+        prior = self.journal.find_order(order.session_id, order.cl_ord_id)
+        if possible_resend and prior is not None:
+            # The same order again, not a new one with a used ClOrdID: say where it stands (150=I)
+            # rather than reject an order that is working or filled.
+            log.info("resent NewOrderSingle of a known order", session=order.session_id, cl_ord_id=order.cl_ord_id)
+            return self.status(order.session_id, order.cl_ord_id, prior.order_id, None)
+        log.info("duplicate ClOrdID", session=order.session_id, cl_ord_id=order.cl_ord_id)
+        self._send(order.session_id, self._er(order, "8", order_id=prior.order_id if prior else "NONE",
+                                              ord_status=OrdStatus.REJECTED, rej=RejectReason.DUPLICATE_ORDER,
+                                              text=f"Duplicate ClOrdID {order.cl_ord_id!r} on this session"))
+
+    def _enqueue(self, session_id: str, account: str | None, item: tuple, symbol: str | None = None,
+                 committed: bool = False) -> None:
         """Each wallet's orders go through its own worker, in arrival order."""
         cp = self.counterparty(session_id)
         wallet = account if account in cp.wallets else self.default_wallet(cp, symbol)
-        # Hand it over once the order's row is committed: the worker's journal rows refer to it.
-        self.journal.after_commit(lambda: self._queues[wallet].put(item))
+        if committed:
+            self._queues[wallet].put(item)
+        else:  # hand it over once the order's row is committed: the worker's journal rows refer to it
+            self.journal.after_commit(lambda: self._queues[wallet].put(item))
 
     def default_wallet(self, cp: Counterparty, symbol: str | None) -> str:
         """The session's first wallet on the chain the instrument trades on."""
@@ -549,7 +581,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                               sent_block=self.head(w.chain), reserved=plan.pays)
             self.track(flight)
         # One broadcast for all the swaps of this flush, once their write-ahead rows are committed.
-        self.journal.collect_after_commit("broadcast", (flight, sent), self._broadcast)
+        self.journal.collect_after_commit("broadcast", (flight, sent), self._broadcast, lane="broadcast")
 
     def _broadcast(self, items: list) -> None:
         """Broadcast the swaps whose write-ahead rows were just committed, in one round trip per wallet."""

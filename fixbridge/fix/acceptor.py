@@ -38,6 +38,14 @@ class FixAcceptor:
         app.secret_dirs = [fix_dir / "log"]  # where a Logon's Password (554) lands; masked in place
         cls = fix.SSLSocketAcceptor if self.tls else fix.SocketAcceptor
         self._acceptor = cls(app, self._store, self._settings, self._log)
+        # The sessions exist now, with the sequence numbers of their store. After a crash QuickFIX
+        # may have counted inbound messages whose journal rows were never committed: ask for them again.
+        self._clean_stop = fix_dir / "clean-stop"
+        if self._clean_stop.exists():
+            self._clean_stop.unlink()
+        else:
+            for sid in list(app.sessions.values()):
+                app.rewind_inbound(sid)
 
     def start(self) -> None:
         self._acceptor.start()
@@ -46,6 +54,10 @@ class FixAcceptor:
 
     def stop(self) -> None:
         self._acceptor.stop()
+
+    def mark_clean_stop(self) -> None:
+        """Everything QuickFIX counted is journaled: the next start need not rewind (see __init__)."""
+        self._clean_stop.write_text("the bridge stopped with its journal drained\n")
 
 
 # QuickFIX (C++) has no on/off key for TLS: the SSL acceptor class reads ServerCertificateFile,

@@ -86,9 +86,10 @@ class BridgeApplication(fix.Application):
             return self._throttled(message, sessionID, msg_type, state)
         refusal = None
         try:
-            # One commit for the message and what it starts (the order row): QuickFIX counts the
-            # message as received when we return, so it must be durable by then. Reports and the
-            # hand-off to the engine wait for that commit.
+            # The message and what it starts (the order row) go to the journal's group commit;
+            # reports and the hand-off to the engine wait for it, this thread does not. QuickFIX
+            # counts the message as received when we return, perhaps before the commit: after a
+            # crash, the acceptor asks again for what the journal lacks (rewind_inbound below).
             with self.journal.batch():
                 self._journal(message, sessionID, "in")
                 refusal = self._dispatch(message, sessionID, sid, msg_type)
@@ -106,10 +107,13 @@ class BridgeApplication(fix.Application):
                 self._business_reject(message, sessionID, "This is a drop copy session: it receives copies "
                                       "of ExecutionReports and cannot send orders or requests", "6")
             elif msg_type == fix.MsgType_NewOrderSingle:
+                self.engine.wait_for_room()
                 self._new_order(message, sid)
             elif msg_type == fix.MsgType_OrderCancelRequest:
+                self.journal.flush()  # the order it names may still be in the group commit
                 self.engine.cancel(sid, message.getField(11), message.getField(41))
             elif msg_type == fix.MsgType_OrderStatusRequest:
+                self.journal.flush()
                 self.engine.status(sid, message.getField(11), t.get(message, 37), t.get(message, 790))
             elif msg_type == fix.MsgType_SecurityListRequest:
                 fix.Session.sendToTarget(refdata.security_list(message, self.engine.spec), sessionID)
@@ -202,6 +206,23 @@ class BridgeApplication(fix.Application):
                 self._business_reject(message, sessionID, text)
         except Exception:
             log.exception("rejecting a throttled message failed", session=sid)
+
+    def rewind_inbound(self, sessionID: fix.SessionID) -> None:
+        """After a crash: make QuickFIX expect again every inbound message after the newest one the
+        journal holds. QuickFIX counted them, but their rows may have died in the group commit; the
+        counterparty resends them (PossDupFlag=Y) on the ResendRequest this gap causes, and what
+        the journal already has is answered by its status (see ExecutionEngine._not_journaled).
+        Nothing un-journaled was acted on: reports and transactions wait for the commit."""
+        session = fix.Session.lookupSession(sessionID)
+        sid = sessionID.toString()
+        last = self.journal.last_inbound_seq_num(sid)
+        if session is None or last is None:
+            return  # nothing journaled for it: a new journal must not replay a store's history
+        expected = session.getExpectedTargetNum()
+        if last + 1 < expected:
+            log.warning("inbound sequence rewound to what the journal holds", session=sid,
+                        expected=expected, next=last + 1)
+            session.setNextTargetMsgSeqNum(last + 1)
 
     # ---- what the engine calls (Reporter) ----------------------------------------------------
     def execution_report(self, session_id: str, er: ExecutionReport) -> None:

@@ -10,9 +10,13 @@ of the bridge taking turns at SQLite's single write lock (each turn also waits f
 - Actions registered with ``Journal.after_commit`` — sending an ExecutionReport, broadcasting a
   transaction, handing an order to its worker — run only once the rows that explain them are
   durable: write-ahead holds for a whole batch at once. They run on the dispatcher thread, in
-  commit order, so the thread that queued them goes on with its next order meanwhile.
-- A caller that needs the outcome (the FIX edge must know a ClOrdID is new before QuickFIX
-  counts the message as received) flushes with ``wait=True``.
+  commit order, so the thread that queued them goes on with its next order meanwhile. Actions
+  collected for the ``broadcast`` lane (transactions to send) run on a thread of their own, also
+  in commit order: a backlog of reports never holds a block's swaps back.
+- A write whose outcome decides what happens next (a NewOrderSingle's row: a new ClOrdID goes to
+  its worker, a used one gets a reject) names both continuations with ``Batch.on_outcome``; they
+  run on the dispatcher, so the FIX edge goes on with the next message meanwhile. A caller that
+  must hold until it knows flushes with ``wait=True``.
 - Copies of outbound FIX messages are plain queued rows with nothing waiting on them: the row
   that says *why* a report was sent is committed before the report leaves; the copy of the wire
   message follows within milliseconds, and QuickFIX's own message store holds it meanwhile.
@@ -55,6 +59,31 @@ class Unit:
         self.error: BaseException | None = None
 
 
+class Outcome:
+    """An after-commit action that depends on one write of its unit: ``ok()`` if it was committed,
+    ``failed(error)`` if it undid itself."""
+
+    __slots__ = ("index", "ok", "failed")
+
+    def __init__(self, index: int, ok: Callable[[], None], failed: Callable[[BaseException], None]) -> None:
+        self.index, self.ok, self.failed = index, ok, failed
+
+
+class Laned:
+    """An after-commit action for a lane other than the dispatcher's."""
+
+    __slots__ = ("lane", "action")
+
+    def __init__(self, lane: str, action: Callable[[], None]) -> None:
+        self.lane, self.action = lane, action
+
+    def __call__(self) -> None:
+        self.action()
+
+
+LANES = ("dispatch", "broadcast")
+
+
 class Batch:
     """One thread's open unit of work: journal writes queued as operations, and the actions
     that wait for them."""
@@ -76,12 +105,19 @@ class Batch:
     def after_commit(self, action: Callable[[], None]) -> None:
         self._actions.append(action)
 
-    def collect(self, key: str, item: Any, action: Callable[[list], None]) -> None:
-        """Add ``item`` to this flush's list ``key``; ``action(list)`` runs once, after the commit."""
+    def on_outcome(self, index: int, ok: Callable[[], None], failed: Callable[[BaseException], None]) -> None:
+        """After the commit, in order with the other actions: ``ok()`` if write ``index`` (what
+        ``add`` returned) was committed, else ``failed(error)``."""
+        self._actions.append(Outcome(index, ok, failed))
+
+    def collect(self, key: str, item: Any, action: Callable[[list], None], lane: str = "dispatch") -> None:
+        """Add ``item`` to this flush's list ``key``; ``action(list)`` runs once, after the commit,
+        on ``lane``'s thread."""
         items = self._collected.get(key)
         if items is None:
             items = self._collected[key] = []
-            self.after_commit(lambda: action(items))
+            run = lambda: action(items)  # noqa: E731
+            self.after_commit(run if lane == "dispatch" else Laned(lane, run))
         items.append(item)
 
     def age(self) -> float:
@@ -113,21 +149,27 @@ class Writer:
         self._units: deque[Unit] = deque()
         self._cv = threading.Condition()
         self._unfinished = 0  # units submitted whose actions have not all run
-        self._actions: deque[list[Callable[[], None]]] = deque()
-        self._acv = threading.Condition()
+        # Each lane: its queue of (actions, failures of their unit), its condition and its thread.
+        self._lanes = {lane: (deque(), threading.Condition()) for lane in LANES}
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
-        self._dispatcher = threading.Thread(target=self._dispatch, name="journal-dispatch", daemon=True)
+        self._dispatchers = [threading.Thread(target=self._dispatch, args=(lane,), name=f"journal-{lane}", daemon=True)
+                             for lane in LANES]
         self._thread.start()
-        self._dispatcher.start()
+        for t in self._dispatchers:
+            t.start()
 
     def submit(self, unit: Unit) -> None:
         with self._cv:
-            if self._stopping and threading.current_thread() is not self._dispatcher:
+            if self._stopping and threading.current_thread() not in self._dispatchers:
                 raise RuntimeError("journal writer is stopped")
             self._units.append(unit)
             self._unfinished += 1
             self._cv.notify_all()
+
+    def backlog(self) -> int:
+        """Units waiting for their commit, plus committed units whose reports wait for the dispatcher."""
+        return len(self._units) + len(self._lanes["dispatch"][0])
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until everything submitted so far is committed and its actions have run."""
@@ -140,15 +182,18 @@ class Writer:
                 self._cv.wait(left)
         return True
 
-    def stop(self) -> None:
-        self.drain()
+    def stop(self) -> bool:
+        drained = self.drain()
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        with self._acv:
-            self._acv.notify_all()
+        for _, cv in self._lanes.values():
+            with cv:
+                cv.notify_all()
         self._thread.join(timeout=10)
-        self._dispatcher.join(timeout=10)
+        for t in self._dispatchers:
+            t.join(timeout=10)
+        return drained
 
     # ---- the writer thread -------------------------------------------------------------------
     def _take(self) -> list[Unit] | None:
@@ -218,9 +263,17 @@ class Writer:
             base += len(u.ops)
             u.error = error
             if u.actions and error is None:
-                with self._acv:
-                    self._actions.append(u.actions)
-                    self._acv.notify()
+                by_lane: dict[str, list] = {}
+                for a in u.actions:
+                    by_lane.setdefault(a.lane if type(a) is Laned else "dispatch", []).append(a)
+                if len(by_lane) > 1:
+                    with self._cv:
+                        self._unfinished += len(by_lane) - 1  # the unit is done when every lane is
+                for lane, actions in by_lane.items():
+                    q, cv = self._lanes[lane]
+                    with cv:
+                        q.append((actions, u.failures))
+                        cv.notify()
             else:
                 self._finished()
             if u.done is not None:
@@ -232,20 +285,25 @@ class Writer:
             self._cv.notify_all()
 
     # ---- the dispatcher thread ---------------------------------------------------------------
-    def _dispatch(self) -> None:
+    def _dispatch(self, lane: str) -> None:
+        q, cv = self._lanes[lane]
         while True:
-            with self._acv:
-                while not self._actions:
+            with cv:
+                while not q:
                     if self._stopping:
                         return
-                    self._acv.wait(0.5)
-                actions = self._actions.popleft()
+                    cv.wait(0.5)
+                actions, failures = q.popleft()
             # What the actions write (a transaction's 'broadcast' status, a refusal's report) is
             # itself a unit, flushed when they are done.
             with self._journal.batch():
                 for action in actions:
                     try:
-                        action()
+                        if type(action) is Outcome:
+                            e = failures.get(action.index)
+                            action.ok() if e is None else action.failed(e)
+                        else:
+                            action()
                     except Exception:  # one report that cannot be sent must not cost the others theirs
                         log.exception("after-commit action failed")
             self._finished()

@@ -14,11 +14,11 @@ import contextlib
 import functools
 import string
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal, Inexact
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ _TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
 _PENDING_TX = ("signed", "broadcast")
 _MIGRATION_LOCK_KEY = 0x6678_6272_6A6E  # "fxbrjn": serialises concurrent migrations on PostgreSQL
 _READ_ONLY = "fixbridge_journal_read_only"
+_EXACT = Context(prec=200, traps=[Inexact])  # for the journal's own sums: never rounds, or raises
 
 
 # ============================================================================================
@@ -439,9 +440,7 @@ def _leaves(status: OrdStatus, order_qty: Decimal | None, cum_qty: Decimal) -> D
     """LeavesQty by the domain model's rule (``Order.leaves_qty``), computed without rounding."""
     if status.terminal or order_qty is None:
         return Decimal(0)
-    with localcontext() as ctx:
-        ctx.prec = 200
-        return db.canonical_decimal(order_qty - cum_qty)
+    return db.canonical_decimal(_EXACT.subtract(order_qty, cum_qty))
 
 
 # ============================================================================================
@@ -566,13 +565,16 @@ class Journal(SecurityRecords, LeaseRecords):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Commit what is queued and close; False if the writer could not drain in time."""
+        drained = True
         if not self._closed:
-            self._writer.stop()
+            drained = self._writer.stop()
         with self._lock:
             if not self._closed:
                 self._closed = True
                 self._engine.dispose()
+        return drained
 
     # ---- group commit (see batch.py) ---------------------------------------------------------
 
@@ -602,14 +604,19 @@ class Journal(SecurityRecords, LeaseRecords):
         else:
             b.after_commit(action)
 
-    def collect_after_commit(self, key: str, item: Any, action) -> None:
+    def collect_after_commit(self, key: str, item: Any, action, lane: str = "dispatch") -> None:
         """Gather items of this thread's batch into one list for one ``action(list)`` after the
-        commit (e.g. one broadcast for all the swaps signed in it); at once outside a batch."""
+        commit (e.g. one broadcast for all the swaps signed in it), on ``lane``'s thread (batch.py);
+        at once outside a batch."""
         b = getattr(self._tls, "batch", None)
         if b is None:
             action([item])
         else:
-            b.collect(key, item, action)
+            b.collect(key, item, action, lane)
+
+    def backlog(self) -> int:
+        """How far the group commit and its dispatcher are behind (units; see Writer.backlog)."""
+        return self._writer.backlog()
 
     def in_batch(self) -> Batch | None:
         return getattr(self._tls, "batch", None)
@@ -863,6 +870,13 @@ class Journal(SecurityRecords, LeaseRecords):
             return
         self._apply(lambda s: self._append(s, t, [row]))
 
+    def last_inbound_seq_num(self, session_id: str) -> int | None:
+        """MsgSeqNum of the newest inbound message journaled for the session (None if none)."""
+        m = db.FixMessage
+        with self._read() as s:
+            return s.scalar(select(m.seq_num).where(m.session_id == session_id, m.direction == "in",
+                                                    m.seq_num.is_not(None)).order_by(m.id.desc()).limit(1))
+
     def fix_messages(
         self,
         *,
@@ -888,11 +902,15 @@ class Journal(SecurityRecords, LeaseRecords):
 
     # ---------------------------------------------------------------- orders
 
-    def insert_order(self, order: Order, reason: str, *, detail: dict | None = None) -> None:
+    def insert_order(self, order: Order, reason: str, *, detail: dict | None = None,
+                     then: tuple[Callable[[], None], Callable[[BaseException], None]] | None = None) -> None:
         """Journal a new order and its first event (None -> order.status, ``reason``).
 
         Raises DuplicateClOrdID if (session_id, cl_ord_id) is already journaled; the check is the
         table's unique constraint, so it holds across threads, processes and restarts.
+        With ``then=(ok, failed)`` nothing is raised or waited for: once the row is committed
+        ``ok()`` runs, or ``failed(error)`` (DuplicateClOrdID for a used ClOrdID); in a batch both
+        run on the writer's dispatcher thread, after the commit (batch.py).
         """
         if not order.order_id:
             raise ValueError("order.order_id must be assigned before the order is journaled")
@@ -933,12 +951,27 @@ class Journal(SecurityRecords, LeaseRecords):
             prepared.run(s, row).close()
             self._append(s, db.OrderEvent.__table__, [event_row])
 
+        def duplicate(exc: BaseException) -> BaseException:
+            if isinstance(exc, IntegrityError) and self.find_order(order.session_id, order.cl_ord_id) is not None:
+                return DuplicateClOrdID(order.session_id, order.cl_ord_id)
+            return exc
+
+        b = getattr(self._tls, "batch", None)
+        if then is not None and b is not None:
+            ok, failed = then
+            b.on_outcome(b.add(op), ok, lambda exc: failed(duplicate(exc)))
+            return
         try:
-            self._apply_now(op)  # the duplicate check is the answer the FIX edge waits for
+            self._apply_now(op)
         except IntegrityError as exc:
-            if self.find_order(order.session_id, order.cl_ord_id) is not None:
-                raise DuplicateClOrdID(order.session_id, order.cl_ord_id) from exc
-            raise
+            err = duplicate(exc)
+            if then is not None:
+                return then[1](err)
+            if err is exc:
+                raise
+            raise err from exc
+        if then is not None:
+            then[0]()
 
     def transition(
         self,
