@@ -377,7 +377,7 @@ class RawSwapper:
 STAGES = [  # (key, label, start point, end point); a row's timestamp says when the step happened (its
     # group commit follows, and the report after it waits for that commit)
     ("wire_in", "client send -> bridge fromApp (wire, QuickFIX parse + validation)", "send", "fix_in"),
-    ("journal_fix_in", "inbound 35=D and its order row, committed before fromApp returns", "fix_in", "created"),
+    ("journal_fix_in", "inbound 35=D and its order row queued for the group commit (fromApp does not wait)", "fix_in", "created"),
     ("to_quote", "hand to the worker, validate, route (quote eth_call)", "created", "quote"),
     ("funds_check", "risk, balanceOf + allowance eth_calls", "quote", "new"),
     ("to_signed", "gas (reused or simulated), sign, queue the write-ahead row", "new", "signed"),

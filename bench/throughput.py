@@ -1502,8 +1502,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--orders", type=int, default=3000, help="burst orders per scenario (unless :orders= says); "
                     "enough for several full blocks at the rate the bridge reaches")
     ap.add_argument("--paced", action="append", type=_paced, default=None, metavar="RATE:SECONDS",
-                    help="a paced phase before the burst in the scenarios marked :paced, repeatable (default: 2:10 and "
-                         "10:10)")
+                    help="a paced phase before the burst in the scenarios marked :paced, repeatable (default: 2:10, 10:10, 50:10 "
+                         "and 100:10)")
     ap.add_argument("--baseline-swaps", type=int, default=4, help="swaps of the one-in-flight web3 loop")
     ap.add_argument("--raw-swaps", type=int, default=None, metavar="N",
                     help="swaps of the raw pipelined sender (the physical limit), run on each scenario's chain after "
@@ -1522,7 +1522,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worktree", action="store_true", help="measure the working tree as it is (default: HEAD plus "
                     "untracked files, frozen with git archive; see the module docstring)")
     args = ap.parse_args(argv)
-    args.paced = [p for p in (args.paced if args.paced is not None else [(2.0, 10.0), (10.0, 10.0)]) if p[0] > 0]
+    args.paced = [p for p in (args.paced if args.paced is not None else [(2.0, 10.0), (10.0, 10.0), (50.0, 10.0), (100.0, 10.0)]) if p[0] > 0]
     scenarios = [Scenario.parse(s) for s in (args.scenario or DEFAULT_SCENARIOS)]
 
     def on_signal(*_):
