@@ -20,6 +20,7 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
+from fixbridge.chain.rpc import batch_call
 from fixbridge.chain.submitter import Receipt, SentTx
 from fixbridge.chain.watcher import RECEIPT_RETRIES, RECEIPT_RETRY_SECONDS, Block, BlockWatcher
 from fixbridge.orders import lifecycle
@@ -37,6 +38,7 @@ BUMP_AFTER_BLOCKS = 3     # blocks a transaction may wait before it is rebroadca
 BUMP_PERCENT = 20         # fee increase per replacement (nodes require >= 10%)
 KEEP_SETTLED_BLOCKS = 64  # how long settled fills are kept to follow a reorg
 SETTLE_FLUSH_EVERY = 32   # settled orders per journal unit within one block
+RECOVERY_CHUNK = 64       # journaled in-flight orders looked up and settled together at start
 
 
 @dataclass
@@ -416,51 +418,76 @@ class TrackingMixin:
     # ---- recovery ------------------------------------------------------------------------------
     def recover_in_flight(self: "ExecutionEngine", items: list) -> None:
         """Rebuild the in-flight book from the journal; what was mined while we were away settles,
-        the rest is rebroadcast from its journaled bytes (same nonce: it can never run twice)."""
-        for row, txs in items:
-            try:
-                order = self._order_from_row(row)
-                cp = self.counterparty(order.session_id)
-                plan = self._plan(order, cp, quote=False)
-                w = plan.wallet
-                # Re-pricing must resend exactly what was signed: take the call from the journaled bytes.
-                first = [t for t in txs if t.purpose != "cancel"][0]
-                signed = TypedTransaction.from_bytes(HexBytes(first.raw_tx)).as_dict()
-                call_to, call_data = to_checksum_address(signed["to"]), bytes(signed["data"])
-                nonce = txs[0].nonce
-                attempts = [Attempt(t.tx_hash.lower(), t.raw_tx, t.max_fee_per_gas, t.max_priority_fee_per_gas,
-                                    "cancel" if t.purpose == "cancel" else "swap") for t in txs if t.nonce == nonce]
-                f = InFlight(order=order, plan=plan, wallet=w, nonce=nonce, to=call_to, data=call_data,
-                             gas_limit=txs[0].gas_limit, attempts=attempts, sent_block=self.head(w.chain),
-                             reserved=(plan.intent.token_in, 0))
-                if order.status is OrdStatus.PENDING_CANCEL:
-                    f.cancel = (order.session_id, "recovered-cancel")
-                self.track(f)
-                mined = None
-                for a in attempts:
-                    r = w.submitter.w3.eth.get_transaction_receipt(a.tx_hash) if self._known(w, a.tx_hash) else None
-                    if r is not None:
-                        mined = (w.submitter.to_receipt(r), a.tx_hash)
-                        break
-                if mined:
-                    self._mined(f, *mined)
-                    self._settle(f)
-                    continue
-                for a in attempts:
+        the rest is rebroadcast from its journaled bytes (same nonce: it can never run twice).
+        RECOVERY_CHUNK orders at a time: their lookups in one JSON-RPC batch, their rows in one
+        group commit, their reports after it."""
+        for start in range(0, len(items), RECOVERY_CHUNK):
+            with self.journal.batch():
+                flights = [f for f in (self._recovered(row, txs) for row, txs in items[start:start + RECOVERY_CHUNK]) if f]
+                found = self._find_on_chain(flights)
+                for f in flights:
                     try:
-                        w.submitter.broadcast(a.raw)
-                        self.journal.set_tx_status(a.tx_hash, "broadcast", only_from=("signed",))
-                    except Exception as e:
-                        log.info("recovery: rebroadcast refused", tx=a.tx_hash, error=str(e)[:200])
-            except Exception:
-                log.exception("recovery failed", order_id=row.order_id)
+                        mined = next(((found[a.tx_hash], a.tx_hash) for a in f.attempts if a.tx_hash in found), None)
+                        if mined:
+                            self._mined(f, f.wallet.submitter.receipt_from_json(mined[0]), mined[1])
+                            self._settle(f)
+                            continue
+                        for a in f.attempts:
+                            try:
+                                f.wallet.submitter.broadcast(a.raw)
+                                self.journal.set_tx_status(a.tx_hash, "broadcast", only_from=("signed",))
+                            except Exception as e:
+                                log.info("recovery: rebroadcast refused", tx=a.tx_hash, error=str(e)[:200])
+                    except Exception:
+                        log.exception("recovery failed", order_id=f.order.order_id)
+
+    def _recovered(self: "ExecutionEngine", row, txs) -> InFlight | None:
+        """The in-flight record of a journaled order and its transactions, tracked again."""
+        try:
+            order = self._order_from_row(row)
+            cp = self.counterparty(order.session_id)
+            plan = self._plan(order, cp, quote=False)
+            w = plan.wallet
+            # Re-pricing must resend exactly what was signed: take the call from the journaled bytes.
+            first = [t for t in txs if t.purpose != "cancel"][0]
+            signed = TypedTransaction.from_bytes(HexBytes(first.raw_tx)).as_dict()
+            call_to, call_data = to_checksum_address(signed["to"]), bytes(signed["data"])
+            nonce = txs[0].nonce
+            attempts = [Attempt(t.tx_hash.lower(), t.raw_tx, t.max_fee_per_gas, t.max_priority_fee_per_gas,
+                                "cancel" if t.purpose == "cancel" else "swap") for t in txs if t.nonce == nonce]
+            f = InFlight(order=order, plan=plan, wallet=w, nonce=nonce, to=call_to, data=call_data,
+                         gas_limit=txs[0].gas_limit, attempts=attempts, sent_block=self.head(w.chain),
+                         reserved=(plan.intent.token_in, 0))
+            if order.status is OrdStatus.PENDING_CANCEL:
+                f.cancel = (order.session_id, "recovered-cancel")
+            self.track(f)
+            return f
+        except Exception:
+            log.exception("recovery failed", order_id=row.order_id)
+            return None
 
     @staticmethod
-    def _known(w: "TradingWallet", tx_hash: str) -> bool:
-        try:
-            return w.submitter.w3.eth.get_transaction(tx_hash) is not None
-        except Exception:
-            return False
+    def _find_on_chain(flights: list[InFlight]) -> dict[str, dict]:
+        """tx hash -> raw receipt, for the attempts the node knows and has mined (one JSON-RPC batch
+        per chain). A lookup the node does not answer counts as not found: the attempt is rebroadcast,
+        which a node that has it refuses."""
+        found: dict[str, dict] = {}
+        by_chain: dict[str, list] = {}
+        for f in flights:
+            by_chain.setdefault(f.chain, []).extend((f.wallet, a.tx_hash) for a in f.attempts)
+        for pairs in by_chain.values():
+            w3 = pairs[0][0].submitter.w3
+            try:
+                answers = batch_call(w3, [c for _, h in pairs for c in (("eth_getTransactionByHash", [h]),
+                                                                         ("eth_getTransactionReceipt", [h]))])
+            except Exception as e:
+                log.warning("recovery: lookups failed", error=str(e)[:200])
+                continue
+            for i, (_, h) in enumerate(pairs):
+                tx, receipt = answers[2 * i].get("result"), answers[2 * i + 1].get("result")
+                if tx is not None and receipt is not None:
+                    found[h] = receipt
+        return found
 
 
 def _revert_status(reason: str) -> OrdStatus:
