@@ -190,7 +190,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                                                   rej=RejectReason.OTHER,
                                                   text=f"Order could not be journaled ({type(error).__name__}); nothing was sent"))
             return
-        prior = self.journal.find_order(order.session_id, order.cl_ord_id)
+        prior = error.prior
         if possible_resend and prior is not None:
             # The same order again, not a new one with a used ClOrdID: say where it stands (150=I)
             # rather than reject an order that is working or filled.

@@ -70,15 +70,12 @@ class Outcome:
 
 
 class Laned:
-    """An after-commit action for a lane other than the dispatcher's."""
+    """An after-commit action for a lane other than the dispatcher's (unwrapped when dispatched)."""
 
     __slots__ = ("lane", "action")
 
     def __init__(self, lane: str, action: Callable[[], None]) -> None:
         self.lane, self.action = lane, action
-
-    def __call__(self) -> None:
-        self.action()
 
 
 LANES = ("dispatch", "broadcast")
@@ -265,7 +262,10 @@ class Writer:
             if u.actions and error is None:
                 by_lane: dict[str, list] = {}
                 for a in u.actions:
-                    by_lane.setdefault(a.lane if type(a) is Laned else "dispatch", []).append(a)
+                    if type(a) is Laned:
+                        by_lane.setdefault(a.lane, []).append(a.action)
+                    else:
+                        by_lane.setdefault("dispatch", []).append(a)
                 if len(by_lane) > 1:
                     with self._cv:
                         self._unfinished += len(by_lane) - 1  # the unit is done when every lane is

@@ -22,7 +22,7 @@ from sqlalchemy.sql import ClauseElement
 
 
 class Prepared:
-    """One statement with named bind parameters, ready for ``run``/``run_many``."""
+    """One statement with named bind parameters, ready for ``run``, ``first`` and ``run_many``."""
 
     __slots__ = ("sql", "_dialect", "_plan", "_positional")
 
@@ -51,15 +51,27 @@ class Prepared:
             s.flush()  # ORM changes queued by an earlier write of the transaction go first, in order
         return s.connection().connection.dbapi_connection.cursor()
 
-    def run(self, s: Session, values: Mapping[str, Any]) -> Any:
-        """Execute once; returns the DBAPI cursor (for a RETURNING or a SELECT)."""
+    def _execute(self, s: Session, values: Mapping[str, Any]) -> Any:
         params = self._params(values)
         cur = self._cursor(s)
         try:
             cur.execute(self.sql, params)
         except self._dialect.loaded_dbapi.Error as e:
+            cur.close()
             raise DBAPIError.instance(self.sql, params, e, self._dialect.loaded_dbapi.Error) from e
         return cur
+
+    def run(self, s: Session, values: Mapping[str, Any]) -> None:
+        """Execute once."""
+        self._execute(s, values).close()
+
+    def first(self, s: Session, values: Mapping[str, Any]) -> tuple | None:
+        """Execute once; the first row it returns (a SELECT, or an INSERT ... RETURNING), or None."""
+        cur = self._execute(s, values)
+        try:
+            return cur.fetchone()
+        finally:
+            cur.close()
 
     def run_many(self, s: Session, rows: Iterable[Mapping[str, Any]]) -> None:
         """Execute once per row, in one driver call, in the rows' order."""

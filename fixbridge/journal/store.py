@@ -92,10 +92,11 @@ class JournalError(Exception):
 class DuplicateClOrdID(JournalError):
     """The (session_id, cl_ord_id) pair is already journaled; ClOrdIDs are unique per session, forever."""
 
-    def __init__(self, session_id: str, cl_ord_id: str) -> None:
+    def __init__(self, session_id: str, cl_ord_id: str, prior: "OrderRow | None" = None) -> None:
         super().__init__(f"duplicate ClOrdID {cl_ord_id!r} on session {session_id!r}")
         self.session_id = session_id
         self.cl_ord_id = cl_ord_id
+        self.prior = prior  # the order that holds the ClOrdID
 
 
 class UnknownOrder(JournalError, LookupError):
@@ -908,9 +909,9 @@ class Journal(SecurityRecords, LeaseRecords):
 
         Raises DuplicateClOrdID if (session_id, cl_ord_id) is already journaled; the check is the
         table's unique constraint, so it holds across threads, processes and restarts.
-        With ``then=(ok, failed)`` nothing is raised or waited for: once the row is committed
-        ``ok()`` runs, or ``failed(error)`` (DuplicateClOrdID for a used ClOrdID); in a batch both
-        run on the writer's dispatcher thread, after the commit (batch.py).
+        With ``then=(ok, failed)`` nothing is raised or waited for: the row joins this thread's batch
+        (or one of its own) and, once it is committed, ``ok()`` runs on the writer's dispatcher
+        thread, or ``failed(error)`` (DuplicateClOrdID for a used ClOrdID; see batch.py).
         """
         if not order.order_id:
             raise ValueError("order.order_id must be assigned before the order is journaled")
@@ -948,30 +949,25 @@ class Journal(SecurityRecords, LeaseRecords):
         prepared = self._prep_insert(db.Order.__table__, tuple(row))
 
         def op(s: Session) -> None:
-            prepared.run(s, row).close()
+            prepared.run(s, row)
             self._append(s, db.OrderEvent.__table__, [event_row])
 
         def duplicate(exc: BaseException) -> BaseException:
-            if isinstance(exc, IntegrityError) and self.find_order(order.session_id, order.cl_ord_id) is not None:
-                return DuplicateClOrdID(order.session_id, order.cl_ord_id)
-            return exc
+            prior = self.find_order(order.session_id, order.cl_ord_id) if isinstance(exc, IntegrityError) else None
+            return exc if prior is None else DuplicateClOrdID(order.session_id, order.cl_ord_id, prior)
 
-        b = getattr(self._tls, "batch", None)
-        if then is not None and b is not None:
+        if then is not None:
             ok, failed = then
-            b.on_outcome(b.add(op), ok, lambda exc: failed(duplicate(exc)))
+            with self.batch() as b:
+                b.on_outcome(b.add(op), ok, lambda exc: failed(duplicate(exc)))
             return
         try:
             self._apply_now(op)
         except IntegrityError as exc:
             err = duplicate(exc)
-            if then is not None:
-                return then[1](err)
             if err is exc:
                 raise
             raise err from exc
-        if then is not None:
-            then[0]()
 
     def transition(
         self,
@@ -1014,7 +1010,7 @@ class Journal(SecurityRecords, LeaseRecords):
             e = db.OrderEvent.__table__
 
             def fast(s: Session) -> None:
-                prepared.run(s, values).close()
+                prepared.run(s, values)
                 self._append(s, e, [ev])
 
             self._apply(fast)
@@ -1167,10 +1163,10 @@ class Journal(SecurityRecords, LeaseRecords):
         def op(s: Session) -> None:
             if known is None:
                 self._require_order(s, order_id)  # (else the foreign key still refuses an unknown order)
-            insert_tx.run(s, tx_row).close()
+            insert_tx.run(s, tx_row)
             self._tx_event(s, order_id, now, f"{purpose} tx signed: nonce {nonce}, {tx_hash}",
                            {"tx_hash": tx_hash, "status": "signed", "nonce": nonce, "wallet": wallet}, known)
-            self._nonce_upsert.run(s, nonce_row).close()
+            self._nonce_upsert.run(s, nonce_row)
 
         try:
             self._apply(op)
@@ -1269,14 +1265,12 @@ class Journal(SecurityRecords, LeaseRecords):
         find, upsert, mark = self._tx_of_hash, self._receipt_upsert, self._tx_mined
 
         def op(s: Session) -> None:
-            cur = find.run(s, mined)
-            tx = cur.fetchone()
-            cur.close()
+            tx = find.first(s, mined)
             if tx is None:
                 raise UnknownTransaction(tx_hash)
             tx_order_id, tx_purpose = tx
-            upsert.run(s, receipt).close()
-            mark.run(s, mined).close()
+            upsert.run(s, receipt)
+            mark.run(s, mined)
             self._tx_event(s, tx_order_id, now, f"{tx_purpose} tx {tx_status} in block {block_number}: {tx_hash}",
                            {"tx_hash": tx_hash, "status": tx_status, "block_number": block_number,
                             "gas_used": gas_used, "revert_reason": revert_reason}, known)
@@ -1335,11 +1329,7 @@ class Journal(SecurityRecords, LeaseRecords):
         def op(s: Session) -> bool:
             if not in_batch:  # a batch has nobody to tell; the foreign key still refuses it
                 self._require_order(s, fill.order_id)
-            cur = self._fill_insert.run(s, values)
-            try:
-                return cur.fetchone() is not None
-            finally:
-                cur.close()
+            return self._fill_insert.first(s, values) is not None
 
         return self._apply(op)  # None when queued in a batch
 
