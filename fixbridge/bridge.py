@@ -1,6 +1,7 @@
 """Assemble and run the bridge: config -> journal -> markets -> engine -> FIX acceptor."""
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -29,6 +30,18 @@ class BridgeConfig:
     state_dir: Path
     host: str | None = None
     port: int | None = None
+
+
+def _quiet_gc() -> None:
+    """What start-up built (spec, ABIs, SQLAlchemy's and web3's caches: ~250k objects) lives as
+    long as the process. Left in the cyclic collector's care, each full collection walked all of it
+    with the GIL held (~150 ms, the whole pipeline stalled, nine times in a 3,000-order burst);
+    frozen, the collector only looks at what came after. Orders make little cyclic garbage (a
+    block's receipts are freed by reference counting, see chain/watcher.py), so young objects are
+    collected every 10,000 allocations rather than 700."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 class Bridge:
@@ -87,6 +100,7 @@ class Bridge:
     def start(self) -> None:
         self.acceptor.start()  # sessions exist from here, so recovery can address its reports
         self.engine.start(self.app)
+        _quiet_gc()
 
     def stop(self) -> None:
         self.acceptor.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_abi import decode, encode
+from fixbridge.venues.abi import decode, encode
 from web3 import Web3
 
 from fixbridge.chain.nonces import NonceBook

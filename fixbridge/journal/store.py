@@ -419,6 +419,13 @@ def _address(value: str | bytes, what: str = "address") -> str:
     """EIP-55 checksum form, so one wallet is always one key (nonces are keyed by it)."""
     if isinstance(value, (bytes, bytearray)) and len(value) == 20:
         value = "0x" + bytes(value).hex()
+    if isinstance(value, str):
+        return _checksummed(value, what)
+    raise ValueError(f"{what}: not a 20-byte hex address: {value!r}")
+
+
+@functools.lru_cache(maxsize=4096)  # a handful of wallets and contracts, each written per order: two keccaks saved
+def _checksummed(value: str, what: str) -> str:
     if not isinstance(value, str) or not is_hex_address(value):
         raise ValueError(f"{what}: not a 20-byte hex address: {value!r}")
     body = value[2:] if value[:2].lower() == "0x" else value
@@ -746,6 +753,20 @@ class Journal(SecurityRecords, LeaseRecords):
         t = db.Transaction.__table__
         return Prepared(select(t.c.order_id, t.c.purpose).where(t.c.tx_hash == bindparam("p_tx_hash", type_=t.c.tx_hash.type)),
                         self._engine.dialect)
+
+    @functools.cached_property
+    def _tx_with_order(self) -> Prepared:
+        """(tx_hash, status, purpose, order_id, the order's status) of one transaction."""
+        t, o = db.Transaction.__table__, db.Order.__table__
+        return Prepared(select(t.c.tx_hash, t.c.status, t.c.purpose, t.c.order_id, o.c.status)
+                        .select_from(t.outerjoin(o, o.c.order_id == t.c.order_id))
+                        .where(t.c.tx_hash == bindparam("p_tx_hash", type_=t.c.tx_hash.type)), self._engine.dialect)
+
+    @functools.cached_property
+    def _tx_status_update(self) -> Prepared:
+        t = db.Transaction.__table__
+        return Prepared(update(t).where(t.c.tx_hash == bindparam("p_tx_hash", type_=t.c.tx_hash.type))
+                        .values(self._binds(t, ("status", "updated_at"))), self._engine.dialect)
 
     def _order_update(self, keys: tuple[str, ...]) -> Prepared:
         """Set ``keys`` of an order, only over an older state (updated_at <= the given ``now``)."""
@@ -1195,21 +1216,18 @@ class Journal(SecurityRecords, LeaseRecords):
         if not hashes:
             return
 
-        t, o = db.Transaction.__table__, db.Order.__table__
-
         def op(s: Session) -> None:
             when = ts or _now()
-            q = (select(t.c.tx_hash, t.c.order_id, t.c.purpose, t.c.status, o.c.status.label("order_status"))
-                 .select_from(t.outerjoin(o, o.c.order_id == t.c.order_id)).where(t.c.tx_hash.in_(hashes)))
-            rows = [r for r in s.connection().execute(q) if only_from is None or r.status in only_from]
+            rows = [r for r in (self._tx_with_order.first(s, {"tx_hash": h}) for h in hashes)
+                    if r is not None and (only_from is None or r[1] in only_from)]
             if not rows:
                 return
-            s.connection().execute(update(t).where(t.c.tx_hash.in_([r.tx_hash for r in rows]))
-                      .values(status=status, updated_at=when))
-            events = [dict(order_id=r.order_id, ts=when, kind="tx", from_status=r.order_status,
-                           to_status=r.order_status, reason=f"{r.purpose} tx {status}: {r.tx_hash}",
-                           detail={"tx_hash": r.tx_hash, "status": status})
-                      for r in rows if r.order_id is not None and r.order_status is not None]
+            self._tx_status_update.run_many(s, [{"tx_hash": h, "status": status, "updated_at": when}
+                                                for h, _, _, _, _ in rows])
+            events = [dict(order_id=order_id, ts=when, kind="tx", from_status=order_status,
+                           to_status=order_status, reason=f"{purpose} tx {status}: {h}",
+                           detail={"tx_hash": h, "status": status})
+                      for h, _, purpose, order_id, order_status in rows if order_id is not None and order_status is not None]
             if events:
                 self._append(s, db.OrderEvent.__table__, events)
 

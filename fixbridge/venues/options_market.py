@@ -3,7 +3,7 @@ the one-transaction sell-to-open (mint, then sell through a Uniswap V2 router), 
 Knows the contract's ABI and nothing about FIX."""
 from __future__ import annotations
 
-from eth_abi import decode, encode
+from fixbridge.venues.abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eth_abi import decode, encode
+from fixbridge.venues.abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
@@ -69,8 +69,7 @@ class UniswapV2:
             topics = log["topics"]
             if log["address"].lower() != pair or not topics or bytes(topics[0]) != SWAP_TOPIC:
                 continue
-            recipient = to_checksum_address(bytes(topics[2])[-20:])
-            if recipient.lower() != intent.recipient.lower():
+            if "0x" + bytes(topics[2])[-20:].hex() != intent.recipient.lower():
                 continue
             a0in, a1in, a0out, a1out = decode(["uint256"] * 4, bytes(log["data"]))
             amount_in, amount_out = (a0in, a1out) if in_is_token0 else (a1in, a0out)

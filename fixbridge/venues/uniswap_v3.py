@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-from eth_abi import decode, encode
+from fixbridge.venues.abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import Web3Exception
