@@ -682,7 +682,7 @@ class Stack:
         if self.port is None:
             self.port = free_port()
         self.blog = self.tmp / f"bridge-{int(time.time() * 1000)}.log"
-        env = {**os.environ, "FIXBRIDGE_LOG_LEVEL": self.log_level, "COLUMNS": "200", "PYTHONPATH": str(SRC)}
+        env = {**os.environ, "FIXBRIDGE_LOG_LEVEL": self.log_level, "COLUMNS": "200", "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("FIXBRIDGE_BENCH_PYTHONPATH")]))}
         self.bridge = self.procs.spawn("bridge", bridge_cmd(self.spec, self.sessions, self.journal_db,
                                                             self.tmp / "state", self.port), self.blog, env=env)
         return self.bridge
@@ -1072,7 +1072,7 @@ def start_profiler(pid: int, out: Path, procs: Procs):
         print("  (py-spy not installed: no profile)", flush=True)
         return None
     return procs.spawn("py-spy", [str(exe), "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-r", "200",
-                                  "--nonblocking", "--threads", "--nolineno", "--idle"], out.with_suffix(".log"))
+                                  "--nonblocking", "--threads", "--nolineno", os.environ.get("FIXBRIDGE_BENCH_SPY_MODE", "--idle")], out.with_suffix(".log"))
 
 
 def stop_profiler(spy, out: Path, procs: Procs) -> dict | None:
