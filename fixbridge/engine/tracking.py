@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 BUMP_AFTER_BLOCKS = 3     # blocks a transaction may wait before it is rebroadcast or re-priced
 BUMP_PERCENT = 20         # fee increase per replacement (nodes require >= 10%)
 KEEP_SETTLED_BLOCKS = 64  # how long settled fills are kept to follow a reorg
-SETTLE_FLUSH_EVERY = 32   # settled orders per journal unit within one block
+SETTLE_FLUSH_EVERY = 8    # settled orders per journal unit within one block
 RECOVERY_CHUNK = 64       # journaled in-flight orders looked up and settled together at start
 
 
@@ -157,21 +157,34 @@ class TrackingMixin:
                 self._after_block(chain, block)
 
     def _on_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
+        b = self.journal.in_batch()
+        settled = 0
+
+        def settle(f: InFlight) -> None:
+            nonlocal settled
+            self._settle(f)
+            settled += 1
+            if b is not None and settled % SETTLE_FLUSH_EVERY == 0:
+                b.flush()  # the first reports of a full block leave while the rest settle
+
+        hashes = self._watchers[chain].hashes
         for tx_hash, raw in block.receipts().items():
             oid = self._by_hash.get(tx_hash)
             f = self._flights.get(oid) if oid else None
             if f is None or f.receipt is not None:
                 continue
             self._mined(f, f.wallet.submitter.receipt_from_json(raw), tx_hash)
-        b = self.journal.in_batch()
-        settled = 0
+            if self._confirmed(f, block.number, hashes):
+                settle(f)  # reported at inclusion: at once, not after the rest of the block's receipts
         for f in [f for f in list(self._flights.values()) if f.chain == chain and f.receipt is not None]:
-            if block.number - f.receipt.block_number + 1 >= self._confirmations(f):
-                if self._watchers[chain].hashes.get(f.receipt.block_number) == f.receipt.block_hash:
-                    self._settle(f)
-                    settled += 1
-                    if b is not None and settled % SETTLE_FLUSH_EVERY == 0:
-                        b.flush()  # the first reports of a full block leave while the rest settle
+            if self._confirmed(f, block.number, hashes):
+                settle(f)
+
+    def _confirmed(self: "ExecutionEngine", f: InFlight, head: int, hashes: dict[int, str]) -> bool:
+        """Mined, deep enough for its session, and its block still the one the watcher follows."""
+        assert f.receipt is not None
+        return (head - f.receipt.block_number + 1 >= self._confirmations(f)
+                and hashes.get(f.receipt.block_number) == f.receipt.block_hash)
 
     def _after_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
         self._look_after(chain, block.number)
