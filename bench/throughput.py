@@ -106,6 +106,7 @@ from web3 import Web3  # noqa: E402
 from fixbridge.devnet.anvil import DEFAULT_MNEMONIC, Anvil  # noqa: E402
 from fixbridge.devnet.deploy import deploy_devnet, write_spec  # noqa: E402
 from fixbridge.fix.client import FixClient, Received, new_order_single  # noqa: E402
+from fixbridge.engine.tracking import SETTLE_FLUSH_EVERY  # noqa: E402
 from latency import Procs, free_port, machine_info, summary, wait_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -1298,18 +1299,22 @@ def reading(report: dict) -> list[str]:
                 f"{r['scenario']} {r['bridge_pct_of_raw_limit']} %" if r.get("bridge_pct_of_raw_limit") is not None
                 else f"{r['scenario']} – (no steady part)" for r in lim) + ".")
     more = [r for r in runs if (r["sessions"] > 1 or r["wallets_per_session"] > 1) and rate(r)]
+    at_cap = bool(base and rate(base) and base.get("bridge_pct_of_raw_limit") and base["bridge_pct_of_raw_limit"] >= 95)
     if base and more:
-        out.append("More wallets or sessions do not add throughput: " + ", ".join(
+        out.append(("More wallets or sessions cannot add throughput where one already fills the blocks: "
+                    if at_cap else "More wallets or sessions do not add throughput: ") + ", ".join(
             f"{r['scenario']} {rate(r)} swaps/s (each intake worker "
             f"{_get(r, 'phases', 'burst', 'intake_breakdown_ms', 'service_time_per_order', 'mean_ms')} ms per order)"
-            for r in more) + f" against {rate(base)} with one: the per-order work is serialised on what the workers "
-            "share — the GIL above all (one Python process), then the journal's one writer thread and the engine "
-            "lock the block watcher holds while it settles a block.")
+            for r in more) + f" against {rate(base)} with one. Where they get less, the per-order work is "
+            "serialised on what the workers share — the GIL above all (one Python process), then the journal's one "
+            "writer thread and the engine lock the block watcher holds while it settles a block.")
     shm = next((r for r in runs if r["journal"] != "disk" and rate(r)), None)
     if base and shm and rate(base):
         out.append(f"With the journal on tmpfs (no fsync; {shm['scenario']}) the same bridge reaches {rate(shm)} "
-                   f"swaps/s ({100 * (rate(shm) / rate(base) - 1):+.0f} %): fsync is a part of the cost, not most of "
-                   "it.")
+                   f"swaps/s ({100 * (rate(shm) / rate(base) - 1):+.0f} %): "
+                   + ("both fill the blocks, so fsync costs no throughput here." if at_cap and
+                      (shm.get("bridge_pct_of_raw_limit") or 0) >= 95 else
+                      "fsync is a part of the cost, not most of it."))
     low = next((r for r in runs if r["gas_limit_lowered_to"] and rate(r)), None)
     if low:
         st = low["phases"]["burst"]["steady"]
@@ -1336,7 +1341,7 @@ def reading(report: dict) -> list[str]:
             f"{_get(bd, 'receipt_row_to_er_trade_row', 'p50_ms', default=float('nan')):.0f})"
             for sc, ph, a, bd in lat[:4]) + ". The watcher polls the height every 2 ms once a block is due, fetches "
             "the block's receipts in one call and settles our orders in it one after another (their rows and reports "
-            "leave in groups of 32): the more of our swaps a block holds, the later its last report — paced, a "
+            f"leave in groups of {SETTLE_FLUSH_EVERY}): the more of our swaps a block holds, the later its last report — paced, a "
             "block holds a few and the report follows within milliseconds; in a burst it holds a couple of hundred.")
     return out
 
