@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fixbridge.venues.abi import decode, encode
 from web3 import Web3
 
 from fixbridge.chain.nonces import NonceBook
@@ -14,6 +13,7 @@ from fixbridge.chain.wallet import Wallet
 from fixbridge.config import SessionsConfig, Spec
 from fixbridge.config.sessions import wallet_key
 from fixbridge.venues import build_venue
+from fixbridge.venues.abi import decode, encode
 from fixbridge.venues.base import Venue, selector
 
 MAX_UINT256 = 2**256 - 1

@@ -6,9 +6,9 @@ second that was the largest item of an intake worker's own time (bench/results/t
 The types those calls use — uint256, address, bool and dynamic arrays of uint256 or address — are
 32-byte words, simple enough to write here exactly: the same bytes as eth_abi (tests/test_abi.py
 compares them over generated values), the same refusal of what does not fit (values out of
-range, addresses that are not 20 bytes: eth_abi's own error, because those go to eth_abi). Like eth_abi, neither checks
-a mixed-case address against its EIP-55 checksum; the spec loader writes addresses in that form.
-Every other type goes to eth_abi unchanged.
+range, addresses that are not 20 bytes: eth_abi's own error, because those go to eth_abi). Like
+eth_abi, neither checks a mixed-case address against its EIP-55 checksum; the spec loader writes
+addresses in that form. Every other type goes to eth_abi unchanged.
 """
 from __future__ import annotations
 

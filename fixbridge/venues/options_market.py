@@ -3,11 +3,11 @@ the one-transaction sell-to-open (mint, then sell through a Uniswap V2 router), 
 Knows the contract's ABI and nothing about FIX."""
 from __future__ import annotations
 
-from fixbridge.venues.abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
 from fixbridge.chain.rpc import eth_call
+from fixbridge.venues.abi import decode, encode
 from fixbridge.venues.base import Call, selector
 
 SETTLED_TOPIC = "0x" + keccak(text="Settled(uint256,uint256,uint256)").hex()

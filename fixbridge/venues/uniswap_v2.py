@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fixbridge.venues.abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
 from fixbridge.chain.rpc import eth_call
+from fixbridge.venues.abi import decode, encode
 from fixbridge.venues.base import Call, Exact, SwapIntent, SwapLeg, selector
 
 SWAP_EXACT_IN = "swapExactTokensForTokens(uint256,uint256,address[],address,uint256)"

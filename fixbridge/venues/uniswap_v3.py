@@ -26,12 +26,12 @@ import time
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-from fixbridge.venues.abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from fixbridge.chain.rpc import eth_call
+from fixbridge.venues.abi import decode, encode
 from fixbridge.venues.base import Call, Exact, SwapIntent, SwapLeg, selector
 
 QUOTE_EXACT_IN = "quoteExactInputSingle((address,address,uint256,uint24,uint160))"
