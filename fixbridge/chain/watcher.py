@@ -87,9 +87,13 @@ class BlockWatcher:
 
     def start(self, from_block: int | None = None) -> None:
         """Follow from the current head (or from_block, to replay blocks mined while we were away)."""
-        latest = self.w3.eth.get_block("latest")
+        latest = self._get_block("latest")
+        if latest is None:
+            raise ConnectionError("eth_getBlockByNumber: the node has no latest block")
         start = latest["number"] if from_block is None else max(0, from_block - 1)
-        b = latest if start == latest["number"] else self.w3.eth.get_block(start)
+        b = latest if start == latest["number"] else self._get_block(start)
+        if b is None:
+            raise ConnectionError(f"eth_getBlockByNumber: the node has no block {start}")
         self.hashes[b["number"]] = hx(b["hash"])
         self.head = b["number"]
         self._thread = threading.Thread(target=self._run, name=f"watcher-{self.chain}", daemon=True)
@@ -162,7 +166,9 @@ class BlockWatcher:
         if height == self.head and now - self._checked_at < FULL_CHECK_SECONDS:
             return
         self._checked_at = now
-        top = self.w3.eth.get_block("latest")
+        top = self._get_block("latest")
+        if top is None:
+            raise ConnectionError("eth_getBlockByNumber: the node has no latest block")
         latest = top["number"]
         assert self.head is not None
         if latest < self.head:  # the chain got shorter: a rollback
@@ -171,7 +177,7 @@ class BlockWatcher:
             self._reorg(latest)  # same height, another block: replaced in place
         while self.head < latest and not self._stop.is_set():
             n = self.head + 1
-            raw = self.w3.eth.get_block(n)
+            raw = self._get_block(n)
             if raw is None:
                 return
             parent = hx(raw["parentHash"])
@@ -179,6 +185,19 @@ class BlockWatcher:
                 self._reorg(n - 1)
                 continue
             self._deliver(raw)
+
+    def _get_block(self, which: int | str) -> dict[str, Any] | None:
+        """A block header with its transaction hashes, or None if the node has no such block. Read
+        as the node's raw JSON: web3's formatting of a block (a HexBytes per transaction hash) cost
+        more than the request itself once blocks held a few hundred of our swaps."""
+        res = raw_call(self.w3, "eth_getBlockByNumber", [which if isinstance(which, str) else hex(which), False])
+        if "result" not in res:
+            raise ConnectionError(f"eth_getBlockByNumber: {res.get('error')}")
+        b = res["result"]
+        if b is None:
+            return None
+        return {"number": int(b["number"], 16), "hash": b["hash"], "parentHash": b["parentHash"],
+                "timestamp": int(b["timestamp"], 16), "transactions": b["transactions"]}
 
     def _deliver(self, raw: Any) -> None:
         n = raw["number"]
@@ -195,7 +214,7 @@ class BlockWatcher:
         """Walk back from `below` to the highest height whose hash still matches: the fork point."""
         n = below
         while n >= 0 and n in self.hashes:
-            b = self.w3.eth.get_block(n)
+            b = self._get_block(n)
             if b is not None and hx(b["hash"]) == self.hashes[n]:
                 break
             n -= 1
