@@ -683,7 +683,8 @@ class Stack:
         if self.port is None:
             self.port = free_port()
         self.blog = self.tmp / f"bridge-{int(time.time() * 1000)}.log"
-        env = {**os.environ, "FIXBRIDGE_LOG_LEVEL": self.log_level, "COLUMNS": "200", "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("FIXBRIDGE_BENCH_PYTHONPATH")]))}
+        path = [str(SRC)] + ([os.environ["FIXBRIDGE_BENCH_PYTHONPATH"]] if os.environ.get("FIXBRIDGE_BENCH_PYTHONPATH") else [])
+        env = {**os.environ, "FIXBRIDGE_LOG_LEVEL": self.log_level, "COLUMNS": "200", "PYTHONPATH": os.pathsep.join(path)}
         self.bridge = self.procs.spawn("bridge", bridge_cmd(self.spec, self.sessions, self.journal_db,
                                                             self.tmp / "state", self.port), self.blog, env=env)
         return self.bridge

@@ -201,3 +201,21 @@ def raw_call(w3: Web3, method: str, params: list[Any]) -> dict[str, Any]:
     """One JSON-RPC request, answered as the node's raw JSON (no web3 formatting)."""
     p = w3.provider
     return p.fast.call(method, params) if isinstance(p, PinnableHTTPProvider) else p.make_request(method, params)
+
+
+def block_by_number(w3: Web3, which: int | str) -> dict[str, Any] | None:
+    """A block header with its transaction hashes, as the node's raw JSON (hex strings), or None if
+    the node has no such block. web3's formatting of a full block (a HexBytes per transaction hash)
+    costs more than the request itself once blocks hold a few hundred of our swaps."""
+    res = raw_call(w3, "eth_getBlockByNumber", [which if isinstance(which, str) else hex(which), False])
+    if "result" not in res:
+        raise ConnectionError(f"eth_getBlockByNumber: {res.get('error')}")
+    return res["result"]
+
+
+def latest_base_fee(w3: Web3) -> int:
+    """The latest block's base fee per gas, in wei."""
+    b = block_by_number(w3, "latest")
+    if b is None:
+        raise ConnectionError("eth_getBlockByNumber: the node has no latest block")
+    return int(b["baseFeePerGas"], 16)

@@ -14,7 +14,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from fixbridge.chain.nonces import NonceBook
-from fixbridge.chain.rpc import batch_call, raw_call
+from fixbridge.chain.rpc import batch_call, latest_base_fee
 from fixbridge.chain.wallet import SignedTx, Wallet
 from fixbridge.venues.base import revert_reason
 
@@ -107,10 +107,7 @@ class Submitter:
         absorbs a block's change, so a slightly old reading is safe."""
         now = time.monotonic()
         if now - self._base_fee_at > 0.5:
-            res = raw_call(self.w3, "eth_getBlockByNumber", ["latest", False])  # raw: no formatting of its hashes
-            if "result" not in res or not res["result"]:
-                raise ConnectionError(f"eth_getBlockByNumber: {res.get('error')}")
-            self._base_fee = int(res["result"]["baseFeePerGas"], 16)
+            self._base_fee = latest_base_fee(self.w3)
             self._base_fee_at = now
         return self._base_fee
 

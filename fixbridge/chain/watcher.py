@@ -18,7 +18,7 @@ from typing import Any, Callable, Protocol
 import structlog
 from web3 import Web3
 
-from fixbridge.chain.rpc import raw_call
+from fixbridge.chain.rpc import block_by_number, raw_call
 
 log = structlog.get_logger(__name__)
 
@@ -87,9 +87,7 @@ class BlockWatcher:
 
     def start(self, from_block: int | None = None) -> None:
         """Follow from the current head (or from_block, to replay blocks mined while we were away)."""
-        latest = self._get_block("latest")
-        if latest is None:
-            raise ConnectionError("eth_getBlockByNumber: the node has no latest block")
+        latest = self._latest()
         start = latest["number"] if from_block is None else max(0, from_block - 1)
         b = latest if start == latest["number"] else self._get_block(start)
         if b is None:
@@ -166,9 +164,7 @@ class BlockWatcher:
         if height == self.head and now - self._checked_at < FULL_CHECK_SECONDS:
             return
         self._checked_at = now
-        top = self._get_block("latest")
-        if top is None:
-            raise ConnectionError("eth_getBlockByNumber: the node has no latest block")
+        top = self._latest()
         latest = top["number"]
         assert self.head is not None
         if latest < self.head:  # the chain got shorter: a rollback
@@ -187,17 +183,18 @@ class BlockWatcher:
             self._deliver(raw)
 
     def _get_block(self, which: int | str) -> dict[str, Any] | None:
-        """A block header with its transaction hashes, or None if the node has no such block. Read
-        as the node's raw JSON: web3's formatting of a block (a HexBytes per transaction hash) cost
-        more than the request itself once blocks held a few hundred of our swaps."""
-        res = raw_call(self.w3, "eth_getBlockByNumber", [which if isinstance(which, str) else hex(which), False])
-        if "result" not in res:
-            raise ConnectionError(f"eth_getBlockByNumber: {res.get('error')}")
-        b = res["result"]
+        """A block header with its transaction hashes (numbers as ints), or None if the node has none."""
+        b = block_by_number(self.w3, which)
         if b is None:
             return None
         return {"number": int(b["number"], 16), "hash": b["hash"], "parentHash": b["parentHash"],
                 "timestamp": int(b["timestamp"], 16), "transactions": b["transactions"]}
+
+    def _latest(self) -> dict[str, Any]:
+        b = self._get_block("latest")
+        if b is None:
+            raise ConnectionError("eth_getBlockByNumber: the node has no latest block")
+        return b
 
     def _deliver(self, raw: Any) -> None:
         n = raw["number"]

@@ -20,7 +20,7 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
-from fixbridge.chain.rpc import batch_call
+from fixbridge.chain.rpc import batch_call, latest_base_fee
 from fixbridge.chain.submitter import Receipt, SentTx
 from fixbridge.chain.watcher import RECEIPT_RETRIES, RECEIPT_RETRY_SECONDS, Block, BlockWatcher
 from fixbridge.orders import lifecycle
@@ -395,7 +395,7 @@ class TrackingMixin:
     def _replace(self: "ExecutionEngine", f: InFlight, kind: str, why: str) -> None:
         prev = f.attempts[-1]
         bump = lambda x: x + max(x * BUMP_PERCENT // 100, 1)  # noqa: E731
-        base_fee = int(f.wallet.submitter.w3.eth.get_block("latest")["baseFeePerGas"])
+        base_fee = latest_base_fee(f.wallet.submitter.w3)
         tip = bump(prev.tip)
         max_fee = max(bump(prev.max_fee), 2 * base_fee + tip)
         to, data, gas = (f.wallet.wallet.address, b"", 21_000) if kind == "cancel" else (f.to, f.data, f.gas_limit)

@@ -426,7 +426,7 @@ def _address(value: str | bytes, what: str = "address") -> str:
 
 @functools.lru_cache(maxsize=4096)  # a handful of wallets and contracts, each written per order: two keccaks saved
 def _checksummed(value: str, what: str) -> str:
-    if not isinstance(value, str) or not is_hex_address(value):
+    if not is_hex_address(value):
         raise ValueError(f"{what}: not a 20-byte hex address: {value!r}")
     body = value[2:] if value[:2].lower() == "0x" else value
     if body != body.lower() and body != body.upper() and not is_checksum_address(value):
@@ -756,9 +756,9 @@ class Journal(SecurityRecords, LeaseRecords):
 
     @functools.cached_property
     def _tx_with_order(self) -> Prepared:
-        """(tx_hash, status, purpose, order_id, the order's status) of one transaction."""
+        """(status, purpose, order_id, the order's status) of one transaction."""
         t, o = db.Transaction.__table__, db.Order.__table__
-        return Prepared(select(t.c.tx_hash, t.c.status, t.c.purpose, t.c.order_id, o.c.status)
+        return Prepared(select(t.c.status, t.c.purpose, t.c.order_id, o.c.status)
                         .select_from(t.outerjoin(o, o.c.order_id == t.c.order_id))
                         .where(t.c.tx_hash == bindparam("p_tx_hash", type_=t.c.tx_hash.type)), self._engine.dialect)
 
@@ -1218,12 +1218,11 @@ class Journal(SecurityRecords, LeaseRecords):
 
         def op(s: Session) -> None:
             when = ts or _now()
-            rows = [r for r in (self._tx_with_order.first(s, {"tx_hash": h}) for h in hashes)
-                    if r is not None and (only_from is None or r[1] in only_from)]
+            found = ((h, self._tx_with_order.first(s, {"tx_hash": h})) for h in hashes)
+            rows = [(h, *r) for h, r in found if r is not None and (only_from is None or r[0] in only_from)]
             if not rows:
                 return
-            self._tx_status_update.run_many(s, [{"tx_hash": h, "status": status, "updated_at": when}
-                                                for h, _, _, _, _ in rows])
+            self._tx_status_update.run_many(s, [{"tx_hash": h, "status": status, "updated_at": when} for h, *_ in rows])
             events = [dict(order_id=order_id, ts=when, kind="tx", from_status=order_status,
                            to_status=order_status, reason=f"{purpose} tx {status}: {h}",
                            detail={"tx_hash": h, "status": status})
