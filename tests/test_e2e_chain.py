@@ -72,6 +72,20 @@ def wait_broadcast(journal, cl_ord_id, n=1):
     return wait_for(ready, what=f"{n} broadcast transaction(s) for {cl_ord_id}")
 
 
+def node_has(devnet, tx_hash: str) -> bool:
+    """The node holds the transaction (in its mempool or mined). A journal row alone is not enough:
+    the write-ahead row is committed before the broadcast, by design."""
+    return devnet.rpc("eth_getTransactionByHash", [tx_hash]) is not None
+
+
+def wait_in_mempool(devnet, journal, cl_ord_id, pick, what):
+    """The journaled transaction `pick` chooses, once the node has it."""
+    def ready():
+        t = pick(swap_txs(journal, cl_ord_id)[1])
+        return t if t is not None and node_has(devnet, t.tx_hash) else None
+    return wait_for(ready, what=what)
+
+
 def test_many_orders_share_blocks(client, journal, devnet, cl_ord_id):
     """Pipelining: 24 orders sent at once are mined in a few blocks, gapless nonces, all filled."""
     ids = [f"{cl_ord_id}-{i}" for i in range(24)]
@@ -107,7 +121,8 @@ def test_cancel_of_a_pending_transaction_replaces_it(client, journal, devnet, pa
     client.send(order_cancel_request(cl_ord_id + "-c", cl_ord_id, side="2", symbol="WETH/USDC"))
     pending = client.receive(30, "8")
     assert (pending[150], pending[39], pending[11], pending[41]) == ("6", "6", cl_ord_id + "-c", cl_ord_id)
-    wait_for(lambda: any(t.purpose == "cancel" for t in swap_txs(journal, cl_ord_id)[1]), what="no-op replacement")
+    wait_in_mempool(devnet, journal, cl_ord_id, lambda txs: next((t for t in txs if t.purpose == "cancel"), None),
+                    what="the no-op replacement in the node's mempool")
     devnet.rpc("evm_mine")
     done = client.reports_until_terminal(cl_ord_id + "-c", timeout=30)[-1]
     assert (done[150], done[39], done[14], done[41]) == ("4", "4", "0", cl_ord_id)
@@ -125,7 +140,8 @@ def test_underpriced_transaction_is_repriced(client, journal, devnet, paused, cl
     for _ in range(4):
         devnet.rpc("evm_mine")
         time.sleep(0.3)
-    wait_for(lambda: len(swap_txs(journal, cl_ord_id)[1]) >= 2, what="a re-priced replacement")
+    wait_in_mempool(devnet, journal, cl_ord_id, lambda txs: txs[1] if len(txs) >= 2 else None,
+                    what="a re-priced replacement in the node's mempool")
     devnet.rpc("evm_mine")
     trade = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
     assert trade[39] == "2"
@@ -143,6 +159,7 @@ def test_dropped_transaction_is_rebroadcast(client, journal, devnet, paused, cl_
         time.sleep(0.3)
     wait_for(lambda: any("rebroadcast" in e.reason for e in journal.events(swap_txs(journal, cl_ord_id)[0].order_id)),
              what="rebroadcast")
+    wait_for(lambda: node_has(devnet, tx.tx_hash), what="the same transaction back in the node's mempool")
     devnet.rpc("evm_mine")
     trade = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
     assert trade[39] == "2" and trade[20001] == tx.tx_hash  # the same journaled bytes, mined
