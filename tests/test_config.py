@@ -31,6 +31,16 @@ def test_committed_files_load():
     assert cfg.sessions["CLIENT1"].wallets == ["devnet-1", "devnet2-1"]
 
 
+def test_replacement_policy_per_chain(tmp_path):
+    devnet = load_spec(BOTH).chains["devnet"]
+    assert (devnet.replace_after_blocks, devnet.fee_bump_percent, devnet.max_fee_per_gas_wei) == (3, 20, 500 * 10**9)
+    lines = [line for line in SPEC.splitlines() if not line.startswith(("replace_after", "fee_bump", "max_fee"))]
+    bare = load_spec(write(tmp_path, "spec.toml", "\n".join(lines))).chains["devnet"]  # the defaults: no ceiling
+    assert (bare.replace_after_blocks, bare.fee_bump_percent, bare.max_fee_per_gas_wei) == (3, 20, None)
+    exact = load_spec(write(tmp_path, "spec.toml", SPEC.replace('"500"', '"1.000000001"'))).chains["devnet"]
+    assert exact.max_fee_per_gas_wei == 1_000_000_001
+
+
 def test_a_name_defined_in_two_spec_files_is_an_error(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_spec([ROOT / "specs" / "devnet.toml", write(tmp_path, "again.toml", SPEC)])
@@ -45,6 +55,10 @@ def test_a_name_defined_in_two_spec_files_is_an_error(tmp_path):
     (lambda s: s.replace('address = "0x5FbDB2315678afecb367f032d93F642f64180aa3"', 'address = "0x123"'), "tokens.WETH.address", "20-byte hex address"),
     (lambda s: s.replace('venues = ["uniswap_v2", "uniswap_v3"]', 'venues = ["sushi"]', 1), "instruments.WETH/USDC.venues", "unknown venue 'sushi'"),
     (lambda s: s + "\n[broken", "-", "not valid TOML"),
+    (lambda s: s.replace("fee_bump_percent = 20", "fee_bump_percent = 5"), "chains.devnet.fee_bump_percent", "greater than or equal to 10"),
+    (lambda s: s.replace("replace_after_blocks = 3", "replace_after_blocks = 0"), "chains.devnet.replace_after_blocks", "greater than or equal to 1"),
+    (lambda s: s.replace('max_fee_per_gas_gwei = "500"', 'max_fee_per_gas_gwei = "0.0000000001"'), "chains.devnet.max_fee_per_gas_gwei", "whole number of wei"),
+    (lambda s: s.replace('max_fee_per_gas_gwei = "500"', 'max_fee_per_gas_gwei = "-1"'), "chains.devnet.max_fee_per_gas_gwei", "greater than 0"),
 ])
 def test_bad_spec_is_named(tmp_path, edit, key, words):
     with pytest.raises(ConfigError) as e:

@@ -18,6 +18,9 @@ from helpers import tx_count
 
 pytestmark = pytest.mark.e2e
 S1 = "FIX.4.4:FIXBRIDGE->CLIENT1"
+GWEI = 10**9
+CEILING = 100 * GWEI   # this module's chain: re-pricing never bids more (max_fee_per_gas_gwei)
+BUMP_PERCENT = 50      # and each re-price bids 50 % more (fee_bump_percent), after 2 blocks
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +29,14 @@ def devnet(tmp_path_factory):
     so the outage test can restart it). The shared bridge, journal and client fixtures run on it."""
     d = tmp_path_factory.mktemp("chain")
     net = start_devnet(d, block_time=1, extra_args=["--state", str(d / "state.json"), "--state-interval", "1"])
+    # Not the defaults, so the tests show the chain's replacement policy is the one honoured.
+    text = net.spec_path.read_text()
+    for line, ours in (("replace_after_blocks = 3", "replace_after_blocks = 2"),
+                       ("fee_bump_percent = 20", f"fee_bump_percent = {BUMP_PERCENT}"),
+                       ('max_fee_per_gas_gwei = "500"', f'max_fee_per_gas_gwei = "{CEILING // GWEI}"')):
+        assert line in text
+        text = text.replace(line, ours)
+    net.spec_path.write_text(text)
     yield net
     net.anvil.stop()
 
@@ -148,6 +159,34 @@ def test_underpriced_transaction_is_repriced(client, journal, devnet, paused, cl
     row, txs = swap_txs(journal, cl_ord_id)
     assert [t.status for t in txs] == ["replaced", "mined"] and txs[0].nonce == txs[1].nonce
     assert txs[1].max_fee_per_gas > txs[0].max_fee_per_gas and trade[20001] == txs[1].tx_hash
+    bumped = txs[0].max_priority_fee_per_gas * (100 + BUMP_PERCENT) // 100
+    assert txs[1].max_priority_fee_per_gas == bumped  # the chain's fee_bump_percent, not a default
+
+
+def test_repricing_stops_at_the_chains_ceiling(client, journal, devnet, paused, cl_ord_id):
+    """The base fee jumps over the chain's max_fee_per_gas_gwei: the swap is re-priced once, to
+    the ceiling, then waits there (journaled, not re-priced again) until the base fee falls back."""
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    wait_broadcast(journal, cl_ord_id)
+    devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(2 * CEILING)])  # then -12.5 % per empty block
+    try:
+        for _ in range(5):  # base fees 200, 175, 153, 134, 117 gwei: all over the ceiling
+            devnet.rpc("evm_mine")
+            time.sleep(0.4)
+        wait_for(lambda: any("max_fee_per_gas_gwei allows" in e.reason
+                             for e in journal.events(swap_txs(journal, cl_ord_id)[0].order_id)), what="held at the ceiling")
+        row, txs = swap_txs(journal, cl_ord_id)
+        assert [t.max_fee_per_gas for t in txs][1:] == [CEILING] and row.status is OrdStatus.NEW
+        for _ in range(4):  # 103, then 90 gwei: the ceiling's bid is included
+            devnet.rpc("evm_mine")
+            time.sleep(0.2)
+        trade = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    finally:
+        devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
+        devnet.rpc("evm_mine")
+    row, txs = swap_txs(journal, cl_ord_id)
+    assert trade[39] == "2" and trade[20001] == txs[1].tx_hash
+    assert [(t.status, t.max_fee_per_gas <= CEILING) for t in txs] == [("replaced", True), ("mined", True)]
 
 
 def test_dropped_transaction_is_rebroadcast(client, journal, devnet, paused, cl_ord_id):

@@ -10,6 +10,7 @@ from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fixbridge.config.errors import ConfigError, read_toml, validate
+from fixbridge.orders.units import PrecisionError, to_units_exact
 
 VENUE_KINDS = ("uniswap_v2", "uniswap_v3")
 
@@ -29,6 +30,29 @@ class Chain(_Strict):
     chain_id: int = Field(gt=0)
     rpc_url: str
     devnet: bool = False  # raw private keys are accepted only on a devnet
+    # What the bridge does with a transaction the chain has not mined (README "Execution"): after
+    # `replace_after_blocks` blocks it is rebroadcast if the node lost it, else re-priced (same
+    # nonce, same call) with fees `fee_bump_percent` higher; nodes refuse a replacement under 10 %.
+    # A re-priced bid never exceeds `max_fee_per_gas_gwei` (none: no ceiling); at the ceiling the
+    # transaction waits for the base fee to come back down.
+    replace_after_blocks: int = Field(default=3, ge=1, le=1000)
+    fee_bump_percent: int = Field(default=20, ge=10, le=1000)
+    max_fee_per_gas_gwei: Decimal | None = Field(default=None, gt=0)
+
+    @field_validator("max_fee_per_gas_gwei")
+    @classmethod
+    def _whole_wei(cls, v: Decimal | None) -> Decimal | None:
+        if v is not None:
+            try:
+                to_units_exact(v, 9)
+            except PrecisionError:
+                raise ValueError("at most 9 decimal places (a whole number of wei)") from None
+        return v
+
+    @property
+    def max_fee_per_gas_wei(self) -> int | None:
+        """The ceiling in wei (exact: the validator allows no fraction of a wei)."""
+        return None if self.max_fee_per_gas_gwei is None else to_units_exact(self.max_fee_per_gas_gwei, 9)
 
 
 class Token(_Strict):

@@ -208,6 +208,14 @@ def _venues_of(dep: Deployment, instrument: str) -> list[str]:
     return ["uniswap_v2"] + (["uniswap_v3"] if dep.v3 is not None and instrument in dep.v3.pools else [])
 
 
+# A transaction the chain has not mined (README "Execution, the chain, and crash safety").
+REPLACEMENT_POLICY_LINES = (
+    "replace_after_blocks = 3          # unmined this many blocks: rebroadcast, or re-priced",
+    "fee_bump_percent = 20             # each re-price bids this much more (nodes refuse < 10)",
+    'max_fee_per_gas_gwei = "500"      # re-pricing never bids more than this',
+)
+
+
 def render_spec(dep: Deployment) -> str:
     """The venue/instrument spec (specs/devnet.toml) for a deployment."""
     lines = [
@@ -216,6 +224,7 @@ def render_spec(dep: Deployment) -> str:
         f"chain_id = {dep.chain_id}",
         f"rpc_url = {_toml_str(dep.rpc_url)}",
         "devnet = true",
+        *REPLACEMENT_POLICY_LINES,
         "",
     ]
     for symbol, address in dep.tokens.items():

@@ -17,7 +17,8 @@ def render_second_spec(dep: Deployment, chain: str = SECOND_CHAIN) -> str:
     q = lambda s: '"' + s + '"'  # noqa: E731
     sfx = f":{chain}"
     lines = [f"# Written by `fixbridge run`: the second devnet chain ({chain}), Uniswap V2 only.",
-             f"[chains.{chain}]", f"chain_id = {dep.chain_id}", f"rpc_url = {q(dep.rpc_url)}", "devnet = true", ""]
+             f"[chains.{chain}]", f"chain_id = {dep.chain_id}", f"rpc_url = {q(dep.rpc_url)}", "devnet = true",
+             *REPLACEMENT_POLICY_LINES, ""]
     for symbol, address in dep.tokens.items():
         lines += [f"[tokens.{q(symbol + sfx)}]", f"chain = {q(chain)}", f"address = {q(to_checksum_address(address))}",
                   f"decimals = {dep.decimals[symbol]}", ""]

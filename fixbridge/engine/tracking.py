@@ -2,8 +2,9 @@
 watcher drives.
 
 For each block: settle the transactions it includes (or hold them until the session's
-confirmations), then look after the rest — a transaction unmined for `BUMP_AFTER_BLOCKS` is
-rebroadcast if the node lost it, or replaced with the same call at higher fees; a nonce the chain
+confirmations), then look after the rest — a transaction unmined for its chain's
+`replace_after_blocks` is rebroadcast if the node lost it, or replaced with the same call at fees
+`fee_bump_percent` higher, never above the chain's `max_fee_per_gas_gwei`; a nonce the chain
 has passed without our transaction means someone else used it. A reorg takes back what it
 removed: fills already reported get a Trade Cancel (150=H) and the order waits for its
 transaction again.
@@ -34,8 +35,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-BUMP_AFTER_BLOCKS = 3     # blocks a transaction may wait before it is rebroadcast or re-priced
-BUMP_PERCENT = 20         # fee increase per replacement (nodes require >= 10%)
+NODE_MIN_BUMP_PERCENT = 10  # nodes (geth, anvil) refuse a same-nonce replacement that bids less more
 KEEP_SETTLED_BLOCKS = 64  # how long settled fills are kept to follow a reorg
 SETTLE_FLUSH_EVERY = 8    # settled orders per journal unit within one block
 RECOVERY_CHUNK = 64       # journaled in-flight orders looked up and settled together at start
@@ -68,6 +68,7 @@ class InFlight:
     sent_block: int
     reserved: tuple[str, int]              # (token_in, most it can take) held against the balance
     last_action_block: int = -1
+    at_ceiling: bool = False               # re-pricing stopped at the chain's max fee (journaled once)
     cancel: tuple[str, str] | None = None  # (session_id, cancel ClOrdID) once a cancel was asked
     receipt: Receipt | None = None         # mined, waiting for confirmations
     mined_attempt: Attempt | None = None
@@ -332,7 +333,7 @@ class TrackingMixin:
                 # Waiting behind the wallet's own earlier nonce is not being stuck: only the lowest
                 # pending nonce is ever revived, and the rest get their time once it is mined.
                 f.last_action_block = head
-            elif head - f.last_action_block >= BUMP_AFTER_BLOCKS:
+            elif head - f.last_action_block >= self.spec.chains[chain].replace_after_blocks:
                 f.last_action_block = head
                 self._revive(f)
 
@@ -394,10 +395,26 @@ class TrackingMixin:
 
     def _replace(self: "ExecutionEngine", f: InFlight, kind: str, why: str) -> None:
         prev = f.attempts[-1]
-        bump = lambda x: x + max(x * BUMP_PERCENT // 100, 1)  # noqa: E731
+        policy = self.spec.chains[f.chain]
+        bump = lambda x: x + max(x * policy.fee_bump_percent // 100, 1)  # noqa: E731
         base_fee = latest_base_fee(f.wallet.submitter.w3)
         tip = bump(prev.tip)
         max_fee = max(bump(prev.max_fee), 2 * base_fee + tip)
+        ceiling = policy.max_fee_per_gas_wei
+        if ceiling is not None and kind != "cancel" and max_fee > ceiling:
+            # Re-pricing stops at the ceiling ops set. A cancel's no-op is exempt: it costs 21,000
+            # gas, and a cancel that cannot outbid the swap would not be one.
+            least = lambda x: x + max(x * NODE_MIN_BUMP_PERCENT // 100, 1)  # noqa: E731
+            max_fee, tip = ceiling, min(tip, ceiling)
+            if max_fee < least(prev.max_fee) or tip < least(prev.tip):
+                if not f.at_ceiling:
+                    f.at_ceiling = True
+                    self.journal.add_event(f.order.order_id, "tx", f"{why}: not re-priced, {prev.tx_hash} already bids "
+                                           f"what the chain's max_fee_per_gas_gwei allows ({ceiling} wei); waiting "
+                                           "for the base fee to come down",
+                                           detail={"nonce": f.nonce, "max_fee": str(prev.max_fee), "ceiling": str(ceiling),
+                                                   "base_fee": str(base_fee)})
+                return
         to, data, gas = (f.wallet.wallet.address, b"", 21_000) if kind == "cancel" else (f.to, f.data, f.gas_limit)
         sent = f.wallet.submitter.sign(to, data, gas, nonce=f.nonce, max_fee=max_fee, tip=tip, gas_limit=gas)
         self._write_ahead(f.order.order_id, kind, f.wallet)(sent)
