@@ -285,7 +285,8 @@ def test_written_spec_parses_and_names_the_contracts(chain, tmp_path: Path) -> N
     text = path.read_text(encoding="utf-8")
     assert text.startswith("# Written by `fixbridge devnet` — the embedded devnet")
     spec = tomllib.loads(text)
-    assert spec["chains"]["devnet"] == {"chain_id": 31337, "rpc_url": dep.rpc_url, "devnet": True}
+    assert spec["chains"]["devnet"] == {"chain_id": 31337, "rpc_url": dep.rpc_url, "devnet": True, "replace_after_blocks": 3,
+                                        "fee_bump_percent": 20, "max_fee_per_gas_gwei": "500"}
     assert spec["tokens"] == {
         "WETH": {"chain": "devnet", "address": dep.weth, "decimals": 18},
         "USDC": {"chain": "devnet", "address": dep.usdc, "decimals": 6},

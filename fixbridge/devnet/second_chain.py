@@ -7,7 +7,7 @@ from pathlib import Path
 
 from eth_utils import to_checksum_address
 
-from fixbridge.devnet.deploy import LIQUIDITY, Deployment
+from fixbridge.devnet.deploy import LIQUIDITY, REPLACEMENT_POLICY_LINES, Deployment
 
 SECOND_CHAIN = "devnet2"
 SECOND_CHAIN_ID = 31338
