@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -187,6 +188,32 @@ def test_repricing_stops_at_the_chains_ceiling(client, journal, devnet, paused, 
     row, txs = swap_txs(journal, cl_ord_id)
     assert trade[39] == "2" and trade[20001] == txs[1].tx_hash
     assert [(t.status, t.max_fee_per_gas <= CEILING) for t in txs] == [("replaced", True), ("mined", True)]
+
+
+def test_a_swap_unmined_past_its_deadline_is_replaced_by_a_noop_and_expires(client, journal, devnet, paused, cl_ord_id):
+    """The base fee stays over what the swap may bid (the ceiling) until its deadline passes: mined
+    after that it could only revert, so a no-op takes its nonce and the order ends Expired."""
+    expire = datetime.now(timezone.utc) + timedelta(seconds=30)
+    nonce0 = tx_count(devnet.rpc_url, ADDR[1])
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3", expire_time=expire))
+    wait_broadcast(journal, cl_ord_id)
+    try:
+        devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(10 * CEILING)])  # over the ceiling for ~17 blocks
+        devnet.rpc("evm_setNextBlockTimestamp", [int(expire.timestamp()) + 1])
+        devnet.rpc("evm_mine")  # past the deadline, without the swap: it cannot pay this base fee
+        noop = wait_in_mempool(devnet, journal, cl_ord_id, lambda txs: next((t for t in txs if t.purpose == "cancel"), None),
+                               what="a no-op replacing the expired swap")
+        devnet.rpc("evm_mine")
+        last = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    finally:
+        devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
+        devnet.rpc("evm_mine")
+    assert (last[150], last[39], last[14]) == ("C", "C", "0") and "deadline passed" in last[58]
+    assert last[20001] == noop.tx_hash
+    row, txs = swap_txs(journal, cl_ord_id)
+    assert row.status is OrdStatus.EXPIRED and journal.fills_for(row.order_id) == []
+    assert {t.purpose: t.status for t in txs} == {"swap": "replaced", "cancel": "mined"}
+    assert tx_count(devnet.rpc_url, ADDR[1]) == nonce0 + 1  # the nonce went to the no-op, not the swap
 
 
 def test_dropped_transaction_is_rebroadcast(client, journal, devnet, paused, cl_ord_id):

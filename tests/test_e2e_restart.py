@@ -203,3 +203,59 @@ def test_clean_stop_does_not_rewind(make_bridge, tmp_path, cl_ord_id):
     b = make_bridge()
     assert not (tmp_path / "fix" / "clean-stop").exists()
     assert "inbound sequence rewound" not in b.log()
+
+
+# Last in this module: it moves the chain's clock two minutes ahead of the wall clock, past the
+# default deadline of any order a later test would send on this devnet.
+def test_stuck_swap_recovered_after_kill_9_expires_at_its_journaled_deadline(make_bridge, devnet, tmp_path, cl_ord_id):
+    """A swap that cannot be mined (the base fee is over what the chain's ceiling lets it bid)
+    survives a kill -9; after the restart its deadline is the journaled one, not a new plan's: once
+    the chain passes it, a no-op takes the nonce and the order ends Expired."""
+    gwei = 10**9
+    b = make_bridge()
+    c = persistent_client(b, tmp_path / "client")
+    c.send(new_order_single(f"{cl_ord_id}-warm", "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    assert c.reports_until_terminal(f"{cl_ord_id}-warm")[-1][39] == "2"  # the router approval is mined
+    devnet.rpc("evm_setAutomine", [False])
+    try:
+        sent_at = int(time.time())
+        c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))  # deadline: sent + 120 s
+        j = Journal(b.journal_url)
+        try:
+            for _ in range(200):
+                row = j.find_order(SESSION, cl_ord_id)
+                txs = [t for t in j.transactions_for(row.order_id) if t.purpose == "swap"] if row else []
+                if txs and txs[0].status == "broadcast":
+                    break
+                time.sleep(0.05)
+            (swap,) = txs
+        finally:
+            j.close()
+        b.kill9()
+        c.stop()
+        time.sleep(4)  # a re-planned deadline would now be 4 s later than the journaled one
+        nonce0 = tx_count(devnet.rpc_url, ADDR[1])
+        b = make_bridge()
+        c = persistent_client(b, tmp_path / "client")
+        devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(5000 * gwei)])  # over the devnet's 500 gwei ceiling
+        devnet.rpc("evm_setNextBlockTimestamp", [sent_at + 122])  # past the journaled deadline, not a new one
+        devnet.rpc("evm_mine")
+        j = Journal(b.journal_url)
+        try:
+            for _ in range(200):  # the no-op in the node's mempool
+                noop = [t for t in j.transactions_for(swap.order_id) if t.purpose == "cancel"]
+                if noop and devnet.rpc("eth_getTransactionByHash", [noop[0].tx_hash]) is not None:
+                    break
+                time.sleep(0.05)
+        finally:
+            j.close()
+        devnet.rpc("evm_mine")
+        reports = c.reports_until_terminal(cl_ord_id, timeout=60)
+    finally:
+        c.stop()
+        devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(gwei)])
+        devnet.rpc("evm_setAutomine", [True])
+    last = reports[-1]
+    assert (last[150], last[39], last[14]) == ("C", "C", "0") and "deadline passed" in last[58], last.raw
+    assert last[20001] == noop[0].tx_hash and tx_count(devnet.rpc_url, ADDR[1]) == nonce0 + 1
+    assert devnet.rpc("eth_getTransactionReceipt", [swap.tx_hash]) is None  # the swap never ran

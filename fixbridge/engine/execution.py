@@ -578,7 +578,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             self._write_ahead(order.order_id, "swap", w, deferred=True, status=order.status)(sent)
             flight = InFlight(order=order, plan=plan, wallet=w, nonce=sent.nonce, to=call.to, data=call.data,
                               gas_limit=sent.gas_limit, attempts=[Attempt.of(sent, "swap")],
-                              sent_block=self.head(w.chain), reserved=plan.pays)
+                              sent_block=self.head(w.chain), reserved=plan.pays, deadline=plan.intent.deadline)
             self.track(flight)
         # One broadcast for all the swaps of this flush, once their write-ahead rows are committed.
         self.journal.collect_after_commit("broadcast", (flight, sent), self._broadcast, lane="broadcast")

@@ -69,6 +69,7 @@ class InFlight:
     reserved: tuple[str, int]              # (token_in, most it can take) held against the balance
     last_action_block: int = -1
     at_ceiling: bool = False               # re-pricing stopped at the chain's max fee (journaled once)
+    deadline: int | None = None            # the call's deadline (unix s); None: not known yet (recovered)
     cancel: tuple[str, str] | None = None  # (session_id, cancel ClOrdID) once a cancel was asked
     receipt: Receipt | None = None         # mined, waiting for confirmations
     mined_attempt: Attempt | None = None
@@ -188,7 +189,7 @@ class TrackingMixin:
                 and hashes.get(f.receipt.block_number) == f.receipt.block_hash)
 
     def _after_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
-        self._look_after(chain, block.number)
+        self._look_after(chain, block.number, block.timestamp)
         if self.spec.options_markets:
             self.check_settlements(chain, block.number)
         for oid, (_, n) in list(self._settled.items()):
@@ -256,8 +257,11 @@ class TrackingMixin:
         chain_id = f.wallet.wallet.chain_id
         fee = from_units(receipt.fee_wei, 18)
         proof = dict(tx_hash=receipt.tx_hash, block=receipt.block_number, fee=fee, chain_id=chain_id)
+        if attempt.kind == "cancel" and f.cancel is None:  # the no-op that replaced a swap past its deadline
+            return self._finish_no_fill(order, OrdStatus.EXPIRED, f"Expired: its deadline passed before it was mined; "
+                                        f"the no-op {receipt.tx_hash} took its nonce", **proof)
         if attempt.kind == "cancel":
-            who = f.cancel[1] if f.cancel else None
+            who = f.cancel[1]
             return self._transition(order, OrdStatus.CANCELED, f"canceled: the no-op replacement {receipt.tx_hash} "
                                     "was mined in place of the swap", exec_type="4", leaves=Decimal(0),
                                     cancel_cl_ord_id=who, text="Canceled: replaced on chain before it executed",
@@ -312,7 +316,7 @@ class TrackingMixin:
                                  tx_hash=receipt.tx_hash, block=receipt.block_number, chain_id=proof["chain_id"])
 
     # ---- looking after what is not mined -----------------------------------------------------
-    def _look_after(self: "ExecutionEngine", chain: str, head: int) -> None:
+    def _look_after(self: "ExecutionEngine", chain: str, head: int, head_time: int) -> None:
         pending = [f for f in list(self._flights.values()) if f.chain == chain and f.receipt is None]
         if not pending:
             return
@@ -333,9 +337,25 @@ class TrackingMixin:
                 # Waiting behind the wallet's own earlier nonce is not being stuck: only the lowest
                 # pending nonce is ever revived, and the rest get their time once it is mined.
                 f.last_action_block = head
+            elif f.attempts[-1].kind != "cancel" and head_time > self._deadline_of(f):
+                # Mined now it could only revert (the router checks block.timestamp <= deadline),
+                # paying a swap's gas for nothing, and a price ceiling may keep it from ever being
+                # mined: a no-op takes its nonce and the order ends Expired.
+                f.last_action_block = head
+                self._replace(f, "cancel", f"deadline {self._deadline_of(f)} passed unmined (block {head} at "
+                              f"{head_time}): no-op replacement")
             elif head - f.last_action_block >= self.spec.chains[chain].replace_after_blocks:
                 f.last_action_block = head
                 self._revive(f)
+
+    def _deadline_of(self: "ExecutionEngine", f: InFlight) -> int:
+        """The swap's deadline; for an order recovered after a restart, the one its quote journaled
+        (a re-plan would make a new one). Unknown: never."""
+        if f.deadline is None:
+            quoted = [e.detail for e in self.journal.events(f.order.order_id) if e.kind == "quote" and e.detail]
+            known = [int(d["deadline"]) for d in quoted if d.get("deadline") is not None]
+            f.deadline = known[-1] if known else 2**256
+        return f.deadline
 
     def _nonce_passed(self: "ExecutionEngine", f: InFlight, chain_nonce: int) -> None:
         """The chain is past our nonce: one of our attempts was mined (and we missed its block while
