@@ -10,7 +10,7 @@ import pytest
 from web3 import Web3
 
 from conftest import ADDR, BridgeProcess, free_port, start_bridge
-from fixbridge.fix.client import FixClient, new_order_single
+from fixbridge.fix.client import FixClient, new_order_single, order_cancel_request
 from fixbridge.journal import Journal
 from fixbridge.orders.model import OrdStatus
 from helpers import tx_count
@@ -203,6 +203,47 @@ def test_clean_stop_does_not_rewind(make_bridge, tmp_path, cl_ord_id):
     b = make_bridge()
     assert not (tmp_path / "fix" / "clean-stop").exists()
     assert "inbound sequence rewound" not in b.log()
+
+
+def test_pending_cancel_recovered_after_kill_9_answers_the_clients_cancel(make_bridge, devnet, tmp_path, cl_ord_id):
+    """kill -9 between PendingCancel and the no-op's block: after the restart the Canceled report
+    names the client's cancel (11 = its ClOrdID, 41 = the order's), as it would have without the crash."""
+    b = make_bridge()
+    c = persistent_client(b, tmp_path / "client")
+    c.send(new_order_single(f"{cl_ord_id}-warm", "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    assert c.reports_until_terminal(f"{cl_ord_id}-warm")[-1][39] == "2"  # the router approval is mined
+    devnet.rpc("evm_setAutomine", [False])
+    try:
+        c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+        assert c.receive(30, "8")[150] == "0"
+        j = Journal(b.journal_url)
+        try:
+            for _ in range(200):
+                row = j.find_order(SESSION, cl_ord_id)
+                if any(t.purpose == "swap" and t.status == "broadcast" for t in j.transactions_for(row.order_id)):
+                    break
+                time.sleep(0.05)
+            c.send(order_cancel_request(f"{cl_ord_id}-c", cl_ord_id, side="2", symbol="WETH/USDC"))
+            pending = c.receive(30, "8")
+            assert (pending[150], pending[11], pending[41]) == ("6", f"{cl_ord_id}-c", cl_ord_id)
+            for _ in range(200):  # the no-op in the node's mempool
+                noop = [t for t in j.transactions_for(row.order_id) if t.purpose == "cancel"]
+                if noop and devnet.rpc("eth_getTransactionByHash", [noop[0].tx_hash]) is not None:
+                    break
+                time.sleep(0.05)
+        finally:
+            j.close()
+        b.kill9()
+        c.stop()
+        b = make_bridge()
+        c = persistent_client(b, tmp_path / "client")
+        devnet.rpc("evm_mine")
+        done = c.reports_until_terminal(f"{cl_ord_id}-c", timeout=60)[-1]
+    finally:
+        c.stop()
+        devnet.rpc("evm_setAutomine", [True])
+    assert (done[150], done[39], done[11], done[41], done[14]) == ("4", "4", f"{cl_ord_id}-c", cl_ord_id, "0")
+    assert done[20001] == noop[0].tx_hash
 
 
 # Last in this module: it moves the chain's clock two minutes ahead of the wall clock, past the

@@ -31,7 +31,7 @@ from fixbridge.config import Counterparty, SessionsConfig, Spec, Token
 from fixbridge.engine.faults import crash_point
 from fixbridge.engine.markets import MAX_UINT256, Markets, TradingWallet, approve_calldata
 from fixbridge.engine.settlement import SettlementMixin, SettlementReport
-from fixbridge.engine.tracking import Attempt, InFlight, TrackingMixin, _revert_status
+from fixbridge.engine.tracking import CANCEL_CL_ORD_ID, Attempt, InFlight, TrackingMixin, _revert_status
 from fixbridge.journal import DuplicateClOrdID, Journal
 from fixbridge.orders import lifecycle
 from fixbridge.orders.model import ExecutionReport, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
@@ -243,7 +243,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 flight.cancel = (session_id, cl_ord_id)
                 self._transition(flight.order, OrdStatus.PENDING_CANCEL, f"cancel requested by {cl_ord_id}: "
                                  "replacing the pending transaction with a no-op", exec_type="6",
-                                 cancel_cl_ord_id=cl_ord_id)
+                                 cancel_cl_ord_id=cl_ord_id, detail={CANCEL_CL_ORD_ID: cl_ord_id})
                 q = self._queues[flight.wallet.wallet.name]
                 self.journal.after_commit(lambda: q.put(("cancel", row.order_id)))
                 return
@@ -724,7 +724,8 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
 
     def _transition(self, order: Order, status: OrdStatus, reason: str, *, exec_type: str, leaves: Decimal | None = None,
                     rej: RejectReason | None = None, text: str | None = None, venue: str | None = None,
-                    wallet: str | None = None, trade_cancel: bool = False, **report) -> None:
+                    wallet: str | None = None, trade_cancel: bool = False, detail: dict | None = None,
+                    **report) -> None:
         lifecycle.check(order.status, status, trade_cancel=trade_cancel)
         if leaves is None:
             leaves = (order.order_qty - order.cum_qty) if order.order_qty is not None else Decimal(0)
@@ -733,7 +734,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         order.venue, order.wallet = venue or order.venue, wallet or order.wallet
         self.journal.transition(order.order_id, status, reason, cum_qty=order.cum_qty, leaves_qty=leaves,
                                 avg_px=order.avg_px, text=text, rej_reason=int(rej) if rej is not None else None,
-                                venue=venue, wallet=wallet, from_status=previous)
+                                venue=venue, wallet=wallet, from_status=previous, detail=detail)
         if status.terminal:
             self._taken.discard(order.order_id)
             self._finished[order.order_id] = status
