@@ -205,34 +205,58 @@ def test_clean_stop_does_not_rewind(make_bridge, tmp_path, cl_ord_id):
     assert "inbound sequence rewound" not in b.log()
 
 
+def warmed_up_client(bridge: BridgeProcess, path, cl_ord_id: str) -> FixClient:
+    """A persistent client whose first sell filled, so the router approval is mined before a test
+    stops mining."""
+    c = persistent_client(bridge, path)
+    c.send(new_order_single(f"{cl_ord_id}-warm", "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    assert c.reports_until_terminal(f"{cl_ord_id}-warm")[-1][39] == "2"
+    return c
+
+
+def wait_node_has(devnet, journal_url: str, order_id: str, purpose: str):
+    """The order's journaled transaction of `purpose`, once the node holds it (the write-ahead row
+    is committed before the broadcast, so the row alone does not say the node has it)."""
+    j = Journal(journal_url)
+    try:
+        for _ in range(400):
+            txs = [t for t in j.transactions_for(order_id) if t.purpose == purpose]
+            if txs and devnet.rpc("eth_getTransactionByHash", [txs[-1].tx_hash]) is not None:
+                return txs[-1]
+            time.sleep(0.05)
+    finally:
+        j.close()
+    raise TimeoutError(f"no {purpose} transaction of {order_id} at the node")
+
+
+def order_id_of(journal_url: str, cl_ord_id: str) -> str:
+    j = Journal(journal_url)
+    try:
+        for _ in range(400):
+            row = j.find_order(SESSION, cl_ord_id)
+            if row is not None:
+                return row.order_id
+            time.sleep(0.05)
+    finally:
+        j.close()
+    raise TimeoutError(f"{cl_ord_id} not journaled")
+
+
 def test_pending_cancel_recovered_after_kill_9_answers_the_clients_cancel(make_bridge, devnet, tmp_path, cl_ord_id):
     """kill -9 between PendingCancel and the no-op's block: after the restart the Canceled report
     names the client's cancel (11 = its ClOrdID, 41 = the order's), as it would have without the crash."""
     b = make_bridge()
-    c = persistent_client(b, tmp_path / "client")
-    c.send(new_order_single(f"{cl_ord_id}-warm", "WETH/USDC", "2", Decimal("0.01"), tif="3"))
-    assert c.reports_until_terminal(f"{cl_ord_id}-warm")[-1][39] == "2"  # the router approval is mined
+    c = warmed_up_client(b, tmp_path / "client", cl_ord_id)
     devnet.rpc("evm_setAutomine", [False])
     try:
         c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
         assert c.receive(30, "8")[150] == "0"
-        j = Journal(b.journal_url)
-        try:
-            for _ in range(200):
-                row = j.find_order(SESSION, cl_ord_id)
-                if any(t.purpose == "swap" and t.status == "broadcast" for t in j.transactions_for(row.order_id)):
-                    break
-                time.sleep(0.05)
-            c.send(order_cancel_request(f"{cl_ord_id}-c", cl_ord_id, side="2", symbol="WETH/USDC"))
-            pending = c.receive(30, "8")
-            assert (pending[150], pending[11], pending[41]) == ("6", f"{cl_ord_id}-c", cl_ord_id)
-            for _ in range(200):  # the no-op in the node's mempool
-                noop = [t for t in j.transactions_for(row.order_id) if t.purpose == "cancel"]
-                if noop and devnet.rpc("eth_getTransactionByHash", [noop[0].tx_hash]) is not None:
-                    break
-                time.sleep(0.05)
-        finally:
-            j.close()
+        order_id = order_id_of(b.journal_url, cl_ord_id)
+        wait_node_has(devnet, b.journal_url, order_id, "swap")
+        c.send(order_cancel_request(f"{cl_ord_id}-c", cl_ord_id, side="2", symbol="WETH/USDC"))
+        pending = c.receive(30, "8")
+        assert (pending[150], pending[11], pending[41]) == ("6", f"{cl_ord_id}-c", cl_ord_id)
+        noop = wait_node_has(devnet, b.journal_url, order_id, "cancel")
         b.kill9()
         c.stop()
         b = make_bridge()
@@ -243,7 +267,7 @@ def test_pending_cancel_recovered_after_kill_9_answers_the_clients_cancel(make_b
         c.stop()
         devnet.rpc("evm_setAutomine", [True])
     assert (done[150], done[39], done[11], done[41], done[14]) == ("4", "4", f"{cl_ord_id}-c", cl_ord_id, "0")
-    assert done[20001] == noop[0].tx_hash
+    assert done[20001] == noop.tx_hash
 
 
 # Last in this module: it moves the chain's clock two minutes ahead of the wall clock, past the
@@ -254,24 +278,12 @@ def test_stuck_swap_recovered_after_kill_9_expires_at_its_journaled_deadline(mak
     the chain passes it, a no-op takes the nonce and the order ends Expired."""
     gwei = 10**9
     b = make_bridge()
-    c = persistent_client(b, tmp_path / "client")
-    c.send(new_order_single(f"{cl_ord_id}-warm", "WETH/USDC", "2", Decimal("0.01"), tif="3"))
-    assert c.reports_until_terminal(f"{cl_ord_id}-warm")[-1][39] == "2"  # the router approval is mined
+    c = warmed_up_client(b, tmp_path / "client", cl_ord_id)
     devnet.rpc("evm_setAutomine", [False])
     try:
         sent_at = int(time.time())
         c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))  # deadline: sent + 120 s
-        j = Journal(b.journal_url)
-        try:
-            for _ in range(200):
-                row = j.find_order(SESSION, cl_ord_id)
-                txs = [t for t in j.transactions_for(row.order_id) if t.purpose == "swap"] if row else []
-                if txs and txs[0].status == "broadcast":
-                    break
-                time.sleep(0.05)
-            (swap,) = txs
-        finally:
-            j.close()
+        swap = wait_node_has(devnet, b.journal_url, order_id_of(b.journal_url, cl_ord_id), "swap")
         b.kill9()
         c.stop()
         time.sleep(4)  # a re-planned deadline would now be 4 s later than the journaled one
@@ -281,15 +293,7 @@ def test_stuck_swap_recovered_after_kill_9_expires_at_its_journaled_deadline(mak
         devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(5000 * gwei)])  # over the devnet's 500 gwei ceiling
         devnet.rpc("evm_setNextBlockTimestamp", [sent_at + 122])  # past the journaled deadline, not a new one
         devnet.rpc("evm_mine")
-        j = Journal(b.journal_url)
-        try:
-            for _ in range(200):  # the no-op in the node's mempool
-                noop = [t for t in j.transactions_for(swap.order_id) if t.purpose == "cancel"]
-                if noop and devnet.rpc("eth_getTransactionByHash", [noop[0].tx_hash]) is not None:
-                    break
-                time.sleep(0.05)
-        finally:
-            j.close()
+        noop = wait_node_has(devnet, b.journal_url, swap.order_id, "cancel")
         devnet.rpc("evm_mine")
         reports = c.reports_until_terminal(cl_ord_id, timeout=60)
     finally:
@@ -298,5 +302,5 @@ def test_stuck_swap_recovered_after_kill_9_expires_at_its_journaled_deadline(mak
         devnet.rpc("evm_setAutomine", [True])
     last = reports[-1]
     assert (last[150], last[39], last[14]) == ("C", "C", "0") and "deadline passed" in last[58], last.raw
-    assert last[20001] == noop[0].tx_hash and tx_count(devnet.rpc_url, ADDR[1]) == nonce0 + 1
+    assert last[20001] == noop.tx_hash and tx_count(devnet.rpc_url, ADDR[1]) == nonce0 + 1
     assert devnet.rpc("eth_getTransactionReceipt", [swap.tx_hash]) is None  # the swap never ran
