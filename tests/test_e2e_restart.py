@@ -229,11 +229,11 @@ def wait_node_has(devnet, journal_url: str, order_id: str, purpose: str):
     raise TimeoutError(f"no {purpose} transaction of {order_id} at the node")
 
 
-def order_id_of(journal_url: str, cl_ord_id: str) -> str:
+def order_id_of(journal_url: str, cl_ord_id: str, session: str = SESSION) -> str:
     j = Journal(journal_url)
     try:
         for _ in range(400):
-            row = j.find_order(SESSION, cl_ord_id)
+            row = j.find_order(session, cl_ord_id)
             if row is not None:
                 return row.order_id
             time.sleep(0.05)
@@ -269,6 +269,51 @@ def test_pending_cancel_recovered_after_kill_9_answers_the_clients_cancel(make_b
     assert (done[150], done[39], done[11], done[41], done[14]) == ("4", "4", f"{cl_ord_id}-c", cl_ord_id, "0")
     assert done[20001] == noop.tx_hash
 
+
+
+def test_cancel_of_an_order_not_yet_sent_survives_a_kill_9(make_bridge, devnet, tmp_path, cl_ord_id):
+    """CLIENT3 approves each order's amount and waits for that approval to be mined before it signs
+    the swap; with mining off the order waits there. A cancel then is held for the order's turn;
+    after a kill -9 the journal still has it, and the restarted bridge cancels the order instead of
+    trading it: the client's cancel is answered, and no swap is sent."""
+    def client3() -> FixClient:
+        return FixClient("127.0.0.1", b.port, "CLIENT3", "FIXBRIDGE", data_dir=tmp_path / "c3", reset_seq=False).start()
+
+    b = make_bridge()
+    c = client3()
+    devnet.rpc("evm_setAutomine", [False])
+    try:
+        c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+        order_id = order_id_of(b.journal_url, cl_ord_id, "FIX.4.4:FIXBRIDGE->CLIENT3")
+        wait_node_has(devnet, b.journal_url, order_id, "approve")  # the order's turn waits for it to be mined
+        c.send(order_cancel_request(f"{cl_ord_id}-c", cl_ord_id, side="2", symbol="WETH/USDC"))
+        j = Journal(b.journal_url)
+        try:
+            for _ in range(400):
+                if any("cancel requested" in e.reason for e in j.events(order_id)):
+                    break
+                time.sleep(0.05)
+            else:
+                raise TimeoutError("the cancel request was not journaled")
+        finally:
+            j.close()
+        b.kill9()
+        c.stop()
+        b = make_bridge()
+        c = client3()
+    finally:
+        devnet.rpc("evm_setAutomine", [True])
+    try:
+        done = c.reports_until_terminal(f"{cl_ord_id}-c", timeout=60)[-1]
+    finally:
+        c.stop()
+    assert (done[150], done[39], done[11], done[41], done[14]) == ("4", "4", f"{cl_ord_id}-c", cl_ord_id, "0"), done.raw
+    j = Journal(b.journal_url)
+    try:
+        assert [t.purpose for t in j.transactions_for(order_id) if t.purpose == "swap"] == []
+        assert j.find_order("FIX.4.4:FIXBRIDGE->CLIENT3", cl_ord_id).status is OrdStatus.CANCELED
+    finally:
+        j.close()
 
 # Last in this module: it moves the chain's clock two minutes ahead of the wall clock, past the
 # default deadline of any order a later test would send on this devnet.

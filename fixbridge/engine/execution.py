@@ -248,7 +248,9 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 self.journal.after_commit(lambda: q.put(("cancel", row.order_id)))
                 return
             self._cancel_requests[row.order_id] = (session_id, cl_ord_id)
-        self.journal.add_event(row.order_id, "note", f"cancel requested by ClOrdID {cl_ord_id}")
+        # Journaled with the cancel's ClOrdID: a restart before the order's turn still cancels it.
+        self.journal.add_event(row.order_id, "note", f"cancel requested by ClOrdID {cl_ord_id}",
+                               detail={CANCEL_CL_ORD_ID: cl_ord_id})
 
     def status(self, session_id: str, cl_ord_id: str, order_id: str | None, req_id: str | None,
                exec_type: str | None = lifecycle.EXEC_TYPE_STATUS) -> None:
@@ -669,7 +671,12 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 self._finish_no_fill(order, OrdStatus.EXPIRED,
                                      f"Not sent before the bridge stopped; {age:.0f}s old now, past its deadline")
             return
-        log.info("recovery: re-queue unsent order", order_id=row.order_id, status=row.status.value)
+        asked = [e.detail[CANCEL_CL_ORD_ID] for e in self.journal.events(row.order_id)
+                 if e.kind == "note" and e.detail and e.detail.get(CANCEL_CL_ORD_ID)]
+        if asked:  # the client asked to cancel it before the crash: its turn cancels it, as it would have
+            self._cancel_requests[row.order_id] = (row.session_id, asked[-1])
+        log.info("recovery: re-queue unsent order", order_id=row.order_id, status=row.status.value,
+                 cancel_requested=bool(asked))
         self._enqueue(row.session_id, row.account, ("new", row.order_id), row.symbol)
 
     # ---- helpers ---------------------------------------------------------------------------
