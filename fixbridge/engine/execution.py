@@ -671,12 +671,11 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 self._finish_no_fill(order, OrdStatus.EXPIRED,
                                      f"Not sent before the bridge stopped; {age:.0f}s old now, past its deadline")
             return
-        asked = [e.detail[CANCEL_CL_ORD_ID] for e in self.journal.events(row.order_id)
-                 if e.kind == "note" and e.detail and e.detail.get(CANCEL_CL_ORD_ID)]
+        asked = self._journaled_cancel(row.order_id)
         if asked:  # the client asked to cancel it before the crash: its turn cancels it, as it would have
-            self._cancel_requests[row.order_id] = (row.session_id, asked[-1])
+            self._cancel_requests[row.order_id] = (row.session_id, asked)
         log.info("recovery: re-queue unsent order", order_id=row.order_id, status=row.status.value,
-                 cancel_requested=bool(asked))
+                 cancel_requested=asked)
         self._enqueue(row.session_id, row.account, ("new", row.order_id), row.symbol)
 
     # ---- helpers ---------------------------------------------------------------------------

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-CANCEL_CL_ORD_ID = "cancel_cl_ord_id"  # the PendingCancel transition's detail key for the cancel's ClOrdID
-NODE_MIN_BUMP_PERCENT = 10  # nodes (geth, anvil) refuse a same-nonce replacement that bids less more
+CANCEL_CL_ORD_ID = "cancel_cl_ord_id"  # the journal detail key that keeps a cancel's ClOrdID for a restart
+NODE_MIN_BUMP_PERCENT = 10  # nodes (geth, anvil) refuse a same-nonce replacement that raises its bid less
 KEEP_SETTLED_BLOCKS = 64  # how long settled fills are kept to follow a reorg
 SETTLE_FLUSH_EVERY = 8    # settled orders per journal unit within one block
 RECOVERY_CHUNK = 64       # journaled in-flight orders looked up and settled together at start
@@ -510,20 +510,21 @@ class TrackingMixin:
                          gas_limit=txs[0].gas_limit, attempts=attempts, sent_block=self.head(w.chain),
                          reserved=(plan.intent.token_in, 0))
             if order.status is OrdStatus.PENDING_CANCEL:
-                f.cancel = (order.session_id, self._cancel_cl_ord_id(order))
+                # A journal from before the cancel's ClOrdID was kept: the order's own.
+                f.cancel = (order.session_id, self._journaled_cancel(order.order_id) or order.cl_ord_id)
             self.track(f)
             return f
         except Exception:
             log.exception("recovery failed", order_id=row.order_id)
             return None
 
-    def _cancel_cl_ord_id(self: "ExecutionEngine", order: Order) -> str:
-        """The ClOrdID of the cancel an order recovered in PendingCancel waits on, as its
-        PendingCancel transition journaled it: the Canceled report (or the OrderCancelReject) after
-        a restart answers the client's own request."""
-        asked = [e.detail[CANCEL_CL_ORD_ID] for e in self.journal.events(order.order_id)
-                 if e.to_status is OrdStatus.PENDING_CANCEL and e.detail and e.detail.get(CANCEL_CL_ORD_ID)]
-        return asked[-1] if asked else order.cl_ord_id  # a journal from before the detail: the order's own
+    def _journaled_cancel(self: "ExecutionEngine", order_id: str) -> str | None:
+        """The ClOrdID of the latest cancel the journal holds for an order (the PendingCancel
+        transition's, or the note of a cancel held for an order not yet sent): after a restart the
+        Canceled report or the OrderCancelReject answers the client's own request."""
+        asked = [e.detail[CANCEL_CL_ORD_ID] for e in self.journal.events(order_id)
+                 if e.detail and e.detail.get(CANCEL_CL_ORD_ID)]
+        return asked[-1] if asked else None
 
     @staticmethod
     def _find_on_chain(flights: list[InFlight]) -> dict[str, dict]:
