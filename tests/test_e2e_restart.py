@@ -13,7 +13,7 @@ from conftest import ADDR, BridgeProcess, free_port, start_bridge
 from fixbridge.fix.client import FixClient, new_order_single, order_cancel_request
 from fixbridge.journal import Journal
 from fixbridge.orders.model import OrdStatus
-from helpers import tx_count
+from helpers import eventually, tx_count
 
 pytestmark = pytest.mark.e2e
 SESSION = "FIX.4.4:FIXBRIDGE->CLIENT1"
@@ -214,32 +214,31 @@ def warmed_up_client(bridge: BridgeProcess, path, cl_ord_id: str) -> FixClient:
     return c
 
 
+def journal_poll(journal_url: str, read, what: str):
+    """`read(journal)` polled until it returns something (the bridge writes the journal as it
+    goes, from another process); that something, or TimeoutError naming `what`."""
+    j = Journal(journal_url)
+    try:
+        got = eventually(lambda: read(j), bool, timeout=20.0)
+    finally:
+        j.close()
+    if not got:
+        raise TimeoutError(what)
+    return got
+
+
 def wait_node_has(devnet, journal_url: str, order_id: str, purpose: str):
     """The order's journaled transaction of `purpose`, once the node holds it (the write-ahead row
     is committed before the broadcast, so the row alone does not say the node has it)."""
-    j = Journal(journal_url)
-    try:
-        for _ in range(400):
-            txs = [t for t in j.transactions_for(order_id) if t.purpose == purpose]
-            if txs and devnet.rpc("eth_getTransactionByHash", [txs[-1].tx_hash]) is not None:
-                return txs[-1]
-            time.sleep(0.05)
-    finally:
-        j.close()
-    raise TimeoutError(f"no {purpose} transaction of {order_id} at the node")
+    def held(j):
+        txs = [t for t in j.transactions_for(order_id) if t.purpose == purpose]
+        return txs[-1] if txs and devnet.rpc("eth_getTransactionByHash", [txs[-1].tx_hash]) is not None else None
+    return journal_poll(journal_url, held, f"no {purpose} transaction of {order_id} at the node")
 
 
 def order_id_of(journal_url: str, cl_ord_id: str, session: str = SESSION) -> str:
-    j = Journal(journal_url)
-    try:
-        for _ in range(400):
-            row = j.find_order(session, cl_ord_id)
-            if row is not None:
-                return row.order_id
-            time.sleep(0.05)
-    finally:
-        j.close()
-    raise TimeoutError(f"{cl_ord_id} not journaled")
+    row = journal_poll(journal_url, lambda j: j.find_order(session, cl_ord_id), f"{cl_ord_id} not journaled")
+    return row.order_id
 
 
 def test_pending_cancel_recovered_after_kill_9_answers_the_clients_cancel(make_bridge, devnet, tmp_path, cl_ord_id):
@@ -270,7 +269,6 @@ def test_pending_cancel_recovered_after_kill_9_answers_the_clients_cancel(make_b
     assert done[20001] == noop.tx_hash
 
 
-
 def test_cancel_of_an_order_not_yet_sent_survives_a_kill_9(make_bridge, devnet, tmp_path, cl_ord_id):
     """CLIENT3 approves each order's amount and waits for that approval to be mined before it signs
     the swap; with mining off the order waits there. A cancel then is held for the order's turn;
@@ -287,16 +285,8 @@ def test_cancel_of_an_order_not_yet_sent_survives_a_kill_9(make_bridge, devnet, 
         order_id = order_id_of(b.journal_url, cl_ord_id, "FIX.4.4:FIXBRIDGE->CLIENT3")
         wait_node_has(devnet, b.journal_url, order_id, "approve")  # the order's turn waits for it to be mined
         c.send(order_cancel_request(f"{cl_ord_id}-c", cl_ord_id, side="2", symbol="WETH/USDC"))
-        j = Journal(b.journal_url)
-        try:
-            for _ in range(400):
-                if any("cancel requested" in e.reason for e in j.events(order_id)):
-                    break
-                time.sleep(0.05)
-            else:
-                raise TimeoutError("the cancel request was not journaled")
-        finally:
-            j.close()
+        journal_poll(b.journal_url, lambda j: any("cancel requested" in e.reason for e in j.events(order_id)),
+                     "the cancel request was not journaled")
         b.kill9()
         c.stop()
         b = make_bridge()
@@ -314,6 +304,7 @@ def test_cancel_of_an_order_not_yet_sent_survives_a_kill_9(make_bridge, devnet, 
         assert j.find_order("FIX.4.4:FIXBRIDGE->CLIENT3", cl_ord_id).status is OrdStatus.CANCELED
     finally:
         j.close()
+
 
 # Last in this module: it moves the chain's clock two minutes ahead of the wall clock, past the
 # default deadline of any order a later test would send on this devnet.

@@ -671,7 +671,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 self._finish_no_fill(order, OrdStatus.EXPIRED,
                                      f"Not sent before the bridge stopped; {age:.0f}s old now, past its deadline")
             return
-        asked = self._journaled_cancel(row.order_id)
+        asked = self._journaled_detail(row.order_id, CANCEL_CL_ORD_ID)
         if asked:  # the client asked to cancel it before the crash: its turn cancels it, as it would have
             self._cancel_requests[row.order_id] = (row.session_id, asked)
         log.info("recovery: re-queue unsent order", order_id=row.order_id, status=row.status.value,

@@ -338,13 +338,13 @@ class TrackingMixin:
                 # Waiting behind the wallet's own earlier nonce is not being stuck: only the lowest
                 # pending nonce is ever revived, and the rest get their time once it is mined.
                 f.last_action_block = head
-            elif f.attempts[-1].kind != "cancel" and head_time > self._deadline_of(f):
+            elif f.attempts[-1].kind != "cancel" and head_time > (deadline := self._deadline_of(f)):
                 # Mined now it could only revert (the router checks block.timestamp <= deadline),
                 # paying a swap's gas for nothing, and a price ceiling may keep it from ever being
                 # mined: a no-op takes its nonce and the order ends Expired.
                 f.last_action_block = head
-                self._replace(f, "cancel", f"deadline {self._deadline_of(f)} passed unmined (block {head} at "
-                              f"{head_time}): no-op replacement")
+                self._replace(f, "cancel", f"deadline {deadline} passed unmined (block {head} at {head_time}): "
+                              "no-op replacement")
             elif head - f.last_action_block >= self.spec.chains[chain].replace_after_blocks:
                 f.last_action_block = head
                 self._revive(f)
@@ -353,9 +353,8 @@ class TrackingMixin:
         """The swap's deadline; for an order recovered after a restart, the one its quote journaled
         (a re-plan would make a new one). Unknown: never."""
         if f.deadline is None:
-            quoted = [e.detail for e in self.journal.events(f.order.order_id) if e.kind == "quote" and e.detail]
-            known = [int(d["deadline"]) for d in quoted if d.get("deadline") is not None]
-            f.deadline = known[-1] if known else 2**256
+            known = self._journaled_detail(f.order.order_id, "deadline", kind="quote")
+            f.deadline = 2**256 if known is None else int(known)
         return f.deadline
 
     def _nonce_passed(self: "ExecutionEngine", f: InFlight, chain_nonce: int) -> None:
@@ -417,17 +416,15 @@ class TrackingMixin:
     def _replace(self: "ExecutionEngine", f: InFlight, kind: str, why: str) -> None:
         prev = f.attempts[-1]
         policy = self.spec.chains[f.chain]
-        bump = lambda x: x + max(x * policy.fee_bump_percent // 100, 1)  # noqa: E731
         base_fee = latest_base_fee(f.wallet.submitter.w3)
-        tip = bump(prev.tip)
-        max_fee = max(bump(prev.max_fee), 2 * base_fee + tip)
+        tip = _bumped(prev.tip, policy.fee_bump_percent)
+        max_fee = max(_bumped(prev.max_fee, policy.fee_bump_percent), 2 * base_fee + tip)
         ceiling = policy.max_fee_per_gas_wei
         if ceiling is not None and kind != "cancel" and max_fee > ceiling:
             # Re-pricing stops at the ceiling ops set. A cancel's no-op is exempt: it costs 21,000
             # gas, and a cancel that cannot outbid the swap would not be one.
-            least = lambda x: x + max(x * NODE_MIN_BUMP_PERCENT // 100, 1)  # noqa: E731
             max_fee, tip = ceiling, min(tip, ceiling)
-            if max_fee < least(prev.max_fee) or tip < least(prev.tip):
+            if max_fee < _bumped(prev.max_fee, NODE_MIN_BUMP_PERCENT) or tip < _bumped(prev.tip, NODE_MIN_BUMP_PERCENT):
                 if not f.at_ceiling:
                     f.at_ceiling = True
                     self.journal.add_event(f.order.order_id, "tx", f"{why}: not re-priced, {prev.tx_hash} already bids "
@@ -511,20 +508,21 @@ class TrackingMixin:
                          reserved=(plan.intent.token_in, 0))
             if order.status is OrdStatus.PENDING_CANCEL:
                 # A journal from before the cancel's ClOrdID was kept: the order's own.
-                f.cancel = (order.session_id, self._journaled_cancel(order.order_id) or order.cl_ord_id)
+                f.cancel = (order.session_id, self._journaled_detail(order.order_id, CANCEL_CL_ORD_ID) or order.cl_ord_id)
             self.track(f)
             return f
         except Exception:
             log.exception("recovery failed", order_id=row.order_id)
             return None
 
-    def _journaled_cancel(self: "ExecutionEngine", order_id: str) -> str | None:
-        """The ClOrdID of the latest cancel the journal holds for an order (the PendingCancel
-        transition's, or the note of a cancel held for an order not yet sent): after a restart the
-        Canceled report or the OrderCancelReject answers the client's own request."""
-        asked = [e.detail[CANCEL_CL_ORD_ID] for e in self.journal.events(order_id)
-                 if e.detail and e.detail.get(CANCEL_CL_ORD_ID)]
-        return asked[-1] if asked else None
+    def _journaled_detail(self: "ExecutionEngine", order_id: str, key: str, kind: str | None = None):
+        """The latest value of `key` in the details of an order's journaled events (of `kind`), or
+        None: what a restart needs back that the order's row does not hold (the quote's deadline;
+        a cancel's ClOrdID, from the PendingCancel transition or the note of a cancel held for an
+        order not yet sent, so the answer after a restart names the client's own request)."""
+        found = [e.detail[key] for e in self.journal.events(order_id)
+                 if (kind is None or e.kind == kind) and e.detail and e.detail.get(key) is not None]
+        return found[-1] if found else None
 
     @staticmethod
     def _find_on_chain(flights: list[InFlight]) -> dict[str, dict]:
@@ -548,6 +546,11 @@ class TrackingMixin:
                 if tx is not None and receipt is not None:
                     found[h] = receipt
         return found
+
+
+def _bumped(fee: int, percent: int) -> int:
+    """`fee` raised by `percent` (rounded down, and by at least 1 wei)."""
+    return fee + max(fee * percent // 100, 1)
 
 
 def _revert_status(reason: str) -> OrdStatus:
