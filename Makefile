@@ -3,8 +3,9 @@
 #   make test  — the test suite
 PY := .venv/bin/python
 PIP := .venv/bin/pip
-# QuickFIX with OpenSSL (the PyPI build has TLS off). Built once, kept outside the checkout.
-QF_CACHE ?= $(HOME)/.cache/fixbridge/quickfix-ssl
+# QuickFIX with OpenSSL (the PyPI build has TLS off) and a bind address for the acceptor
+# (scripts/build-quickfix-ssl.sh). Built once, kept outside the checkout.
+QF_CACHE ?= $(HOME)/.cache/fixbridge/quickfix-ssl-bind
 
 .PHONY: run test setup bench clean quickfix-ssl
 

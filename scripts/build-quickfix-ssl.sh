@@ -18,6 +18,24 @@ tar -xzf "$WORK"/quickfix-1.16.0.tar.gz -C "$WORK"
 SRC="$WORK/quickfix-1.16.0"
 sed -i 's|/\* #undef HAVE_SSL \*/|#define HAVE_SSL 1|' "$SRC/C++/config.h"
 grep -q '#define HAVE_SSL 1' "$SRC/C++/config.h"
+# QuickFIX 1.16 (C++) binds every acceptor to INADDR_ANY: it has no SocketAcceptHost. The acceptor
+# binds to the address in QUICKFIX_ACCEPT_ADDRESS instead (set by fixbridge/fix/acceptor.py from
+# SocketAcceptHost), so a port configured for 127.0.0.1 is not reachable from other machines.
+"$PY" - "$SRC/C++/Utility.cpp" <<'PYEOF'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+old = "  address.sin_port = htons(port);\n  address.sin_addr.s_addr = INADDR_ANY;\n"
+assert s.count(old) == 1, "Utility.cpp layout changed"
+new = ("  address.sin_port = htons(port);\n"
+       "  const char *bindTo = getenv(\"QUICKFIX_ACCEPT_ADDRESS\");\n"
+       "  address.sin_addr.s_addr = (bindTo && *bindTo) ? inet_addr(bindTo) : INADDR_ANY;\n")
+s = s.replace(old, new, 1)
+if "#include <stdlib.h>" not in s:
+    s = s.replace("#include <string.h>\n", "#include <string.h>\n#include <stdlib.h>\n", 1)
+open(p, "w").write(s)
+PYEOF
+grep -q QUICKFIX_ACCEPT_ADDRESS "$SRC/C++/Utility.cpp"
 "$PY" - "$SRC/setup.py" <<'PYEOF'
 import sys
 p = sys.argv[1]

@@ -567,3 +567,16 @@ class Lease(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
     __table_args__ = (CheckConstraint("kind IN ('session', 'wallet')", name="kind"),)
+
+
+class ChainIdentity(Base):
+    """The chain a journal was written against: recorded on first use, checked at every start, so
+    a journal never signs at its nonces on another chain (a restarted devnet, a wrong RPC URL)."""
+
+    __tablename__ = "chain_identities"
+
+    name: Mapped[str] = mapped_column(String, primary_key=True)          # the spec's chain name
+    chain_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    genesis_hash: Mapped[str] = mapped_column(String(66), nullable=False)
+    contracts: Mapped[Any] = mapped_column(JSONText, nullable=False)     # {role: address} from the spec
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
