@@ -17,6 +17,7 @@ from fixbridge.engine.markets import Markets
 from fixbridge.fix.acceptor import FixAcceptor
 from fixbridge.fix.application import BridgeApplication
 from fixbridge.journal import Journal
+from fixbridge.journal.chains import ChainIdentity
 from fixbridge.journal.leases import LeaseHeld
 
 log = structlog.get_logger(__name__)
@@ -30,6 +31,14 @@ class BridgeConfig:
     state_dir: Path
     host: str | None = None
     port: int | None = None
+
+
+def genesis_hash(w3) -> str:
+    """The chain's genesis block hash, read as block 1's parent: anvil regenerates its block 0 each
+    time it loads a saved state (--state), block 1 keeps the true parent hash."""
+    if w3.eth.block_number >= 1:
+        return "0x" + bytes(w3.eth.get_block(1)["parentHash"]).hex()
+    return "0x" + bytes(w3.eth.get_block(0)["hash"]).hex()
 
 
 def _quiet_gc() -> None:
@@ -96,15 +105,44 @@ class Bridge:
             if got != chain.chain_id:
                 raise ConfigError(self.spec.path, f"chains.{name}.chain_id",
                                   f"the node at {chain.rpc_url} reports chain id {got}, the spec says {chain.chain_id}")
+            found = ChainIdentity(name, got, genesis_hash(self.markets.w3[name]), self._contracts(name))
+            mismatch = self.journal.chains.check_or_record(found)
+            if mismatch is not None:
+                raise ConfigError(self.journal, f"chain_identities.{name}",
+                                  f"{mismatch}. Nothing was signed. Point chains.{name}.rpc_url in {self.spec.path} "
+                                  "at the chain this journal belongs to, or start over with a journal of its own "
+                                  "(`make clean` removes var/: the devnet's state and its journal; or --journal <new URL>)")
+
+    def _contracts(self, chain: str) -> dict[str, str]:
+        """The spec's contract addresses on `chain`, by role: what the journal's approvals and fills point at."""
+        spec = self.spec
+        roles = {f"token.{s}": t.address for s, t in spec.tokens.items() if t.chain == chain}
+        for n, v in spec.venues.items():
+            if v.chain == chain:
+                roles |= {f"venue.{n}.router": v.router, f"venue.{n}.factory": v.factory}
+                if v.quoter:
+                    roles[f"venue.{n}.quoter"] = v.quoter
+        roles |= {f"options_market.{n}": m.address for n, m in spec.options_markets.items() if m.chain == chain}
+        return roles
 
     def start(self) -> None:
-        self.acceptor.start()  # sessions exist from here, so recovery can address its reports
+        # The sessions exist since the acceptor was built, so recovery can address its reports:
+        # QuickFIX stores them and a client gets them by resend at its logon. The port opens only
+        # once recovery has run and its reports are handed over, so that no client trades against
+        # a bridge that has not yet finished what it left open.
         self.engine.start(self.app)
+        if not self.journal.drain(timeout=60):
+            log.warning("recovery's journal writes still draining as the port opens")
+        self.acceptor.start()
         _quiet_gc()
 
     def stop(self) -> None:
+        """The FIX edge first (no new orders), then the engine (what is in hand gets its journal
+        rows; waits for the chain are given up), then the journal drains and closes. Everything in
+        flight is journaled, so the next start resumes it."""
         self.acceptor.stop()
-        self.engine.stop()
+        if not self.engine.stop():
+            log.warning("an intake worker was still busy at the stop; the next start recovers its order")
         self._renewing.set()
         try:
             self.journal.release(self.instance)
@@ -113,11 +151,18 @@ class Bridge:
         if self.journal.close():
             self.acceptor.mark_clean_stop()
 
-    def run_until_signal(self) -> None:
+    def run_until_signal(self, on_ready=None) -> None:
         done = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: done.set())
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.engine.stop()
+            self.journal.close()
+            raise
+        if on_ready is not None:
+            on_ready()
         done.wait()
         log.info("stopping")
         self.stop()

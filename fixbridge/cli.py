@@ -1,6 +1,7 @@
 """The `fixbridge` command: run the bridge, start the devnet, trade by hand, read the journal."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -47,43 +48,51 @@ def run(
     from fixbridge.config import ConfigError
 
     logs.configure(json=log_json)
-    nodes = []
+    net = None
     try:
         if devnet:
-            from fixbridge.devnet.anvil import Anvil, AnvilError
-            from fixbridge.devnet.deploy import DeployError, deploy_devnet, write_spec
-            from fixbridge.devnet.second_chain import SECOND_CHAIN_ID, write_second_spec
+            from fixbridge.devnet.anvil import AnvilError
+            from fixbridge.devnet.deploy import DeployError
+            from fixbridge.devnet.embedded import start_embedded_devnet
+            from fixbridge.devnet.second_chain import SECOND_CHAIN_ID
             if len(spec) != 2:
                 _fail("--devnet writes two specs (one per chain): give --spec twice, or --no-devnet")
             state_dir.mkdir(parents=True, exist_ok=True)
             try:
-                first = Anvil("127.0.0.1", devnet_port, block_time=block_time, log_path=state_dir / "anvil.log").start()
-                nodes.append(first)
-                write_spec(deploy_devnet(first.rpc_url), spec[0])
-                second = Anvil("127.0.0.1", devnet_port + 1, chain_id=SECOND_CHAIN_ID, block_time=block_time,
-                               log_path=state_dir / "anvil2.log").start()
-                nodes.append(second)
-                write_second_spec(deploy_devnet(second.rpc_url), spec[1])
+                net = start_embedded_devnet(state_dir, spec, devnet_port, block_time)
             except (AnvilError, DeployError) as e:
                 _fail(f"devnet: {e}")
+            first, second = net.nodes
+            how = "resumed from" if all(net.resumed) else "state kept in"
             console.print(f"devnet: anvil at {first.rpc_url} (chain 31337: Uniswap V2 + V3, options) and "
-                          f"{second.rpc_url} (chain {SECOND_CHAIN_ID}: Uniswap V2); specs written to "
-                          f"{', '.join(map(str, spec))}")
+                          f"{second.rpc_url} (chain {SECOND_CHAIN_ID}: Uniswap V2); {how} {state_dir / 'devnet'}; "
+                          f"specs {', '.join(map(str, spec))} (`make clean` starts over)")
         try:
             bridge = Bridge(BridgeConfig(spec, sessions, journal, state_dir, host, port))
         except ConfigError as e:
             _fail(f"configuration: {e}")
         acc = bridge.acceptor
-        console.print(
-            f"fixbridge listening on {acc.host}:{acc.port} — FIX.4.4, acceptor CompID FIXBRIDGE, "
-            f"counterparties: {', '.join(s['TargetCompID'] for s in acc.session_defs)}\n"
-            f"journal: {journal}\n"
-            f"try:  fixbridge client buy WETH/USDC 0.5 --limit 3100 --tif IOC --port {acc.port}\n"
-            "Ctrl-C stops.")
-        bridge.run_until_signal()
+
+        def ready() -> None:
+            console.print(
+                f"fixbridge listening on {acc.host}:{acc.port} — FIX.4.4, acceptor CompID FIXBRIDGE, "
+                f"counterparties: {', '.join(s['TargetCompID'] for s in acc.session_defs)}\n"
+                f"journal: {journal}\n"
+                f"try:  fixbridge client buy WETH/USDC 0.5 --limit 3100 --tif IOC --port {acc.port}\n"
+                "Ctrl-C stops.")
+        try:
+            bridge.run_until_signal(on_ready=ready)
+        except ConfigError as e:
+            _fail(f"configuration: {e}")
     finally:
-        for node in nodes:
-            node.stop()
+        if net is not None:
+            net.stop()
+    # Stopped cleanly: everything is journaled and closed. Leave without the interpreter's
+    # teardown, which would destroy QuickFIX's native objects under threads that may still hold
+    # them (a segmentation fault at exit).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command("devnet")

@@ -56,7 +56,8 @@ def test_duplicate_cl_ord_id_after_restart(make_bridge, devnet, tmp_path, cl_ord
     assert tx_count(devnet.rpc_url, ADDR[1]) == sent
 
 
-@pytest.mark.parametrize("crash_at", ["before_sign", "after_write_ahead", "after_broadcast", "after_receipt", "before_report"])
+@pytest.mark.parametrize("crash_at", ["before_ack", "before_sign", "after_write_ahead", "after_broadcast", "after_receipt",
+                                      "before_report"])
 def test_kill_9_mid_order_then_restart_finishes_it_once(make_bridge, devnet, tmp_path, cl_ord_id, crash_at):
     w3 = Web3(Web3.HTTPProvider(devnet.rpc_url))
     b = make_bridge(crash_at=crash_at)
@@ -64,6 +65,7 @@ def test_kill_9_mid_order_then_restart_finishes_it_once(make_bridge, devnet, tmp
     nonce_before = tx_count(devnet.rpc_url, ADDR[1])
     c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.02"), limit=Decimal("1000"), tif="4"))
     assert b.proc.wait(30) != 0  # the bridge killed itself at the crash point
+    before = [m for m in c.drain() if m.msg_type == "8" and m.get(11) == cl_ord_id]
     c.stop()
     b = make_bridge()
     c = persistent_client(b, tmp_path / "client")
@@ -74,6 +76,9 @@ def test_kill_9_mid_order_then_restart_finishes_it_once(make_bridge, devnet, tmp
     assert reports[-1][39] == "2", [r.raw for r in reports]
     trade = [r for r in reports if r[150] == "F"]
     assert len(trade) == 1
+    # The client hears of its order in order, whatever the crash swallowed: New before the Trade.
+    seen = [m[150] for m in before + reports if m[150] in ("0", "F")]
+    assert seen[0] == "0" and seen.index("0") < seen.index("F"), [m.raw for m in before + reports]
     # Exactly one swap on chain for the order, and the journal agrees with the chain.
     j = Journal(b.journal_url)
     row = j.find_order(SESSION, cl_ord_id)

@@ -5,6 +5,7 @@ crash the journal knows every transaction that may be on chain.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -33,6 +34,11 @@ class WouldRevert(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Stopping(Exception):
+    """The bridge is stopping: a wait for the chain was given up, the journal keeps what was sent
+    and the next start resumes from there."""
 
 
 class BroadcastRejected(Exception):
@@ -162,8 +168,9 @@ class Submitter:
             if "already" not in str(e).lower() and "known" not in str(e).lower():
                 raise
 
-    def wait_receipt(self, tx_hash: str, timeout: float = 120.0) -> Receipt:
-        """Poll for the receipt: first after 1 ms, backing off to poll_seconds."""
+    def wait_receipt(self, tx_hash: str, timeout: float = 120.0, stop: "threading.Event | None" = None) -> Receipt:
+        """Poll for the receipt: first after 1 ms, backing off to poll_seconds. Raises Stopping
+        once `stop` is set."""
         deadline = time.monotonic() + timeout
         pause = 0.001
         while True:
@@ -175,7 +182,11 @@ class Submitter:
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no receipt for {tx_hash} after {timeout:.0f}s")
-            time.sleep(pause)
+            if stop is not None:
+                if stop.wait(pause):
+                    raise Stopping(f"stopped while waiting for the receipt of {tx_hash}")
+            else:
+                time.sleep(pause)
             pause = min(pause * 2, self.poll)
 
     def receipt_from_json(self, r: dict) -> Receipt:

@@ -149,6 +149,7 @@ class Anvil:
         log_path: Path | str | None = None,
         startup_timeout: float = 15.0,
         binary: Path | str | None = None,
+        state_path: Path | str | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -162,6 +163,9 @@ class Anvil:
         self.extra_args = tuple(extra_args)
         self.startup_timeout = startup_timeout
         self.binary = Path(binary) if binary else None
+        # Where the chain outlives the process: loaded at start when the file exists, written
+        # every second and at a clean exit (so a kill -9 loses at most the last second).
+        self.state_path = Path(state_path) if state_path else None
         self._log_given = log_path is not None
         self.log_path: Path | None = Path(log_path) if log_path else None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -283,6 +287,8 @@ class Anvil:
             cmd += ["--block-time", f"{self.block_time:g}"]
         if self.silent:
             cmd.append("--silent")
+        if self.state_path is not None:
+            cmd += ["--state", str(self.state_path), "--state-interval", "1"]
         cmd += list(self.extra_args)
         return cmd
 
@@ -300,6 +306,9 @@ class Anvil:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
+            # Not in the terminal's process group: Ctrl-C reaches the program that started the
+            # node, which stops it after itself (a node gone mid-stop would fail the last writes).
+            start_new_session=True,
         )
         self.port = port
         with _running_lock:

@@ -26,9 +26,10 @@ import structlog
 from web3.exceptions import ContractLogicError
 
 from fixbridge.chain.rpc import new_pin, pinned_reads, refresh_pin
-from fixbridge.chain.submitter import BroadcastRejected, SentTx, WouldRevert
+from fixbridge.chain.submitter import BroadcastRejected, SentTx, Stopping, WouldRevert
 from fixbridge.config import Counterparty, SessionsConfig, Spec, Token
 from fixbridge.engine.faults import crash_point
+from fixbridge.engine.nonce_gaps import NonceGapCloser
 from fixbridge.engine.markets import MAX_UINT256, Markets, TradingWallet, approve_calldata
 from fixbridge.engine.settlement import SettlementMixin, SettlementReport
 from fixbridge.engine.tracking import CANCEL_CL_ORD_ID, Attempt, InFlight, TrackingMixin, _revert_status
@@ -126,12 +127,17 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         self._finished: OrderedDict[str, OrdStatus] = OrderedDict()
         self.risk = PreTradeRisk(journal, spec)
         self.ownership_lost: str | None = None  # set when this instance's leases could not be renewed
+        self._stopping = threading.Event()  # set by stop(): waits for the chain give up
         TrackingMixin.__init__(self)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self, reporter: Reporter) -> None:
         self.reporter = reporter
         self.markets.open_wallets(self.journal.next_nonce)
+        gaps = NonceGapCloser(self.journal, self._write_ahead)
+        open_orders = {r.order_id for r in self.journal.open_orders()}
+        for w in self.markets.wallets.values():
+            gaps.close(w, open_orders)
         for name in self.markets.wallets:
             q: queue.Queue = queue.Queue()
             self._queues[name] = q
@@ -141,12 +147,18 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         self.start_tracking()
         self.recover()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 3.0) -> bool:
+        """Stop the watchers and the intake workers (each finishes the order in hand up to its
+        journal rows; a wait for the chain is given up, see Stopping). False if a worker was
+        still busy at the timeout: what it journaled stays, and the next start recovers it."""
+        self._stopping.set()
         self.stop_tracking()
         for q in self._queues.values():
             q.put(None)
+        end = time.monotonic() + timeout
         for t in self._workers:
-            t.join(timeout=30)
+            t.join(timeout=max(0.0, end - time.monotonic()))
+        return not any(t.is_alive() for t in self._workers)
 
     # ---- called from the FIX edge (QuickFIX thread): journal and enqueue only ---------------
     def backlog(self) -> int:
@@ -332,6 +344,9 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                         self.replace_with_noop(ref)
                     elif kind == "settle":
                         self.settle_series(wallet, ref)
+                except Stopping as e:
+                    log.info("stopping: order left for the next start", item=item, why=str(e))
+                    break
                 except Exception:
                     log.exception("order processing failed", item=item)
                 if b.age() >= FLUSH_AFTER_S:
@@ -540,9 +555,11 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         try:
             gas = w.submitter.simulate(token.address, data)
             sent = w.submitter.send(token.address, data, gas, self._write_ahead(order.order_id, "approve", w))
-            receipt = w.submitter.wait_receipt(sent.signed.tx_hash)
+            receipt = w.submitter.wait_receipt(sent.signed.tx_hash, stop=self._stopping)
             refresh_pin(w.submitter.w3)  # later orders of this batch must see the approval
             self._record_receipt(receipt)
+        except Stopping:
+            raise  # the approval is journaled; the next start takes the order up again
         except BroadcastRejected as e:
             self.journal.set_tx_status(e.sent.signed.tx_hash, "failed")
             raise PlanError(Rejection(RejectReason.OTHER, f"Allowance for {token.symbol} cannot be granted: "
@@ -640,12 +657,22 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
     def recover(self) -> None:
         """Finish every order the journal left open. Never a second transaction while the first may land."""
         since = datetime.now(timezone.utc) - timedelta(days=7)
+        # Reports the client never got go out first, each order's New before anything after it.
+        unacked = self.journal.unreported_acks(since)
+        open_rows = self.journal.open_orders()
         for row in self.journal.unreported_terminal_orders(since):
             # The outcome was journaled but the process died before its report went out.
-            log.info("recovery: send the terminal report the client never got", order_id=row.order_id)
+            log.info("recovery: send the terminal report the client never got", order_id=row.order_id,
+                     with_new=row.order_id in unacked)
+            if row.order_id in unacked:
+                self._resend_new(row)
             self.status(row.session_id, row.cl_ord_id, row.order_id, None, exec_type=None)
+        for row in open_rows:
+            if row.order_id in unacked:
+                log.info("recovery: send the New the client never got", order_id=row.order_id)
+                self._resend_new(row)
         in_flight = []
-        for row in self.journal.open_orders():
+        for row in open_rows:
             txs = [t for t in self.journal.transactions_for(row.order_id) if t.purpose in ("swap", "cancel")
                    and t.status != "failed"]
             if not txs:
@@ -655,6 +682,12 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         if in_flight:
             log.info("recovery: orders with transactions in flight", count=len(in_flight))
             self.recover_in_flight(in_flight)
+
+    def _resend_new(self, row) -> None:
+        """The New as it went out when the order was accepted: nothing filled yet, all of it open."""
+        order = self._order_from_row(row)
+        order.cum_qty, order.avg_px = Decimal(0), Decimal(0)
+        self._send(row.session_id, self._er(order, "0", ord_status=OrdStatus.NEW, text=None))
 
     def _recover_unsent(self, row) -> None:
         # Rule: an order nothing was sent for is sent now if it is younger than its session's
@@ -747,6 +780,8 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             while len(self._finished) > KEEP_FINISHED:
                 self._finished.popitem(last=False)
             self.journal.after_commit(lambda: crash_point("before_report"))
+        elif status is OrdStatus.NEW:
+            self.journal.after_commit(lambda: crash_point("before_ack"))
         self._send(order.session_id, self._er(order, exec_type, leaves=leaves, rej=rej, text=text, **report))
 
     def _er(self, order: Order, exec_type: str, *, order_id: str | None = None, ord_status: OrdStatus | None = None,

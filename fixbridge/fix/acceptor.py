@@ -1,6 +1,10 @@
 """Start and stop the QuickFIX acceptor around the bridge application."""
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
+import time
 from pathlib import Path
 
 import quickfix as fix
@@ -22,13 +26,19 @@ class FixAcceptor:
             overrides["SocketAcceptHost"] = host
         if port:
             overrides["SocketAcceptPort"] = str(port)
+        self._cfg = Path(sessions.acceptor_cfg)
+        self._app = app
         path, self.session_defs = settings.resolve(Path(sessions.acceptor_cfg), fix_dir / "acceptor.resolved.cfg", overrides)
         for s in self.session_defs:
             if s["TargetCompID"] not in sessions.sessions:
                 raise ConfigError(sessions.acceptor_cfg, f"[SESSION] TargetCompID={s['TargetCompID']}",
                                   f"no [sessions.{s['TargetCompID']}] entry in {sessions.path}")
         self.port = int(self.session_defs[0]["SocketAcceptPort"])
-        self.host = self.session_defs[0].get("SocketAcceptHost", "0.0.0.0")
+        self.host = bind_address(Path(sessions.acceptor_cfg), self.session_defs[0])
+        check_exposure(Path(sessions.acceptor_cfg), self.session_defs[0], self.host, sessions)
+        # QuickFIX 1.16 binds acceptors to every interface; our build binds to this address
+        # instead (scripts/build-quickfix-ssl.sh), and start() checks the socket it got.
+        os.environ[ACCEPT_ADDRESS_ENV] = self.host
         self.tls = tls_enabled(self.session_defs[0])
         if self.tls:
             check_tls_files(Path(sessions.acceptor_cfg), self.session_defs[0])
@@ -49,11 +59,28 @@ class FixAcceptor:
 
     def start(self) -> None:
         self._acceptor.start()
+        bound = listening_addresses(self.port)
+        if bound and any(a != self.host for a in bound):
+            self._acceptor.stop()
+            raise ConfigError(self._cfg, "SocketAcceptHost",
+                              f"configured {self.host}, but this QuickFIX build listens on {', '.join(sorted(bound))}:"
+                              f"{self.port} (the PyPI build cannot bind to an address); install the project's build "
+                              "(`make setup`, scripts/build-quickfix-ssl.sh) or set SocketAcceptHost=0.0.0.0 with "
+                              "AllowRemoteLogon=Y")
         log.info("acceptor listening", host=self.host, port=self.port, tls=self.tls,
                  sessions=[f"{s['SenderCompID']}<-{s['TargetCompID']} {s['BeginString']}" for s in self.session_defs])
 
-    def stop(self) -> None:
-        self._acceptor.stop()
+    def stop(self, grace: float = 2.0) -> None:
+        """Log every session out and give the counterparties `grace` seconds to answer, then close
+        the sockets (QuickFIX alone would wait up to 10 s for a counterparty that never answers)."""
+        sessions = [s for s in map(fix.Session.lookupSession, self._app.sessions.values()) if s is not None]
+        for s in sessions:
+            if s.isLoggedOn():
+                s.logout("the bridge is stopping")
+        end = time.monotonic() + grace
+        while any(s.isLoggedOn() for s in sessions) and time.monotonic() < end:
+            time.sleep(0.02)
+        self._acceptor.stop(True)
 
     def mark_clean_stop(self) -> None:
         """Everything QuickFIX counted is journaled: the next start need not rewind (see __init__)."""
@@ -81,3 +108,48 @@ def check_tls_files(cfg: Path, defaults: dict[str, str]) -> None:
         value = defaults.get(key)
         if value and not Path(value).is_file():
             raise ConfigError(cfg, key, f"file {value} not found")
+
+
+ACCEPT_ADDRESS_ENV = "QUICKFIX_ACCEPT_ADDRESS"
+
+
+def bind_address(cfg: Path, defaults: dict[str, str]) -> str:
+    """SocketAcceptHost as an IPv4 address (127.0.0.1 when absent: a FIX port is opened to other
+    machines only on purpose)."""
+    host = defaults.get("SocketAcceptHost", "127.0.0.1").strip() or "127.0.0.1"
+    try:
+        addr = socket.gethostbyname(host)
+    except OSError:
+        raise ConfigError(cfg, "SocketAcceptHost", f"cannot resolve {host!r}; give an IPv4 address such as 127.0.0.1") from None
+    if not isinstance(ipaddress.ip_address(addr), ipaddress.IPv4Address):
+        raise ConfigError(cfg, "SocketAcceptHost", f"{host!r} is not IPv4; QuickFIX listens on IPv4 only")
+    return addr
+
+
+def check_exposure(cfg: Path, defaults: dict[str, str], host: str, sessions: SessionsConfig) -> None:
+    """Beyond loopback, anyone who reaches the port can log on as a session without a password
+    and trade from its wallets: refused unless the config says so in so many words."""
+    if ipaddress.ip_address(host).is_loopback:
+        return
+    open_sessions = sorted(c for c, cp in sessions.sessions.items() if cp.password_hash is None)
+    if open_sessions and defaults.get("AllowRemoteLogon", "N").strip().upper() not in ("Y", "YES", "TRUE", "1"):
+        raise ConfigError(cfg, "SocketAcceptHost",
+                          f"{host} is reachable from other machines, and session(s) {', '.join(open_sessions)} have no "
+                          f"password_hash in {sessions.path}: set one (`fixbridge hash-password`), listen on 127.0.0.1, "
+                          "or set AllowRemoteLogon=Y in [DEFAULT] to accept this on purpose")
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 addresses a TCP socket listens on at `port` on this machine (Linux /proc; empty elsewhere)."""
+    found: set[str] = set()
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return found
+    for line in lines:
+        cols = line.split()
+        local, state = cols[1], cols[3]
+        ip_hex, port_hex = local.split(":")
+        if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(ip_hex)[::-1]))
+    return found

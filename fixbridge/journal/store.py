@@ -47,6 +47,7 @@ from fixbridge.orders.model import (
 
 from . import schema as db
 from .batch import Batch, Unit, Writer
+from .chains import ChainRecords
 from .leases import LeaseRecords
 from .prepared import Prepared, PreparedCache
 from .security import SecurityRecords
@@ -563,6 +564,7 @@ class Journal(SecurityRecords, LeaseRecords):
         self._writer_lock = threading.RLock() if self._dialect == "sqlite" else None
         self._tls = threading.local()  # this thread's open Batch, if any
         self._writer = Writer(self)  # the one thread that commits batches (batch.py)
+        self.chains = ChainRecords(self)  # which chain each of the spec's chains is (chains.py)
 
     def __repr__(self) -> str:
         return f"Journal({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -621,6 +623,10 @@ class Journal(SecurityRecords, LeaseRecords):
             action([item])
         else:
             b.collect(key, item, action, lane)
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is committed and its after-commit actions have run."""
+        return self._writer.drain(timeout)
 
     def backlog(self) -> int:
         """How far the group commit and its dispatcher are behind (units; see Writer.backlog)."""
@@ -1120,6 +1126,20 @@ class Journal(SecurityRecords, LeaseRecords):
             q = select(db.Order).where(db.Order.status.not_in(_TERMINAL_VALUES)).order_by(db.Order.id)
             return [_order_row(r) for r in s.scalars(q)]
 
+    def unreported_acks(self, since: datetime) -> set[str]:
+        """Orders created since `since` that were journaled New but whose New (150=0) report has no
+        journaled copy: a crash fell between the commit and the report (write-ahead committed the
+        New transition with its signed swap, the process died before the report left)."""
+        with self._read() as s:
+            went_new = (select(db.OrderEvent.id).where(
+                db.OrderEvent.order_id == db.Order.order_id, db.OrderEvent.kind == "transition",
+                db.OrderEvent.to_status == OrdStatus.NEW.value).exists())
+            acked = (select(db.FixMessage.id).where(
+                db.FixMessage.order_id == db.Order.order_id, db.FixMessage.direction == "out",
+                db.FixMessage.msg_type == "8", db.FixMessage.exec_type == "0").exists())
+            q = select(db.Order.order_id).where(db.Order.created_at >= since, went_new, ~acked)
+            return set(s.scalars(q))
+
     def unreported_terminal_orders(self, since: datetime) -> list[OrderRow]:
         """Terminal orders created since `since` with no outbound ExecutionReport carrying their
         final OrdStatus: a crash fell between journaling the outcome and sending its report."""
@@ -1313,6 +1333,14 @@ class Journal(SecurityRecords, LeaseRecords):
         """Transactions 'signed' or 'broadcast' (no receipt yet), oldest first: what recovery resumes."""
         with self._read() as s:
             q = select(db.Transaction).where(db.Transaction.status.in_(_PENDING_TX)).order_by(db.Transaction.id)
+            return [_tx_row(r) for r in s.scalars(q)]
+
+    def transactions_at(self, chain_id: int, wallet: str, from_nonce: int, to_nonce: int) -> list[TxRow]:
+        """Every journaled attempt of `wallet` at nonces from_nonce <= n < to_nonce, oldest first."""
+        with self._read() as s:
+            q = (select(db.Transaction).where(
+                db.Transaction.chain_id == chain_id, db.Transaction.wallet == _address(wallet, "wallet"),
+                db.Transaction.nonce >= from_nonce, db.Transaction.nonce < to_nonce).order_by(db.Transaction.id))
             return [_tx_row(r) for r in s.scalars(q)]
 
     def next_nonce(self, chain_id: int, wallet: str) -> int | None:
