@@ -238,6 +238,35 @@ def check_strict(m: fix.Message, dd: fix.DataDictionary) -> tuple[str, fix.Messa
     return raw, parsed, reading
 
 
+def test_both_checks_are_live(qf_dictionary):
+    """A check that accepts everything proves nothing: each of these is refused by QuickFIX and by
+    the strict reader."""
+    def both(m: fix.Message, qf_error: type, words: str) -> None:
+        raw = on_the_wire(m)
+        with pytest.raises(qf_error):
+            qf_dictionary.validate(fix.Message(raw, qf_dictionary, True))
+        if words:
+            assert words in " ".join(read_strict(raw).problems)
+
+    m = t.business_message_reject(_request("R"), "x")
+    m.setField(t.TAG_CHAIN_TX_HASH, "0xab")  # a user-defined tag of ExecutionReport only
+    both(m, fix.TagNotDefinedForMessage, "ChainTxHash (20001) at field")
+    m = t.execution_report(_fill())
+    m.setField(136, "2")                      # one MiscFees entry, count 2
+    both(m, fix.RepeatingGroupCountMismatch, "8/NoMiscFees (136): count 2, 1 entries")
+    raw = on_the_wire(refdata.positions_ack(_request("AN", (710, "P-1")), "w1", 1))
+    parts = [p for p in raw.split("\x01") if p and p[:2] not in ("8=", "9=") and not p.startswith("10=")]
+    sender = next(p for p in parts if p.startswith("49="))
+    parts.remove(sender)
+    parts.append(sender)  # a header field after the body's
+    body = "\x01".join(parts) + "\x01"
+    head = f"8=FIX.4.4\x019={len(body)}\x01"
+    moved = f"{head}{body}10={sum((head + body).encode()) % 256:03d}\x01"
+    with pytest.raises(fix.TagOutOfOrder):
+        qf_dictionary.validate(fix.Message(moved, qf_dictionary, True))
+    assert "SenderCompID (49) at field" in " ".join(read_strict(moved).problems)
+
+
 # ---- what the bridge sends, built by its builders ---------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -329,6 +358,7 @@ def test_the_outbound_messages_carry_their_groups(spec, qf_dictionary):
     for m in outbound(spec).values():
         seen |= {tag for tag, _ in tokens(on_the_wire(m))}
     assert {136, 137, 138, 139, 146, 711, 311, 702, 703, 704, 705, 753, 707, 708, 797, 128} <= seen
+    assert {m.getHeader().getField(35) for m in outbound(spec).values()} == {"8", "9", "j", "y", "d", "AO", "AP"}
 
 
 def test_a_strict_engine_keeps_every_option_field_of_a_security_list(spec, qf_dictionary):
