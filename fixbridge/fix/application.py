@@ -20,7 +20,6 @@ from fixbridge.fix import translate as t
 from fixbridge.fix.guard import LogonGuard, LogonRejected, Throttle
 from fixbridge.fix.redact import scrub_dirs
 from fixbridge.journal import Journal
-from fixbridge.orders.lifecycle import ORD_STATUS_CODE
 from fixbridge.orders.model import ExecutionReport, OrdStatus, RejectReason
 
 log = structlog.get_logger(__name__)
@@ -162,27 +161,11 @@ class BridgeApplication(fix.Application):
 
     def _reject_unparsed(self, message: fix.Message, sid: str, reason: RejectReason, text: str) -> None:
         """An order the bridge cannot even represent: rejected here, echoing what the client sent."""
-        er = fix.Message()
-        er.getHeader().setField(fix.MsgType(fix.MsgType_ExecutionReport))
-        for tag in (11, 55, 54, 38, 152, 44, 1):
-            if message.isSetField(tag):
-                er.setField(fix.StringField(tag, message.getField(tag)))
-        for tag, value in ((37, "NONE"), (17, f"REJ-{message.getHeader().getField(34)}-{message.getField(11)}"),
-                           (150, "8"), (39, ORD_STATUS_CODE[OrdStatus.REJECTED]), (103, str(int(reason))),
-                           (14, "0"), (151, "0"), (6, "0"), (58, text),
-                           (60, t.utc_timestamp(datetime.now(timezone.utc)))):
-            er.setField(fix.StringField(tag, value))
-        fix.Session.sendToTarget(er, self.sessions[sid])
+        fix.Session.sendToTarget(t.unparsed_reject(message, reason, text), self.sessions[sid])
 
     def _business_reject(self, message: fix.Message, sessionID: fix.SessionID, text: str, reason: str = "0") -> None:
         try:
-            r = fix.Message()
-            r.getHeader().setField(fix.MsgType(fix.MsgType_BusinessMessageReject))
-            r.setField(fix.StringField(45, message.getHeader().getField(34)))
-            r.setField(fix.StringField(372, message.getHeader().getField(35)))
-            r.setField(fix.StringField(380, reason))  # BusinessRejectReason: 0 Other, 6 Not authorized
-            r.setField(fix.StringField(58, text))
-            fix.Session.sendToTarget(r, sessionID)
+            fix.Session.sendToTarget(t.business_message_reject(message, text, reason), sessionID)
         except Exception:
             log.exception("could not send BusinessMessageReject")
 
@@ -243,10 +226,7 @@ class BridgeApplication(fix.Application):
                 dest = next((s for k, s in self.sessions.items() if session_counterparty(k) == target), None)
                 if dest is None:
                     continue
-                msg = t.execution_report(er)
-                msg.getHeader().setField(fix.StringField(128, comp))
-                msg.setField(fix.StringField(797, "Y"))
-                fix.Session.sendToTarget(msg, dest)
+                fix.Session.sendToTarget(t.drop_copy(er, comp), dest)
             except Exception:  # a copy must never cost the client its report
                 log.exception("drop copy failed", session=session_id, drop_copy=target)
 

@@ -1,12 +1,20 @@
 """Reference data and positions over FIX: SecurityList (35=y), SecurityDefinition (35=d),
 RequestForPositionsAck (35=AO) and PositionReport (35=AP), built from the specs and from the
-positions the engine reads on chain. Knows FIX; the numbers come from the domain."""
+positions the engine reads on chain. Knows FIX; the numbers come from the domain.
+
+Repeating groups are QuickFIX's typed FIX 4.4 groups (quickfix44), which write their fields in the
+order of the message definition, as FIX requires; a generic fix.Group(count, delim) writes tag
+order, and a strict engine reads an option's entry 55,15,107,167,... as Symbol and Currency only.
+Their order arrays lack the count tags of groups nested inside components (SecurityAltID 454,
+UnderlyingStips 887, ...), which would go last: the bridge writes none of those. tests/test_fix_wire.py
+checks every message against specs/FIX44.xml."""
 from __future__ import annotations
 
 import itertools
 from datetime import date, datetime, timezone
 
 import quickfix as fix
+import quickfix44 as fix44
 
 from fixbridge.config import Instrument, Spec
 from fixbridge.engine.positions import Position
@@ -65,10 +73,10 @@ def security_list(req: fix.Message, spec: Spec) -> fix.Message:
     _s(m, 393, len(chosen))             # TotNoRelatedSym
     _s(m, 893, "Y")                     # LastFragment
     for symbol, ins in chosen:
-        g = fix.Group(146, 55)
+        g = fix44.SecurityList.NoRelatedSym()
         _instrument_fields(g, symbol, ins, spec)
         if ins.security_type == "OPT":
-            u = fix.Group(711, 311)
+            u = fix44.SecurityList.NoRelatedSym.NoUnderlyings()
             _s(u, 311, ins.underlying)
             g.addGroup(u)
         _s(g, 15, ins.quote)  # Currency
@@ -89,7 +97,7 @@ def security_definition(req: fix.Message, spec: Spec) -> fix.Message:
     _s(m, 323, "1")      # SecurityResponseType: accept as is (the definition the spec holds)
     _instrument_fields(m, symbol, ins, spec)
     if ins.security_type == "OPT":
-        u = fix.Group(711, 311)
+        u = fix44.SecurityDefinition.NoUnderlyings()
         _s(u, 311, ins.underlying)
         m.addGroup(u)
     _s(m, 15, ins.quote)
@@ -125,12 +133,12 @@ def position_report(req: fix.Message, p: Position, total: int, business_day: dat
     _s(m, 730, p.price or 0)       # SettlPrice: the venue's price now
     _s(m, 731, "2")                # SettlPriceType: theoretical (a pool price, not a settlement)
     _s(m, 734, p.price or 0)       # PriorSettlPrice
-    q = fix.Group(702, 703)
+    q = fix44.PositionReport.NoPositions()
     _s(q, 703, "TOT")              # PosType: total
     _s(q, 704, p.quantity)         # LongQty: what the wallet holds on chain
     _s(q, 705, 0)
     m.addGroup(q)
-    a = fix.Group(753, 707)
+    a = fix44.PositionReport.NoPosAmt()
     _s(a, 707, "FMTM")             # PosAmtType: mark to market
     _s(a, 708, p.value or 0)
     m.addGroup(a)
@@ -154,12 +162,12 @@ def settlement_report(r) -> fix.Message:
     _s(m, 730, r.settlement_price)  # SettlPrice: what the oracle settled at
     _s(m, 731, "1")                 # SettlPriceType: final
     _s(m, 734, r.settlement_price)
-    q = fix.Group(702, 703)
+    q = fix44.PositionReport.NoPositions()
     _s(q, 703, "EX")                # PosType: exercise (settled at expiry)
     _s(q, 704, r.held)              # redeemed
     _s(q, 705, r.written)           # written
     m.addGroup(q)
-    a = fix.Group(753, 707)
+    a = fix44.PositionReport.NoPosAmt()
     _s(a, 707, "SETL")              # PosAmtType: settlement value
     _s(a, 708, r.received)
     m.addGroup(a)

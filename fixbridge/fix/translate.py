@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
 import quickfix as fix
+import quickfix44 as fix44
 
 from fixbridge.orders.lifecycle import ORD_STATUS_CODE
 from fixbridge.orders.model import (ExecutionReport, Order, OrdStatus, OrdType, RejectReason, SecurityClaims, Side,
@@ -28,6 +29,12 @@ TIF_CODE = {v: k for k, v in TIFS.items()}
 TIF_NAMES = {"0": "Day", "1": "GTC", "2": "OPG", "5": "GTX", "6": "GTD", "7": "At the close"}
 ORD_TYPE_NAMES = {"3": "Stop", "4": "Stop limit", "P": "Pegged"}
 MISC_FEE_TYPE_PER_TRANSACTION = "10"
+
+# FIX wants a repeating group's fields in the order of the message definition; a generic
+# fix.Group(136, 137) writes them in tag order. An empty typed group is the prototype: a copy keeps
+# its order (FIX44.xml's) and costs one SWIG call, as the generic group did (a fresh typed group
+# fills its order array field by field, three times the cost, on every fill).
+_MISC_FEES = fix44.ExecutionReport.NoMiscFees()
 
 
 class ParseRejection(Exception):
@@ -135,7 +142,7 @@ def execution_report(er: ExecutionReport) -> fix.Message:
     _s(m, 60, utc_timestamp(er.transact_time or datetime.now(timezone.utc)))
     _s(m, 58, _ascii(er.text))
     if er.fee_eth is not None:
-        g = fix.Group(136, 137)
+        g = fix.Group(_MISC_FEES)
         _s(g, 137, er.fee_eth)
         _s(g, 138, "ETH")
         _s(g, 139, MISC_FEE_TYPE_PER_TRANSACTION)
@@ -144,6 +151,45 @@ def execution_report(er: ExecutionReport) -> fix.Message:
     _s(m, TAG_CHAIN_BLOCK, er.block_number)
     _s(m, TAG_CHAIN_ID, er.chain_id)
     _s(m, TAG_CHAIN_VENUE, er.venue)
+    return m
+
+
+def drop_copy(er: ExecutionReport, deliver_to: str) -> fix.Message:
+    """The report as a drop copy session gets it: CopyMsgIndicator 797=Y, DeliverToCompID 128 =
+    the session it was sent to."""
+    m = execution_report(er)
+    m.getHeader().setField(128, deliver_to)
+    _s(m, 797, "Y")
+    return m
+
+
+def unparsed_reject(msg: fix.Message, reason: RejectReason, text: str) -> fix.Message:
+    """39=8 for an order the bridge cannot even represent, echoing what the client sent."""
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType(fix.MsgType_ExecutionReport))
+    for tag in (11, 55, 54, 38, 152, 44, 1):
+        _s(m, tag, get(msg, tag))
+    _s(m, 37, "NONE")
+    _s(m, 17, f"REJ-{msg.getHeader().getField(34)}-{msg.getField(11)}")
+    _s(m, 150, "8")
+    _s(m, 39, ORD_STATUS_CODE[OrdStatus.REJECTED])
+    _s(m, 103, int(reason))
+    _s(m, 14, "0")
+    _s(m, 151, "0")
+    _s(m, 6, "0")
+    _s(m, 58, _ascii(text))
+    _s(m, 60, utc_timestamp(datetime.now(timezone.utc)))
+    return m
+
+
+def business_message_reject(msg: fix.Message, text: str, reason: str = "0") -> fix.Message:
+    """35=j naming the refused message by its MsgSeqNum and MsgType."""
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType(fix.MsgType_BusinessMessageReject))
+    _s(m, 45, msg.getHeader().getField(34))
+    _s(m, 372, msg.getHeader().getField(35))
+    _s(m, 380, reason)  # BusinessRejectReason: 0 Other, 6 Not authorized
+    _s(m, 58, _ascii(text))
     return m
 
 
