@@ -176,3 +176,39 @@ def test_journal_of_a_newer_version_fails(devnet, sessions, tmp_path):
     code, rows, out = run_check("--spec", str(devnet.spec_path), "--sessions", sessions, "--journal", url)
     status, detail = rows["journal: schema"]
     assert code == 1 and status == "FAIL" and "revision 9999, which this fixbridge does not know" in detail, out
+
+
+def test_swaprouter02_as_v3_router_fails(devnet, sessions):
+    """The adapter speaks SwapRouter (a deadline in the swap struct); SwapRouter02 answers
+    factoryV2(). Stand-in: code at the V3 router that answers any call with one word."""
+    router = devnet.spec_path.read_text().split("[venues.uniswap_v3]")[1].split('router = "')[1].split('"')[0]
+    original = devnet.rpc("eth_getCode", [router, "latest"])
+    devnet.rpc("anvil_setCode", [router, "0x60206000f3"])  # PUSH1 32 PUSH1 0 RETURN
+    try:
+        code, rows, out = run_check("--spec", str(devnet.spec_path), "--sessions", sessions)
+    finally:
+        devnet.rpc("anvil_setCode", [router, original])
+    assert code == 1, out
+    status, detail = rows["venues.uniswap_v3.router: ABI"]
+    assert status == "FAIL" and "this is SwapRouter02" in detail
+    assert rows["venues.uniswap_v2.router: code"][0] == "ok"
+
+
+def test_keystore_wallet(devnet, tmp_path, monkeypatch):
+    """A keystore decrypts as `run` would decrypt it; without its password the row fails, and the
+    address the keystore states still gets its balances checked."""
+    from tests.conftest import KEYS, acceptor_cfg
+    from fixbridge.security.keystore import write_keystore
+    (tmp_path / "acceptor.cfg").write_text(acceptor_cfg(("DESK",)))
+    write_keystore(tmp_path / "desk.json", KEYS[1], "correct horse", iterations=2)
+    sessions = tmp_path / "counterparties.toml"
+    sessions.write_text('[wallets.desk]\nchain = "devnet"\nkeystore = "desk.json"\npassword_env = "FB_CHECK_PW"\n'
+                        '[sessions.DESK]\nwallets = ["desk"]\n')
+    monkeypatch.delenv("FB_CHECK_PW", raising=False)
+    code, rows, out = run_check("--spec", str(devnet.spec_path), "--sessions", str(sessions))
+    assert code == 1 and rows["wallets.desk: key"] == ("FAIL", "environment variable FB_CHECK_PW is not set"), out
+    assert rows["wallets.desk: ETH"][0] == "ok"
+    monkeypatch.setenv("FB_CHECK_PW", "correct horse")
+    code, rows, out = run_check("--spec", str(devnet.spec_path), "--sessions", str(sessions))
+    assert code == 0 and rows["wallets.desk: key"] == ("ok", f"{ADDR[1]} (keystore)"), out
+    assert "correct horse" not in out
