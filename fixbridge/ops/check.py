@@ -112,11 +112,25 @@ def _eth_call(to: str, signature: str, types: list[str] | None = None,
     return "eth_call", [{"to": to, "data": _call_data(signature, types, args)}, "latest"]
 
 
+def _hex_bytes(value: Any) -> bytes:
+    """A node's 0x-hex answer as bytes; anything else is the node's fault, said as a NodeError."""
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise NodeError(f"answered {value!r:.40}, not 0x-hex")
+    try:
+        return bytes.fromhex(value[2:] if len(value) % 2 == 0 else "0" + value[2:])
+    except ValueError:
+        raise NodeError(f"answered {value!r:.40}, not 0x-hex") from None
+
+
+def _hex_int(value: Any) -> int:
+    return int.from_bytes(_hex_bytes(value), "big")
+
+
 def _word(result: Any, kind: str) -> Any:
     """One ABI word of an eth_call result (address or uint256); NodeError if it is not one."""
     if isinstance(result, NodeError):
         raise result
-    raw = bytes.fromhex(str(result)[2:])
+    raw = _hex_bytes(result)
     if len(raw) < 32:
         raise NodeError(f"answered {len(raw)} bytes, not an ABI word (no such function there?)")
     value = decode([kind], raw[:32])[0]
@@ -185,7 +199,7 @@ def check_chain(report: Report, spec: Spec, name: str, node: Node) -> bool:
     chain = spec.chains[name]
     where = f"chains.{name}"
     try:
-        got = int(node.call("eth_chainId", []), 16)
+        got = _hex_int(node.call("eth_chainId", []))
         head = node.call("eth_getBlockByNumber", ["latest", False])
     except NodeError as e:
         report.add(f"{where}: node", "FAIL", f"no answer from {node_name(chain.rpc_url)} ({e}): start it or fix rpc_url")
@@ -194,10 +208,10 @@ def check_chain(report: Report, spec: Spec, name: str, node: Node) -> bool:
         report.add(f"{where}: chain_id", "FAIL", f"the node at {node_name(chain.rpc_url)} is chain {got}, "
                    f"the spec says {chain.chain_id}: wrong rpc_url, or a wrong chain_id")
         return False
-    if not head:
+    if not isinstance(head, dict):
         report.add(f"{where}: node", "FAIL", f"the node at {node_name(chain.rpc_url)} has no latest block")
         return False
-    number, age = int(head["number"], 16), int(time.time()) - int(head["timestamp"], 16)
+    number, age = _hex_int(head.get("number")), int(time.time()) - _hex_int(head.get("timestamp"))
     detail = f"chain id {got} at {node_name(chain.rpc_url)}, head #{number} ({age} s old)"
     stale = age > STALE_HEAD_SECONDS and not chain.devnet  # an idle devnet mines nothing: not stale
     report.add(f"{where}: node", "warn" if stale else "ok",
@@ -353,7 +367,11 @@ def _eth_row(report: Report, wallet: str, ans: Any) -> None:
     if isinstance(ans, NodeError):
         report.add(f"wallets.{wallet}: ETH", "FAIL", str(ans))
         return
-    wei = int(ans, 16)
+    try:
+        wei = _hex_int(ans)
+    except NodeError as e:
+        report.add(f"wallets.{wallet}: ETH", "FAIL", f"eth_getBalance: {e}")
+        return
     if wei == 0:
         report.add(f"wallets.{wallet}: ETH", "warn", "0: it cannot pay gas for an approval or a swap")
     else:
@@ -462,4 +480,7 @@ def _check_one_chain(report: Report, spec: Spec, cfg: SessionsConfig | None, nam
             check_wallets(report, spec, cfg, name, node, addresses, missing)
     except NodeError as e:  # the node went away halfway: one row says so
         report.add(f"chains.{name}: node", "FAIL", f"stopped answering {node_name(chain.rpc_url)} ({e})")
+    except Exception as e:  # an answer of a shape no node should give: a row, not a traceback
+        report.add(f"chains.{name}: node", "FAIL", f"unexpected answer from {node_name(chain.rpc_url)} "
+                   f"({type(e).__name__})")
 
