@@ -540,7 +540,8 @@ def check_cmd(spec: list[Path] = typer.Option(..., help="spec file(s), one per c
               timeout: float = typer.Option(10.0, help="seconds to wait for a node's answer")) -> None:
     """Validate a deployment without trading: the config loads; each node is the spec's chain; every
     contract of the spec has code; routers and quoters point at the spec's factory and WETH; token
-    decimals; each wallet's ETH, balances and allowances to the routers; the journal's schema.
+    decimals; a pool per instrument and venue; each wallet's key, ETH, balances and allowances to
+    the routers; the journal's schema.
     Reads only (never signs or sends). Exit 1 if a check FAILs, 0 otherwise (warnings included)."""
     from fixbridge.ops.check import run_check
     report = run_check(spec, sessions, journal, timeout=timeout)

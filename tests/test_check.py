@@ -212,3 +212,17 @@ def test_keystore_wallet(devnet, tmp_path, monkeypatch):
     code, rows, out = run_check("--spec", str(devnet.spec_path), "--sessions", str(sessions))
     assert code == 0 and rows["wallets.desk: key"] == ("ok", f"{ADDR[1]} (keystore)"), out
     assert "correct horse" not in out
+
+
+def test_instrument_pools(devnet, sessions, tmp_path):
+    """The devnet has a V2 pair for WBTC/WETH but no V3 pool: listing uniswap_v3 for it is a warn."""
+    code, rows, out = run_check("--spec", str(devnet.spec_path), "--sessions", sessions)
+    assert rows["instruments.WETH/USDC: uniswap_v2"][1].startswith("pair 0x"), out
+    v3 = rows["instruments.WETH/USDC: uniswap_v3"]
+    assert v3[0] == "ok" and "500: 0x" in v3[1] and "3000: 0x" in v3[1]
+    spec = edited_spec(devnet, tmp_path, 'base = "WBTC"\nquote = "WETH"\nvenues = ["uniswap_v2"]',
+                       'base = "WBTC"\nquote = "WETH"\nvenues = ["uniswap_v2", "uniswap_v3"]')
+    code, rows, out = run_check("--spec", spec, "--sessions", sessions)
+    assert code == 0, out
+    assert rows["instruments.WBTC/WETH: uniswap_v3"] == ("warn", "no pool for the pair on this venue: it never quotes it")
+    assert rows["instruments.WBTC/WETH: uniswap_v2"][0] == "ok"

@@ -2,7 +2,8 @@
 
 Loads the spec(s) and sessions exactly as `fixbridge run` does, then asks each chain's node what
 the bridge would rely on: the chain id, code at every contract address, what the routers and the
-quoter were deployed against (their factory and WETH), each token's decimals, each wallet's ETH,
+quoter were deployed against (their factory and WETH), each token's decimals, a pool for each
+instrument on each venue that lists it, each wallet's key, ETH,
 token balances and allowances to the routers; with a journal URL, its schema revision against the
 Alembic head. One row per check: ok, warn (works, but look at it) or FAIL (the bridge would not
 start, or would trade wrongly).
@@ -342,6 +343,45 @@ def _router02(report: Report, key: str, ans: Any) -> None:
                    "SwapRouter's swap struct with a deadline, which SwapRouter02 does not take")
 
 
+def check_pools(report: Report, spec: Spec, chain: str, node: Node, skip: set[str]) -> None:
+    """Each instrument has a pool on each venue that lists it (V2: the pair; V3: a pool in at least
+    one configured fee tier). A venue without one never quotes the instrument: a warn, since the
+    others may still trade it."""
+    probes: list[tuple[str, str, int | None]] = []   # (instrument, venue, V3 fee tier or None)
+    calls = []
+    for sym, ins in spec.instruments.items():
+        base, quote = spec.tokens[ins.base].address, spec.tokens[ins.quote].address
+        for n in ins.venues:
+            v = spec.venues[n]
+            if v.chain != chain or f"venues.{n}.factory" in skip:
+                continue
+            if v.kind == "uniswap_v2":
+                probes.append((sym, n, None))
+                calls.append(_eth_call(v.factory, "getPair(address,address)", ["address", "address"], [base, quote]))
+            for fee in v.fee_tiers if v.kind == "uniswap_v3" else ():
+                probes.append((sym, n, fee))
+                calls.append(_eth_call(v.factory, "getPool(address,address,uint24)", ["address", "address", "uint24"],
+                                       [base, quote, fee]))
+    found: dict[tuple[str, str], list[str]] = {(s, n): [] for s, n, _ in probes}
+    broken: dict[tuple[str, str], str] = {}
+    for (sym, n, fee), ans in zip(probes, node.many(calls)):
+        try:
+            pool = _word(ans, "address")
+        except NodeError as e:
+            broken[(sym, n)] = f"the factory's getPair/getPool: {e}"
+            continue
+        if int(pool, 16):
+            found[(sym, n)].append(pool if fee is None else f"{fee}: {pool}")
+    for (sym, n), pools in found.items():
+        if (sym, n) in broken:
+            report.add(f"instruments.{sym}: {n}", "FAIL", broken[(sym, n)])
+        elif pools:
+            report.add(f"instruments.{sym}: {n}", "ok", ("pair " if spec.venues[n].kind == "uniswap_v2" else
+                                                         "pools by fee tier ") + ", ".join(pools))
+        else:
+            report.add(f"instruments.{sym}: {n}", "warn", "no pool for the pair on this venue: it never quotes it")
+
+
 # ---- wallets ---------------------------------------------------------------------------------
 def check_wallets(report: Report, spec: Spec, cfg: SessionsConfig, chain: str, node: Node,
                   addresses: dict[str, str], skip: set[str]) -> None:
@@ -476,6 +516,7 @@ def _check_one_chain(report: Report, spec: Spec, cfg: SessionsConfig | None, nam
         missing = check_code(report, spec, name, node)
         check_decimals(report, spec, name, node, missing)
         check_wiring(report, spec, name, node, missing)
+        check_pools(report, spec, name, node, missing)
         if cfg is not None:
             check_wallets(report, spec, cfg, name, node, addresses, missing)
     except NodeError as e:  # the node went away halfway: one row says so
