@@ -133,7 +133,10 @@ def _word(result: Any, kind: str) -> Any:
     raw = _hex_bytes(result)
     if len(raw) < 32:
         raise NodeError(f"answered {len(raw)} bytes, not an ABI word (no such function there?)")
-    value = decode([kind], raw[:32])[0]
+    try:
+        value = decode([kind], raw[:32])[0]
+    except Exception as e:  # e.g. an address word with bytes in its padding: not this function
+        raise NodeError(f"answered a word that is not an ABI {kind} ({type(e).__name__})") from None
     return to_checksum_address(value) if kind == "address" else int(value)
 
 
