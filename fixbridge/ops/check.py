@@ -4,8 +4,9 @@ Loads the spec(s) and sessions exactly as `fixbridge run` does, then asks each c
 the bridge would rely on: the chain id, code at every contract address, what the routers and the
 quoter were deployed against (their factory and WETH), each token's decimals, a pool for each
 instrument on each venue that lists it, each wallet's key, ETH, token balances and allowances to
-the routers; with a journal URL, its schema revision against the Alembic head. One row per check: ok, warn (works, but look at it) or FAIL (the bridge would not
-start, or would trade wrongly).
+the routers; with a journal URL, its schema revision against the Alembic head. One row per
+check: ok, warn (works, but look at it) or FAIL (the bridge would not start, or would trade
+wrongly).
 
 It only reads: eth_chainId, eth_getBlockByNumber, eth_getCode, eth_getBalance and eth_call on the
 nodes, and a SELECT of the journal's alembic_version. It never signs, sends or migrates anything.
