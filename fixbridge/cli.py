@@ -540,6 +540,40 @@ def replay(session: str = typer.Option(..., help="the session to replay, e.g. FI
     raise typer.Exit(0 if res.clean else 1)
 
 
+# ---- operations: check a deployment ---------------------------------------------------------
+@app.command("check")
+def check_cmd(spec: list[Path] = typer.Option(..., help="spec file(s), one per chain (repeat the option)"),
+              sessions: Path = typer.Option(Path("sessions/counterparties.toml"), help="counterparties and wallets"),
+              journal: Optional[str] = typer.Option(None, help="SQLAlchemy URL of the journal: compare its "
+                                                    "schema revision with this code's (never migrates)"),
+              timeout: float = typer.Option(10.0, help="seconds to wait for a node's answer")) -> None:
+    """Validate a deployment without trading: the config loads; each node is the spec's chain; every
+    contract of the spec has code; routers and quoters point at the spec's factory and WETH; token
+    decimals; a pool per instrument and venue; each wallet's key, ETH, balances and allowances to
+    the routers; the journal's schema.
+    Reads only (never signs or sends). Exit 1 if a check FAILs, 0 otherwise (warnings included)."""
+    from fixbridge.ops.check import run_check
+    report = run_check(spec, sessions, journal, timeout=timeout)
+    if console.is_terminal:
+        colour = {"ok": "green", "warn": "yellow", "FAIL": "bold red"}
+        t = Table(title="fixbridge check")
+        for col in ("check", "status", "detail"):
+            t.add_column(col, overflow="fold")
+        for r in report.rows:
+            t.add_row(r.check, f"[{colour[r.status]}]{r.status}[/]", r.detail)
+        console.print(t)
+    else:  # plain lines for logs, pipes and grep
+        width = max((len(r.check) for r in report.rows), default=0)
+        sys.stdout.write("".join(f"{r.status:<4}  {r.check:<{width}}  {r.detail}\n" for r in report.rows))
+    n = report.counts()
+    summary = f"{n['ok']} ok, {n['warn']} warn, {n['FAIL']} FAIL"
+    if console.is_terminal:
+        console.print(summary, markup=False)
+    else:
+        sys.stdout.write(summary + "\n")
+    raise typer.Exit(1 if report.failed else 0)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

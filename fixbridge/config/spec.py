@@ -1,6 +1,8 @@
 """specs/<chain>.toml: chains, tokens, venues and instruments the bridge trades."""
 from __future__ import annotations
 
+import os
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +15,10 @@ from fixbridge.config.errors import ConfigError, read_toml, validate
 from fixbridge.orders.units import PrecisionError, to_units_exact
 
 VENUE_KINDS = ("uniswap_v2", "uniswap_v3")
+# `${NAME}` in a chain's rpc_url is replaced by that environment variable: a node URL often
+# carries an API key, which belongs in the environment, not in a committed file.
+_ENV_REF = re.compile(r"\$\{([^}]*)\}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _address(v: str) -> str:
@@ -133,6 +139,9 @@ def load_spec(path: Path | str | list[Path] | list[str]) -> Spec:
     for name, body in (raw.get("options_markets") or {}).items():
         if isinstance(body, dict):
             body.setdefault("name", name)
+    for name, body in raw["chains"].items():
+        if isinstance(body.get("rpc_url"), str):
+            body["rpc_url"] = expand_env(body["rpc_url"], path, f"chains.{name}.rpc_url")
     spec: Spec = validate(Spec, raw, path)
     for name, tok in spec.tokens.items():
         if tok.chain not in spec.chains:
@@ -164,6 +173,21 @@ def load_spec(path: Path | str | list[Path] | list[str]) -> Spec:
                 raise ConfigError(path, f"instruments.{sym}.market", f"unknown options market {ins.market!r}; "
                                   f"expected one of {sorted(spec.options_markets)}")
     return spec.model_copy(update={"path": str(path)})
+
+
+def expand_env(value: str, path: Path | str, key: str) -> str:
+    """`value` with every `${NAME}` replaced by the environment variable NAME; an unset or empty
+    variable is a ConfigError naming it (the value itself is never echoed: it may hold a key)."""
+    def sub(m: re.Match[str]) -> str:
+        var = m.group(1)
+        if not _ENV_NAME.fullmatch(var):
+            raise ConfigError(path, key, f"${{{var}}} is not an environment variable reference; "
+                              "expected ${NAME} with NAME letters, digits and _")
+        got = os.environ.get(var)
+        if not got:
+            raise ConfigError(path, key, f"environment variable {var} is not set (export {var}=<node URL>)")
+        return got
+    return _ENV_REF.sub(sub, value)
 
 
 def _load_merged(paths: list[Path]) -> Spec:
