@@ -226,3 +226,22 @@ def test_instrument_pools(devnet, sessions, tmp_path):
     assert code == 0, out
     assert rows["instruments.WBTC/WETH: uniswap_v3"] == ("warn", "no pool for the pair on this venue: it never quotes it")
     assert rows["instruments.WBTC/WETH: uniswap_v2"][0] == "ok"
+
+
+def test_journal_of_another_chain_fails_before_the_bridge_would(devnet, sessions, tmp_path):
+    """The journal's recorded chain (what the bridge checks at start) against the node."""
+    from fixbridge.journal import Journal
+    from fixbridge.journal.chains import ChainIdentity
+
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    genesis = devnet.rpc("eth_getBlockByNumber", ["0x1", False])["parentHash"]
+    with Journal(url) as j:
+        assert j.chains.check_or_record(ChainIdentity("devnet", 31337, genesis)) is None
+    code, rows, out = run_check("--spec", str(devnet.spec_path), "--sessions", sessions, "--journal", url)
+    assert code == 0 and rows["journal: chain devnet"][0] == "ok", out
+    other = tmp_path / "other.db"
+    with Journal(f"sqlite:///{other}") as j:
+        assert j.chains.check_or_record(ChainIdentity("devnet", 31337, "0x" + "ab" * 32)) is None
+    code, rows, out = run_check("--spec", str(devnet.spec_path), "--sessions", sessions, "--journal", f"sqlite:///{other}")
+    status, detail = rows["journal: chain devnet"]
+    assert code == 1 and status == "FAIL" and "0x" + "ab" * 32 in detail and genesis in detail, out

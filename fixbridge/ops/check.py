@@ -506,7 +506,46 @@ def run_check(specs: Sequence[Path], sessions: Path, journal: str | None = None,
         _check_one_chain(report, spec, cfg, name, addresses, timeout)
     if journal is not None:
         check_journal(report, journal)
+        if spec is not None:
+            check_journal_chains(report, spec, journal, timeout)
     return report
+
+
+def check_journal_chains(report: Report, spec: Spec, url: str, timeout: float) -> None:
+    """Each chain the journal recorded (`chain_identities`) is the node's: the bridge refuses to
+    start otherwise, and this says so before anyone tries. Read with a plain SELECT, no migration."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from fixbridge.journal.chains import ChainIdentity, compare
+
+    try:
+        engine = create_engine(make_url(url))
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT name, chain_id, genesis_hash FROM chain_identities")).all()
+        engine.dispose()
+    except Exception:
+        return  # no journal, or one from before chain identities: the schema row said what matters
+    recorded = {r[0]: ChainIdentity(r[0], int(r[1]), r[2]) for r in rows}
+    for name, chain in spec.chains.items():
+        key = f"journal: chain {name}"
+        if name not in recorded:
+            report.add(key, "ok", "not recorded yet: the first start records it")
+            continue
+        try:
+            node = Node(chain.rpc_url, timeout)
+            first = node.call("eth_getBlockByNumber", ["0x1", False])
+            genesis = first["parentHash"] if first else node.call("eth_getBlockByNumber", ["0x0", False])["hash"]
+            found = ChainIdentity(name, _hex_int(node.call("eth_chainId", [])), genesis)
+        except Exception as e:
+            report.add(key, "warn", f"could not read the node's genesis ({type(e).__name__})")
+            continue
+        what = compare(recorded[name], found)
+        if what is None:
+            report.add(key, "ok", f"the journal's chain: {found.describe()}")
+        else:
+            report.add(key, "FAIL", f"the journal was written against {recorded[name].describe()}, the node has "
+                       f"{found.describe()} ({what}); the bridge will refuse to start")
 
 
 def _check_one_chain(report: Report, spec: Spec, cfg: SessionsConfig | None, name: str,
