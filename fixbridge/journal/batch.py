@@ -37,7 +37,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
-    from .store import Journal
+    from .core import JournalCore as Journal
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from . import schema as db
 
 if TYPE_CHECKING:
-    from .store import Journal
+    from .core import JournalCore
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def compare(recorded: ChainIdentity, found: ChainIdentity) -> str | None:
 class ChainRecords:
     """The `chain_identities` table; given the journal whose sessions it uses."""
 
-    def __init__(self, journal: "Journal") -> None:
+    def __init__(self, journal: "JournalCore") -> None:
         self._journal = journal
 
     def get(self, name: str) -> ChainIdentity | None:

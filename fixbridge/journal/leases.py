@@ -11,7 +11,7 @@ from sqlalchemy import select
 from . import schema as db
 
 if TYPE_CHECKING:
-    pass
+    from .core import JournalCore
 
 
 class LeaseHeld(Exception):
@@ -21,14 +21,17 @@ class LeaseHeld(Exception):
 
 
 class LeaseRecords:
-    """Mixed into ``Journal``; uses its ``_write``/``_read`` sessions."""
+    """The `leases` table; given the journal core whose sessions it uses."""
+
+    def __init__(self, journal: "JournalCore") -> None:
+        self._j = journal
 
     def claim(self, owner: str, things: list[tuple[str, str]], ttl_seconds: float) -> None:
         """Take (or renew) every (kind, name) for `owner`, all or nothing. Raises LeaseHeld naming
         the first one a live other instance holds."""
         now = datetime.now(timezone.utc)
         until = now + timedelta(seconds=ttl_seconds)
-        with self._write() as s:
+        with self._j._write() as s:
             for kind, name in things:
                 row = s.scalar(select(db.Lease).where(db.Lease.kind == kind, db.Lease.name == name).with_for_update())
                 if row is None:
@@ -42,10 +45,10 @@ class LeaseRecords:
                     raise LeaseHeld(kind, name, row.owner, row.expires_at)
 
     def release(self, owner: str) -> None:
-        with self._write() as s:
+        with self._j._write() as s:
             for row in s.scalars(select(db.Lease).where(db.Lease.owner == owner)):
                 s.delete(row)
 
     def leases(self) -> list[tuple[str, str, str, datetime]]:
-        with self._read() as s:
+        with self._j._read() as s:
             return [(r.kind, r.name, r.owner, r.expires_at) for r in s.scalars(select(db.Lease).order_by(db.Lease.kind, db.Lease.name))]

@@ -24,6 +24,8 @@ from . import schema as db
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from .core import JournalCore
+
 HALT_ALL = db.HALT_ALL
 FAILED_LOGON = ("bad_password", "no_password", "bad_username")
 _TERMINAL_VALUES = tuple(s.value for s in TERMINAL)
@@ -79,7 +81,10 @@ def _clip(s: str | None, n: int = 200) -> str | None:
 
 
 class SecurityRecords:
-    """Mixed into ``Journal``; uses its ``_write``/``_read`` sessions."""
+    """Halts, logon attempts and security events; given the journal core whose sessions it uses."""
+
+    def __init__(self, journal: "JournalCore") -> None:
+        self._j = journal
 
     # ---------------------------------------------------------------- kill switch
 
@@ -91,7 +96,7 @@ class SecurityRecords:
             raise ValueError("a halt needs the name of who halted")
         row = db.TradingHalt(scope=scope or HALT_ALL, reason=reason.strip(), halted_by=by.strip(),
                              halted_at=_now())
-        with self._write() as s:  # type: ignore[attr-defined]
+        with self._j._write() as s:  # type: ignore[attr-defined]
             s.add(row)
             s.flush()
             return _halt_row(row)
@@ -100,7 +105,7 @@ class SecurityRecords:
         """Lift every active halt of that scope (a CompID, or None/'*' for the all-sessions halt)."""
         now = _now()
         scope = scope or HALT_ALL
-        with self._write() as s:  # type: ignore[attr-defined]
+        with self._j._write() as s:  # type: ignore[attr-defined]
             rows = list(s.scalars(select(db.TradingHalt).where(db.TradingHalt.scope == scope,
                                                                db.TradingHalt.resumed_at.is_(None))))
             for r in rows:
@@ -109,12 +114,12 @@ class SecurityRecords:
             return [_halt_row(r) for r in rows]
 
     def active_halts(self) -> list[HaltRow]:
-        with self._read() as s:  # type: ignore[attr-defined]
+        with self._j._read() as s:  # type: ignore[attr-defined]
             q = select(db.TradingHalt).where(db.TradingHalt.resumed_at.is_(None)).order_by(db.TradingHalt.id)
             return [_halt_row(r) for r in s.scalars(q)]
 
     def halt_history(self, limit: int = 50) -> list[HaltRow]:
-        with self._read() as s:  # type: ignore[attr-defined]
+        with self._j._read() as s:  # type: ignore[attr-defined]
             q = select(db.TradingHalt).order_by(db.TradingHalt.id.desc()).limit(limit)
             return [_halt_row(r) for r in s.scalars(q)]
 
@@ -124,14 +129,14 @@ class SecurityRecords:
                              reason: str | None = None) -> None:
         if outcome not in db.LOGON_OUTCOMES:
             raise ValueError(f"outcome must be one of {db.LOGON_OUTCOMES}, got {outcome!r}")
-        with self._write() as s:  # type: ignore[attr-defined]
+        with self._j._write() as s:  # type: ignore[attr-defined]
             s.add(db.LogonAttempt(ts=_now(), session_id=session_id, comp_id=comp_id, username=_clip(username),
                                   outcome=outcome, reason=_clip(reason, 1000)))
 
     def logon_failures_since_success(self, comp_id: str, limit: int, after: datetime | None = None) -> list[datetime]:
         """Times of the latest `limit` failed Logons of comp_id after its last accepted one (and
         after `after`, if given), newest first."""
-        with self._read() as s:  # type: ignore[attr-defined]
+        with self._j._read() as s:  # type: ignore[attr-defined]
             last_ok = s.scalar(select(func.max(db.LogonAttempt.id)).where(
                 db.LogonAttempt.comp_id == comp_id, db.LogonAttempt.outcome == "accepted")) or 0
             q = (select(db.LogonAttempt.ts).where(db.LogonAttempt.comp_id == comp_id, db.LogonAttempt.id > last_ok,
@@ -145,7 +150,7 @@ class SecurityRecords:
         q = select(db.LogonAttempt).order_by(db.LogonAttempt.id)
         if comp_id is not None:
             q = q.where(db.LogonAttempt.comp_id == comp_id)
-        with self._read() as s:  # type: ignore[attr-defined]
+        with self._j._read() as s:  # type: ignore[attr-defined]
             return [LogonAttemptRow(r.id, r.ts, r.session_id, r.comp_id, r.username, r.outcome, r.reason)
                     for r in s.scalars(q)]
 
@@ -154,13 +159,13 @@ class SecurityRecords:
     def record_security_event(self, kind: str, session_id: str, reason: str, detail: dict | None = None) -> None:
         if kind not in db.SECURITY_EVENT_KINDS:
             raise ValueError(f"kind must be one of {db.SECURITY_EVENT_KINDS}, got {kind!r}")
-        with self._write() as s:  # type: ignore[attr-defined]
+        with self._j._write() as s:  # type: ignore[attr-defined]
             s.add(db.SecurityEvent(ts=_now(), session_id=session_id, kind=kind, reason=reason, detail=detail))
 
     def last_security_event(self, session_id: str, kind: str) -> SecurityEventRow | None:
         q = (select(db.SecurityEvent).where(db.SecurityEvent.session_id == session_id, db.SecurityEvent.kind == kind)
              .order_by(db.SecurityEvent.id.desc()).limit(1))
-        with self._read() as s:  # type: ignore[attr-defined]
+        with self._j._read() as s:  # type: ignore[attr-defined]
             r = s.scalar(q)
             return None if r is None else SecurityEventRow(r.id, r.ts, r.session_id, r.kind, r.reason, r.detail)
 
@@ -170,7 +175,7 @@ class SecurityRecords:
             q = q.where(db.SecurityEvent.session_id == session_id)
         if kind is not None:
             q = q.where(db.SecurityEvent.kind == kind)
-        with self._read() as s:  # type: ignore[attr-defined]
+        with self._j._read() as s:  # type: ignore[attr-defined]
             return [SecurityEventRow(r.id, r.ts, r.session_id, r.kind, r.reason, r.detail) for r in s.scalars(q)]
 
     # ---------------------------------------------------------------- what pre-trade risk reads
@@ -189,7 +194,7 @@ class SecurityRecords:
         if not symbols:
             return Decimal(0)
         total = Decimal(0)
-        with self._read() as s, localcontext() as ctx:  # type: ignore[attr-defined]
+        with self._j._read() as s, localcontext() as ctx:  # type: ignore[attr-defined]
             ctx.prec = 200
             q = select(db.Order).where(db.Order.session_id == session_id, db.Order.created_at >= since,
                                        db.Order.symbol.in_(symbols),
@@ -214,7 +219,7 @@ class SecurityRecords:
 
     def open_orders_ahead(self, session_id: str, order_id: str) -> int:
         """The session's orders that are not terminal and arrived before `order_id`."""
-        with self._read() as s:  # type: ignore[attr-defined]
+        with self._j._read() as s:  # type: ignore[attr-defined]
             mine = s.scalar(select(db.Order.id).where(db.Order.order_id == order_id))
             q = select(func.count()).select_from(db.Order).where(
                 db.Order.session_id == session_id, db.Order.status.not_in(_TERMINAL_VALUES),
