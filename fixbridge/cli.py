@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -23,7 +24,7 @@ DEFAULT_JOURNAL = "sqlite:///var/journal.db"
 
 
 def _fail(msg: str) -> None:
-    console.print(f"[red]error:[/red] {msg}")
+    console.print(f"[red]error:[/red] {escape(msg)}")  # a message may name a TOML key: [wallets.w1]
     raise typer.Exit(2)
 
 
@@ -583,7 +584,7 @@ def _reconcile_round(j, sp, se, chains: list[str], wallets: list[str], record: b
         except ReconcileError as e:
             failed.append(f"chain {name}: {e}")
     for msg in failed:
-        console.print(f"[red]error:[/red] {msg}")
+        console.print(f"[red]error:[/red] {escape(msg)}")
     clean = all(r.clean for r in results)
     if fmt == "json" and results:
         doc = results[0].as_dict() if len(results) == 1 else {

@@ -685,7 +685,8 @@ class Reconciler:
                  ("eth_call", [{"to": to_checksum_address(t), "data": BALANCE_OF + _topic(w)[2:]}, hex(block)])
                  for w in wallets for t in tokens]
         answers = iter(results(self.w3, calls))
-        return {(w, t): int(next(answers) or "0x0", 16) for w in wallets for t in tokens}
+        # "0x": the token had no code yet at that block (a range from genesis): nobody held any
+        return {(w, t): _uint(next(answers)) for w in wallets for t in tokens}
 
     def _balance_break(self, w: str, t: str, opening: int, f: _Flows, expected: int, actual: int, B: int) -> Break:
         sym, dec = self._symbol_decimals(t)
@@ -701,6 +702,10 @@ class Reconciler:
                      + (f", options-market txs {d(f.logged)}" if f.logged else "")
                      + (f", gas {d(f.gas)}" if t == ETH else "") + f"); difference {d(actual - expected)}",
                      None, B, w, journal=journal, chain={"balance": d(actual), "balance_units": actual})
+
+
+def _uint(word: str | None) -> int:
+    return int(word, 16) if word and word != "0x" else 0
 
 
 def _units(log: dict) -> int:
