@@ -337,3 +337,34 @@ def test_outside_transfer_from_a_bridge_wallet(traded, start_block, bridge, devn
     rc, text = reconcile(bridge, devnet, sessions_dir, "--from-block", str(start_block),
                          "--to-block", str(receipt.blockNumber), "--format", "table")
     assert rc == 1 and "2 breaks" in text and "unjournaled_transfer_out" in text and "1234.5 USDC" in text
+
+
+def test_make_run_then_a_trade_reconciles_clean(tmp_path):
+    """The user's whole report, end to end: `fixbridge run` on its embedded devnet (the repo's own
+    sessions), one trade, `fixbridge reconcile` exits 0 (the funding is journaled as deposits); run
+    again with no new block, it exits 0 with "nothing new" instead of `empty block range 68..67`."""
+    from conftest import BridgeProcess, FIXBRIDGE, free_port
+    from fixbridge.fix.client import FixClient
+    port, anvil_port = free_port(), free_port()
+    specs, url = [tmp_path / "devnet.toml", tmp_path / "devnet2.toml"], f"sqlite:///{tmp_path / 'journal.db'}"
+    b = BridgeProcess(FIXBRIDGE + ["run", *[a for p in specs for a in ("--spec", str(p))], "--journal", url,
+                                   "--state-dir", str(tmp_path / "var"), "--port", str(port),
+                                   "--devnet-port", str(anvil_port)], port, url, tmp_path).start(timeout=90)
+    try:
+        assert "the devnet's funding recorded as" in b.log()
+        c = FixClient("127.0.0.1", port, "CLIENT1", "FIXBRIDGE", data_dir=tmp_path / "client").start()
+        try:
+            c.send(new_order_single("RUN-1", "WETH/USDC", "1", Decimal("0.5"), limit=Decimal("3100"), tif="3"))
+            assert c.reports_until_terminal("RUN-1")[-1][39] == "2"
+        finally:
+            c.stop()
+        args = ["reconcile", "--journal", url, *[a for p in specs for a in ("--spec", str(p))]]
+        p = cli(*args)
+        assert p.returncode == 0 and p.stdout.count("clean: the journal and the chain agree") == 2, p.stdout + p.stderr
+        p = cli(*args)
+        assert p.returncode == 0 and p.stdout.count("nothing new") == 2, p.stdout + p.stderr
+        p = cli("journal", "movements", "--journal", url, "--format", "json")
+        rows = json.loads(p.stdout)
+        assert rows and {r["who"] for r in rows} == {"devnet"} and {r["chain_id"] for r in rows} == {31337, 31338}
+    finally:
+        b.stop()
