@@ -344,7 +344,6 @@ def test_make_run_then_a_trade_reconciles_clean(tmp_path):
     sessions), one trade, `fixbridge reconcile` exits 0 (the funding is journaled as deposits); run
     again with no new block, it exits 0 with "nothing new" instead of `empty block range 68..67`."""
     from conftest import BridgeProcess, FIXBRIDGE, free_port
-    from fixbridge.fix.client import FixClient
     port, anvil_port = free_port(), free_port()
     specs, url = [tmp_path / "devnet.toml", tmp_path / "devnet2.toml"], f"sqlite:///{tmp_path / 'journal.db'}"
     b = BridgeProcess(FIXBRIDGE + ["run", *[a for p in specs for a in ("--spec", str(p))], "--journal", url,
@@ -352,12 +351,9 @@ def test_make_run_then_a_trade_reconciles_clean(tmp_path):
                                    "--devnet-port", str(anvil_port)], port, url, tmp_path).start(timeout=90)
     try:
         assert "the devnet's funding recorded as" in b.log()
-        c = FixClient("127.0.0.1", port, "CLIENT1", "FIXBRIDGE", data_dir=tmp_path / "client").start()
-        try:
-            c.send(new_order_single("RUN-1", "WETH/USDC", "1", Decimal("0.5"), limit=Decimal("3100"), tif="3"))
-            assert c.reports_until_terminal("RUN-1")[-1][39] == "2"
-        finally:
-            c.stop()
+        # as the user trades (a QuickFIX initiator of its own: this process already has a CLIENT1 session)
+        p = cli("client", "buy", "WETH/USDC", "0.5", "--limit", "3100", "--tif", "IOC", "--port", str(port))
+        assert p.returncode == 0 and "Filled" in p.stdout, p.stdout + p.stderr + b.log()[-3000:]
         args = ["reconcile", "--journal", url, *[a for p in specs for a in ("--spec", str(p))]]
         p = cli(*args)
         assert p.returncode == 0 and p.stdout.count("clean: the journal and the chain agree") == 2, p.stdout + p.stderr
