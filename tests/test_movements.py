@@ -19,6 +19,7 @@ from fixbridge.ops.movements import (MovementError, MovementRequest, TokenRef, e
                                      resolve_token, resolve_wallet)
 from fixbridge.ops.reconcile import ReconcileError, resolve_range
 from fixbridge.venues.swaps import SWAP_V2_TOPIC, SWAP_V3_TOPIC, swap_amounts
+from test_journal import pg_new_database  # noqa: F401  (the fixture: databases on the test server)
 
 KEY = "0x" + "22" * 32
 WALLET = Account.from_key(KEY).address
@@ -63,9 +64,12 @@ wallets = ["w1"]
 """
 
 
-@pytest.fixture
-def journal(tmp_path: Path):
-    j = Journal(f"sqlite:///{tmp_path / 'journal.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def journal(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh journal on each backend (PostgreSQL keeps NUMERIC amounts: read back exactly too)."""
+    url = (f"sqlite:///{tmp_path / 'journal.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("pg_new_database")())
+    j = Journal(url)
     yield j
     j.close()
 
@@ -198,3 +202,40 @@ def test_no_new_block_is_nothing_new_not_an_error() -> None:
         resolve_range(w3, from_block=50, to_block=40, since=None, until=None)
     with pytest.raises(ReconcileError, match="past the chain's latest block 67"):
         resolve_range(w3, from_block=1, to_block=68, since=None, until=None)
+
+
+# ---- which transfers movements explain ----------------------------------------------------------
+def _transfer(tx: str, frm: str, to: str, units: int, token: str = USDC) -> dict:
+    def topic(a: str) -> str:
+        return "0x" + "0" * 24 + a[2:].lower()
+    from fixbridge.ops.reconcile import TRANSFER_TOPIC
+    return {"transactionHash": tx, "address": token, "topics": [TRANSFER_TOPIC, topic(frm), topic(to)],
+            "data": hex(units), "blockNumber": "0x5", "logIndex": "0x0"}
+
+
+def test_movements_explain_transfers_exactly(config, tmp_path: Path) -> None:
+    from fixbridge.journal.movements import MovementRow
+    from fixbridge.ops.reconcile import Reconciler, Result
+    spec, _ = config
+    j = Journal(f"sqlite:///{tmp_path / 'j.db'}")
+    try:
+        r = Reconciler(j, spec, "devnet", w3=object())  # no chain: only the matching is exercised
+        other, h3 = "0x" + "ee" * 20, "0x" + "03" * 32
+
+        def mv(units: int, direction: str = "in", tx: str | None = None) -> MovementRow:
+            m = movement(31337, WALLET, "USDC", USDC, 6, units, direction, "ops", "x", tx_hash=tx, block_number=5)
+            return MovementRow(*[getattr(m, f) for f in Movement.__slots__], id=units)
+
+        t_in = [_transfer(H1, other, WALLET, 5), _transfer(H2, other, WALLET, 7), _transfer(h3, other, WALLET, 9)]
+        t_out = [_transfer(H1, WALLET, other, 5)]
+        res = Result(31337, 5, 5, [WALLET])
+        left = r._match_movements(res, {}, t_out, t_in, [mv(5, tx=H1), mv(8, tx=H2), mv(9)])
+        # H1's deposit explains H1's transfer in, not its transfer out; H2's says 8 where 7 moved;
+        # the hashless 9 explains the 9 of h3
+        assert left == {"out": t_out, "in": []}
+        (b,) = res.breaks
+        assert (b.kind, b.tx_hash, b.journal, b.chain) == ("movement_mismatch", H2, {"amount_units": 8},
+                                                           {"amount_units": 7})
+        assert "its transaction moved 0.000007 USDC to the wallet" in b.detail
+    finally:
+        j.close()
