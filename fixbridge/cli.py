@@ -100,8 +100,14 @@ def _journal_devnet_funding(journal: str, specs: list[Path], deployed: list) -> 
     funding transaction, so `fixbridge reconcile` finds it explained."""
     if not deployed:
         return
+    from sqlalchemy.exc import SQLAlchemyError
+
     from fixbridge.devnet.funding import journal_funding
-    rows = journal_funding(journal, deployed, specs)
+    from fixbridge.journal import JournalError
+    try:
+        rows = journal_funding(journal, deployed, specs)
+    except (JournalError, SQLAlchemyError, OSError) as e:
+        _fail(f"journal {journal}: cannot record the devnet's funding: {e}")
     if rows:
         console.print(f"journal: the devnet's funding recorded as {len(rows)} deposits (fixbridge journal movements)")
 
