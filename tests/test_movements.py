@@ -239,3 +239,47 @@ def test_movements_explain_transfers_exactly(config, tmp_path: Path) -> None:
         assert "its transaction moved 0.000007 USDC to the wallet" in b.detail
     finally:
         j.close()
+
+
+# ---- booking with --tx, checked against what the node says ------------------------------------------
+class _Chain:
+    """A provider that knows one mined transaction: WALLET received 250.5 USDC and 2 ETH in it."""
+
+    def __init__(self) -> None:
+        self.tx = {"from": "0x" + "ee" * 20, "to": WALLET.lower(), "value": hex(2 * 10**18)}
+        self.rc = {"status": "0x1", "blockNumber": "0x2a", "logs": [_transfer(H1, "0x" + "ee" * 20, WALLET, 250_500000)]}
+
+    def make_request(self, method: str, params: list) -> dict:
+        if params[0] != H1:
+            return {"result": None}
+        return {"result": {"eth_getTransactionReceipt": self.rc, "eth_getTransactionByHash": self.tx}[method]}
+
+
+class _ChainW3:
+    def __init__(self) -> None:
+        self.provider = _Chain()
+
+
+def test_booking_with_a_tx_takes_exactly_what_it_moved(config, journal) -> None:
+    from fixbridge.ops.movements import book
+    spec, sessions = config
+    w3 = _ChainW3()
+
+    def req(**kw):
+        return MovementRequest(**{"wallet": "w1", "token": "USDC", "amount": "250.5", "direction": "in",
+                                  "who": "ops", "why": "top-up", "tx_hash": H1, **kw})
+
+    row, new = book(journal, spec, sessions, req(), w3=w3)
+    assert new and (row.amount, row.amount_units, row.block_number, row.tx_hash) == (Decimal("250.5"), 250_500000, 42, H1)
+    assert book(journal, spec, sessions, req(), w3=w3) == (row, False)  # booked once
+    eth, _ = book(journal, spec, sessions, req(token="ETH", amount="2"), w3=w3)
+    assert (eth.token_symbol, eth.token_address, eth.amount_units) == ("ETH", None, 2 * 10**18)
+    for bad, why in ((req(amount="250"), "moved 250500000 base units of USDC to .*, not 250000000"),
+                     (req(token="ETH", amount="2.5"), "moved 2000000000000000000 base units of ETH"),
+                     (req(direction="out"), "moved 0 base units of USDC from"),
+                     (req(tx_hash=H2), "is not mined on chain devnet"),
+                     (req(tx_hash="0x12"), "32-byte"),
+                     (req(who=""), "--who and --why")):
+        with pytest.raises(MovementError, match=why):
+            book(journal, spec, sessions, bad, w3=w3)
+    assert len(MovementRecords(journal).all()) == 2

@@ -131,6 +131,20 @@ def transfers_in_tx(rc: dict, wallet: str, token: str, direction: str) -> int:
                and l["topics"][0] == TRANSFER_TOPIC and to_checksum_address("0x" + l["topics"][side][-40:]) == wallet)
 
 
+def _ether_in_tx(w3: Web3, tx_hash: str, wallet: str, direction: str) -> int | None:
+    """The ETH value a transaction sent to ('in') or from ('out') the wallet at its top level; None
+    when the wallet is not that end of it (ETH moved by a contract leaves no log: the balance check
+    is what verifies such a movement)."""
+    try:
+        tx = result(w3, "eth_getTransactionByHash", [tx_hash])
+    except RpcError as e:
+        raise MovementError(f"cannot check --tx: {e}") from None
+    end = tx.get("to") if direction == "in" else tx.get("from")
+    if end is None or to_checksum_address(end) != wallet:
+        return None
+    return int(tx["value"], 16)
+
+
 def _receipt(w3: Web3, tx_hash: str, chain: str) -> dict:
     try:
         rc = result(w3, "eth_getTransactionReceipt", [tx_hash])
@@ -169,12 +183,12 @@ def book(journal: Journal, spec: Spec, sessions: SessionsConfig | None, req: Mov
     if tx is not None:
         rc = _receipt(w3, tx, chain)
         block = int(rc["blockNumber"], 16)
-        if token.address is not None:
-            moved = transfers_in_tx(rc, wallet, token.address, req.direction)
-            if moved != units:
-                raise MovementError(
-                    f"transaction {tx} moved {moved} base units of {token.symbol} {'to' if req.direction == 'in' else 'from'}"
-                    f" {wallet}, not {units} ({amount} {token.symbol}): check --amount, --wallet and --token")
+        moved = (transfers_in_tx(rc, wallet, token.address, req.direction) if token.address is not None
+                 else _ether_in_tx(w3, tx, wallet, req.direction))
+        if moved is not None and moved != units:
+            raise MovementError(
+                f"transaction {tx} moved {moved} base units of {token.symbol} {'to' if req.direction == 'in' else 'from'}"
+                f" {wallet}, not {units} ({amount} {token.symbol}): check --amount, --wallet and --token")
     elif block is None:
         block = _head(w3, chain)
     m = movement(spec.chains[chain].chain_id, wallet, token.symbol, token.address, token.decimals, units,
