@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -24,7 +25,7 @@ DEFAULT_JOURNAL = "sqlite:///var/journal.db"
 
 
 def _fail(msg: str) -> None:
-    console.print(f"[red]error:[/red] {msg}")
+    console.print(f"[red]error:[/red] {escape(msg)}")  # a message may name a TOML key: [wallets.w1]
     raise typer.Exit(2)
 
 
@@ -71,6 +72,8 @@ def run(
             bridge = Bridge(BridgeConfig(spec, sessions, journal, state_dir, host, port))
         except ConfigError as e:
             _fail(f"configuration: {e}")
+        if net is not None:  # the journal knows the chain now: book a fresh devnet's funding as deposits
+            _journal_devnet_funding(journal, spec, [d for d in net.deployments if d is not None])
         acc = bridge.acceptor
 
         def ready() -> None:
@@ -93,6 +96,23 @@ def run(
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _journal_devnet_funding(journal: str, specs: list[Path], deployed: list) -> None:
+    """Journal what the devnet funded the wallets with as deposits (who 'devnet'), once per
+    funding transaction, so `fixbridge reconcile` finds it explained."""
+    if not deployed:
+        return
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fixbridge.devnet.funding import journal_funding
+    from fixbridge.journal import JournalError
+    try:
+        rows = journal_funding(journal, deployed, specs)
+    except (JournalError, SQLAlchemyError, OSError) as e:
+        _fail(f"journal {journal}: cannot record the devnet's funding: {e}")
+    if rows:
+        console.print(f"journal: the devnet's funding recorded as {len(rows)} deposits (fixbridge journal movements)")
 
 
 @app.command("devnet")
@@ -334,6 +354,93 @@ def fills(journal: str = _journal_opt, session: Optional[str] = _f_session, symb
               title=f"{len(rows)} fills")
 
 
+def _spec_and_sessions(spec: Optional[list[Path]], sessions: Path):
+    """The spec(s) (default: specs/devnet.toml and specs/devnet2.toml, those that exist) and the
+    sessions file if there is one; a configuration error ends the command naming file and key."""
+    from fixbridge.config import ConfigError, load_sessions, load_spec
+    specs = spec or [p for p in (Path("specs/devnet.toml"), Path("specs/devnet2.toml")) if p.is_file()]
+    if not specs:
+        _fail("no spec: give --spec (the devnet writes specs/devnet.toml when it starts)")
+    try:
+        sp = load_spec(specs if len(specs) > 1 else specs[0])
+        return sp, load_sessions(sessions, sp) if sessions.is_file() else None
+    except ConfigError as e:
+        _fail(str(e))
+
+
+_spec_opt = typer.Option(None, help="spec file(s), one per chain (default: specs/devnet.toml and "
+                                    "specs/devnet2.toml, those that exist)")
+_sessions_opt = typer.Option(Path("sessions/counterparties.toml"), help="the bridge's wallets")
+_m_wallet = typer.Option(..., help="the wallet: its address, or its name in the sessions file")
+_m_token = typer.Option(..., help="token symbol of the spec (e.g. USDC, WETH:devnet2), or ETH")
+_m_amount = typer.Option(..., help="exact amount in token units (e.g. 250.5); never rounded")
+_m_who = typer.Option(..., help="who books it")
+_m_why = typer.Option(..., help="why (journaled)")
+_m_tx = typer.Option(None, "--tx", help="the transaction that moved it (checked on chain: amount and wallet)")
+_m_chain = typer.Option(None, help="the spec's chain (default: the token's, or the wallet's)")
+_m_block = typer.Option(None, help="without --tx: the block it happened in (default: the latest)")
+
+
+def _book(direction: str, wallet: str, token: str, amount: str, who: str, why: str, tx: Optional[str],
+          chain: Optional[str], block: Optional[int], journal: str, spec: Optional[list[Path]], sessions: Path) -> None:
+    from fixbridge.ops.movements import MovementError, MovementRequest, book
+    sp, se = _spec_and_sessions(spec, sessions)
+    req = MovementRequest(wallet, token, amount, direction, who, why, tx, chain, block)
+    j = _open_journal(journal)
+    try:
+        row, new = book(j, sp, se, req)
+    except MovementError as e:
+        _fail(str(e))
+    finally:
+        j.close()
+    what = "deposit" if direction == "in" else "withdrawal"
+    where = f"{'into' if direction == 'in' else 'out of'} {row.wallet} on chain {row.chain_id}"
+    at = (f"tx {row.tx_hash}, " if row.tx_hash else "") + f"block {row.block_number}"
+    console.print(f"{what} #{row.id}: {row.amount} {row.token_symbol} {where} ({at}) by {row.who}: {row.why}"
+                  + ("" if new else " — already journaled, nothing written"), markup=False)
+
+
+@journal_app.command()
+def deposit(wallet: str = _m_wallet, token: str = _m_token, amount: str = _m_amount, who: str = _m_who,
+            why: str = _m_why, tx: Optional[str] = _m_tx, chain: Optional[str] = _m_chain,
+            block: Optional[int] = _m_block, journal: str = _journal_opt,
+            spec: Optional[list[Path]] = _spec_opt, sessions: Path = _sessions_opt) -> None:
+    """Journal a deposit into a bridge wallet that no order made (a top-up, the devnet's funding),
+    so `fixbridge reconcile` finds the transfer explained. Books a reconcile break with --tx."""
+    _book("in", wallet, token, amount, who, why, tx, chain, block, journal, spec, sessions)
+
+
+@journal_app.command()
+def withdrawal(wallet: str = _m_wallet, token: str = _m_token, amount: str = _m_amount, who: str = _m_who,
+               why: str = _m_why, tx: Optional[str] = _m_tx, chain: Optional[str] = _m_chain,
+               block: Optional[int] = _m_block, journal: str = _journal_opt,
+               spec: Optional[list[Path]] = _spec_opt, sessions: Path = _sessions_opt) -> None:
+    """Journal a withdrawal from a bridge wallet that no order made (a sweep); with --tx, a
+    transaction the wallet signed itself is explained too (its nonce and gas)."""
+    _book("out", wallet, token, amount, who, why, tx, chain, block, journal, spec, sessions)
+
+
+MOVEMENT_COLUMNS = ("id", "chain_id", "wallet", "direction", "amount", "token_symbol", "amount_units", "token_address",
+                    "tx_hash", "block_number", "who", "why", "recorded_at")
+
+
+@journal_app.command()
+def movements(journal: str = _journal_opt, chain_id: Optional[int] = typer.Option(None, help="only this chain id"),
+              fmt: str = _format_opt, output: Optional[Path] = _output_opt) -> None:
+    """Deposits and withdrawals journaled (fixbridge journal deposit|withdrawal, the devnet's funding)."""
+    from dataclasses import asdict
+    j = _open_journal(journal)
+    try:
+        recs = j.movements
+        ids = [chain_id] if chain_id is not None else None
+        rows = [asdict(m) for m in recs.all(ids)]
+    finally:
+        j.close()
+    _emit(fmt, output, rows=rows, columns=MOVEMENT_COLUMNS,
+          table_columns=("id", "chain_id", "wallet", "direction", "amount", "token_symbol", "tx_hash", "block_number",
+                         "who", "why"), title=f"{len(rows)} movements")
+
+
 # ---- security: kill switch, passwords ----------------------------------------------------------
 def _operator() -> str:
     import getpass
@@ -411,11 +518,13 @@ def hash_password_cmd(stdin: bool = typer.Option(False, "--stdin", help="read th
 
 
 # ---- operations: reconcile ------------------------------------------------------------------
+RECONCILE_CLEAN, RECONCILE_BREAKS, RECONCILE_FAILED = 0, 1, 2  # exit codes (cron-friendly)
+
+
 @app.command()
 def reconcile(journal: str = _journal_opt,
-              spec: Optional[list[Path]] = typer.Option(None, help="spec file(s), one per chain (default: "
-                                                        "specs/devnet.toml and specs/devnet2.toml, those that exist)"),
-              sessions: Path = typer.Option(Path("sessions/counterparties.toml"), help="the bridge's wallets"),
+              spec: Optional[list[Path]] = _spec_opt,
+              sessions: Path = _sessions_opt,
               chain: Optional[str] = typer.Option(None, help="one chain of the spec (default: every chain)"),
               from_block: Optional[int] = typer.Option(None, help="first block (default: after the last run, or 0)"),
               to_block: Optional[int] = typer.Option(None, help="last block, inclusive (default: latest)"),
@@ -423,68 +532,133 @@ def reconcile(journal: str = _journal_opt,
               until: Optional[str] = typer.Option(None, help="last block before this ISO time"),
               wallet: list[str] = typer.Option([], help="another address to reconcile (repeatable)"),
               record: bool = typer.Option(True, help="record the run in the journal (reconciliation_runs)"),
+              watch: Optional[float] = typer.Option(None, help="run again every this many seconds, each run from "
+                                                    "where the last ended; Ctrl-C stops"),
+              rounds: Optional[int] = typer.Option(None, help="with --watch: stop after this many runs"),
+              ack: Optional[str] = typer.Option(None, help="book the Transfers of this transaction (a break's tx) "
+                                                "to/from the bridge's wallets as movements, with --who and --why"),
+              who: Optional[str] = typer.Option(None, help="with --ack: who books it"),
+              why: Optional[str] = typer.Option(None, help="with --ack: why"),
               fmt: str = typer.Option("table", "--format", "-f", help="table or json")) -> None:
-    """Match the chain (Transfers, Swaps, nonces, receipts of the bridge's wallets) against the journal
-    over a block range; list every break. Exit 1 if there is one, 0 when clean. JSON: one object per
-    run; with several chains {"status", "chains": [...]}."""
-    from fixbridge.config import ConfigError, load_sessions, load_spec
-    from fixbridge.ops import output as out
+    """Match the chain (Transfers, Swaps, nonces, receipts, balances of the bridge's wallets) against
+    the journal (transactions, fills, movements) over a block range; list every break. Exit codes,
+    for cron: 0 clean or nothing new, 1 breaks, 2 could not run. JSON: one object per run; with
+    several chains {"status", "chains": [...]}."""
     from fixbridge.ops.queries import FilterError, parse_when
-    from fixbridge.ops.reconcile import ReconcileError, reconcile as run_reconcile
     if fmt not in ("table", "json"):
         _fail("--format must be table or json")
-    specs = spec or [p for p in (Path("specs/devnet.toml"), Path("specs/devnet2.toml")) if p.is_file()]
-    if not specs:
-        _fail("no spec: give --spec")
+    sp, se = _spec_and_sessions(spec, sessions)
     try:
-        sp = load_spec(specs if len(specs) > 1 else specs[0])
-        se = load_sessions(sessions, sp) if sessions.is_file() else None
         t0, t1 = parse_when(since), parse_when(until, end=True)
-    except (ConfigError, FilterError) as e:
+    except FilterError as e:
         _fail(str(e))
     chains = [chain] if chain else list(sp.chains)
-    if len(chains) > 1 and (from_block is not None or to_block is not None):
-        _fail(f"block numbers belong to one chain: pass --chain ({', '.join(chains)}) or use --since/--until")
+    if chain is not None and chain not in sp.chains:
+        _fail(f"unknown chain {chain!r}; the spec has {', '.join(sp.chains)}")
+    if len(chains) > 1 and (from_block is not None or to_block is not None or ack is not None):
+        _fail(f"block numbers and transactions belong to one chain: pass --chain ({', '.join(chains)})"
+              + ("" if ack else " or use --since/--until"))
+    if ack is not None:
+        _reconcile_ack(journal, sp, se, chains[0], ack, who, why, wallet)
+        return
+    if watch is not None and (watch <= 0 or not record):
+        _fail("--watch needs a positive number of seconds and recorded runs (it continues from the last one)")
     j = _open_journal(journal)
-    results = []
+    code = RECONCILE_CLEAN
     try:
-        for name in chains:
-            results.append(run_reconcile(j, sp, chain=name, sessions=se, from_block=from_block, to_block=to_block,
-                                         since=t0, until=t1, wallets=wallet, record=record))
-    except ReconcileError as e:
-        _fail(str(e))
+        code = _reconcile_round(j, sp, se, chains, wallet, record, fmt, from_block, to_block, t0, t1)
+        done = 1
+        while watch is not None and (rounds is None or done < rounds):
+            time.sleep(watch)
+            code = _reconcile_round(j, sp, se, chains, wallet, record, fmt)
+            done += 1
+    except KeyboardInterrupt:
+        pass
     finally:
         j.close()
+    raise typer.Exit(code)
+
+
+def _reconcile_round(j, sp, se, chains: list[str], wallets: list[str], record: bool, fmt: str,
+                     from_block: Optional[int] = None, to_block: Optional[int] = None, since=None, until=None) -> int:
+    """One run over every chain; prints the results and returns the exit code they make."""
+    from fixbridge.ops import output as out
+    from fixbridge.ops.reconcile import ReconcileError, reconcile as run_reconcile
+    results, failed = [], []
+    for name in chains:
+        try:
+            results.append(run_reconcile(j, sp, chain=name, sessions=se, from_block=from_block, to_block=to_block,
+                                         since=since, until=until, wallets=wallets, record=record))
+        except ReconcileError as e:
+            failed.append(f"chain {name}: {e}")
+    for msg in failed:
+        console.print(f"[red]error:[/red] {escape(msg)}")
     clean = all(r.clean for r in results)
-    if fmt == "json":
+    if fmt == "json" and results:
         doc = results[0].as_dict() if len(results) == 1 else {
             "status": "clean" if clean else "breaks", "chains": [r.as_dict() for r in results]}
         sys.stdout.write(out.to_json(doc))
+        sys.stdout.flush()
     for res in results if fmt == "table" else []:
-        c = res.checked
-        console.print(f"chain {res.chain_id}, blocks {res.from_block}..{res.to_block}, {len(res.wallets)} wallets: "
-                      f"{c.get('transactions', 0)} journaled transactions, {c.get('fills', 0)} fills, "
-                      f"{c.get('swaps', 0)} swaps and {c.get('transfers', 0)} transfers on chain"
-                      + (f" (run {res.run_id})" if res.run_id else ""))
-        for note in res.notes:
-            console.print(f"[yellow]note:[/yellow] {note}")
-        if res.clean:
-            console.print("[green]clean:[/green] the journal and the chain agree")
-        else:
-            def short(h):  # the table is for reading; --format json has every hash in full
-                return h if not h or len(h) < 20 else f"{h[:10]}…{h[-6:]}"
+        _print_reconcile(res)
+    return RECONCILE_FAILED if failed else RECONCILE_CLEAN if clean else RECONCILE_BREAKS
 
-            def sides(b):
-                keys = dict.fromkeys([*(b.journal or {}), *(b.chain or {})]) if b.journal else []
-                return "; ".join(f"{k}: {out.text(b.journal.get(k))} (journal) vs "
-                                 f"{out.text((b.chain or {}).get(k))} (chain)" for k in keys)
 
-            rows = [{"kind": b.kind, "block": b.block, "tx": short(b.tx_hash), "wallet": short(b.wallet),
-                     "order": b.order_id, "what": b.detail + (f" — {sides(b)}" if sides(b) else "")}
-                    for b in res.breaks]
-            console.print(out.to_table(rows, ("kind", "block", "tx", "wallet", "order", "what"),
-                                       title=f"{len(res.breaks)} breaks"))
-    raise typer.Exit(0 if clean else 1)
+def _print_reconcile(res) -> None:
+    from fixbridge.ops import output as out
+    if res.nothing_new:
+        console.print(f"chain {res.chain_id}: nothing new — no block after {res.to_block} (where the last run ended)")
+        return
+    c = res.checked
+    console.print(f"chain {res.chain_id}, blocks {res.from_block}..{res.to_block}, {len(res.wallets)} wallets: "
+                  f"{c.get('transactions', 0)} journaled transactions, {c.get('fills', 0)} fills, "
+                  f"{c.get('movements', 0)} movements, {c.get('swaps', 0)} swaps and {c.get('transfers', 0)} "
+                  f"transfers on chain, {c.get('balances', 0)} balances"
+                  + (f" (run {res.run_id})" if res.run_id else ""))
+    for note in res.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    if res.clean:
+        console.print("[green]clean:[/green] the journal and the chain agree")
+        return
+
+    def short(h):  # the table is for reading; --format json has every hash in full
+        return h if not h or len(h) < 20 else f"{h[:10]}…{h[-6:]}"
+
+    def sides(b):
+        keys = dict.fromkeys([*(b.journal or {}), *(b.chain or {})]) if b.journal else []
+        return "; ".join(f"{k}: {out.text(b.journal.get(k))} (journal) vs "
+                         f"{out.text((b.chain or {}).get(k))} (chain)" for k in keys)
+
+    rows = [{"kind": b.kind, "block": b.block, "tx": short(b.tx_hash), "wallet": short(b.wallet),
+             "order": b.order_id, "what": b.detail + (f" — {sides(b)}" if sides(b) and b.kind != "balance_mismatch"
+                                                      else "")}
+            for b in res.breaks]
+    console.print(out.to_table(rows, ("kind", "block", "tx", "wallet", "order", "what"),
+                               title=f"{len(res.breaks)} breaks"))
+
+
+def _reconcile_ack(journal: str, sp, se, chain: str, tx: str, who: Optional[str], why: Optional[str],
+                   extra: list[str]) -> None:
+    """`reconcile --ack <tx>`: the transaction's Transfers to/from the bridge's wallets, journaled as movements."""
+    from fixbridge.ops.movements import MovementError, acknowledge
+    from fixbridge.ops.reconcile import Reconciler, config_wallets
+    if not who or not why:
+        _fail("--ack needs --who and --why (both are journaled with the movements)")
+    j = _open_journal(journal)
+    try:
+        wallets = sorted(set(config_wallets(se, chain)) | set(Reconciler.journal_wallets(j, sp.chains[chain].chain_id))
+                         | {w for w in extra})
+        rows = acknowledge(j, sp, chain, tx, wallets, who, why)
+    except MovementError as e:
+        _fail(str(e))
+    finally:
+        j.close()
+    if not rows:
+        console.print(f"{tx}: already booked, nothing written")
+    for m in rows:
+        console.print(f"{'deposit' if m.direction == 'in' else 'withdrawal'} #{m.id}: {m.amount} {m.token_symbol} "
+                      f"{'into' if m.direction == 'in' else 'out of'} {m.wallet} (tx {m.tx_hash}, block "
+                      f"{m.block_number}) by {m.who}: {m.why}", markup=False)
 
 
 # ---- operations: replay ---------------------------------------------------------------------

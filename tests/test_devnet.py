@@ -177,6 +177,28 @@ def test_an_outside_wallet_gets_tokens_and_gas(second_chain) -> None:
         assert _erc20(w3, dep.tokens[symbol]).functions.balanceOf(OUTSIDER).call() == amount
 
 
+def test_the_deployment_says_what_it_funded(second_chain) -> None:
+    """`fixbridge run` journals these as deposits: each must be a real transfer, with its hash."""
+    from fixbridge.devnet.options import OPTION_FUNDING
+
+    node, dep = second_chain
+    w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+    plain = {(f.wallet, f.symbol): f.units for f in dep.fundings if f.symbol in FUNDING or f.token is None}
+    assert plain == {**{(w, s): a for w in (DEFAULT_FUNDED, OUTSIDER) for s, a in FUNDING.items()},
+                     (OUTSIDER, "ETH"): GAS_FUNDING_WEI}  # DEFAULT_FUNDED had ETH: none sent
+    options = [f for f in dep.fundings if f.symbol not in FUNDING and f.token is not None]
+    assert len(options) == 2 * len(dep.options.series)
+    assert {f.units for f in options} == {OPTION_FUNDING * 10**18}
+    for f in dep.fundings:
+        rc = w3.eth.get_transaction_receipt(f.tx_hash)
+        assert rc.status == 1 and rc.blockNumber == f.block_number
+        if f.token is None:
+            tx = w3.eth.get_transaction(f.tx_hash)
+            assert tx["to"] == f.wallet and tx["value"] == f.units
+        else:
+            assert _erc20(w3, f.token).events.Transfer().process_receipt(rc, errors=DISCARD)[0]["args"]["value"] == f.units
+
+
 # -- Uniswap V3 ------------------------------------------------------------------
 
 

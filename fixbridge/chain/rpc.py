@@ -203,6 +203,53 @@ def raw_call(w3: Web3, method: str, params: list[Any]) -> dict[str, Any]:
     return p.fast.call(method, params) if isinstance(p, PinnableHTTPProvider) else p.make_request(method, params)
 
 
+class RpcError(ConnectionError):
+    """A node did not answer, or answered a request with an error."""
+
+
+BATCH_SIZE = 100     # requests per HTTP batch (nodes cap batches; anvil takes far more)
+LOG_CHUNK = 5_000    # blocks per eth_getLogs (nodes cap the range of one query)
+
+
+def _url(w3: Web3) -> str:
+    return str(getattr(w3.provider, "endpoint_uri", w3.provider))
+
+
+def results(w3: Web3, calls: list[tuple[str, list[Any]]], batch_size: int = BATCH_SIZE) -> list[Any]:
+    """The results of several requests, in order, batch_size per HTTP round trip; RpcError naming
+    the first request the node failed (or the node, when it did not answer at all)."""
+    out: list[Any] = []
+    for i in range(0, len(calls), batch_size):
+        part = calls[i:i + batch_size]
+        try:
+            answers = batch_call(w3, part)
+        except (OSError, http.client.HTTPException, ValueError) as e:  # refused, reset, not JSON
+            raise RpcError(f"node at {_url(w3)}: {type(e).__name__}: {e}") from None
+        for (method, _), a in zip(part, answers):
+            if "error" in a:
+                raise RpcError(f"{method} failed at {_url(w3)}: {a['error']}")
+            out.append(a.get("result"))
+    return out
+
+
+def result(w3: Web3, method: str, params: list[Any]) -> Any:
+    """One request's result (raw JSON); RpcError if the node fails it."""
+    return results(w3, [(method, params)])[0]
+
+
+def get_logs(w3: Web3, from_block: int, to_block: int, topics: list[Any], address: str | list[str] | None = None,
+             chunk: int = LOG_CHUNK) -> list[dict[str, Any]]:
+    """eth_getLogs over from_block..to_block (inclusive) in chunks of blocks, one batch for all
+    chunks; the node's raw JSON logs, in block order."""
+    calls = []
+    for a in range(from_block, to_block + 1, chunk):
+        f: dict[str, Any] = {"fromBlock": hex(a), "toBlock": hex(min(to_block, a + chunk - 1)), "topics": topics}
+        if address is not None:
+            f["address"] = address
+        calls.append(("eth_getLogs", [f]))
+    return [log for part in results(w3, calls) for log in part or []]
+
+
 def block_by_number(w3: Web3, which: int | str) -> dict[str, Any] | None:
     """A block header with its transaction hashes, as the node's raw JSON (hex strings), or None if
     the node has no such block. web3's formatting of a full block (a HexBytes per transaction hash)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ __all__ = [
     "TOKEN_DECIMALS",
     "Deployment",
     "DeployError",
+    "Funding",
     "deploy_devnet",
     "load_artifact",
     "load_own_artifact",
@@ -161,6 +162,20 @@ def load_own_artifact(name: str) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Funding:
+    """What the deployment gave a funded wallet in one transaction (journaled as a deposit by
+    `fixbridge run`): `token` is None for ETH; `units` in the token's base units."""
+
+    symbol: str
+    token: str | None
+    decimals: int
+    wallet: str
+    units: int
+    tx_hash: str = ""
+    block_number: int = 0
+
+
+@dataclass(frozen=True)
 class Deployment:
     chain_id: int
     rpc_url: str
@@ -181,6 +196,8 @@ class Deployment:
     v3: V3Deployment | None = None
     #: the OptionsMarket, its series and their V2 pools (fixbridge.devnet.options), None when not deployed
     options: OptionsDeployment | None = None
+    #: every token and ETH transfer to a funded wallet, with its transaction
+    fundings: tuple[Funding, ...] = ()
 
     @property
     def tokens(self) -> dict[str, str]:
@@ -292,6 +309,7 @@ class _Tx:
     to: str | None
     data: str
     value: int = 0
+    funds: Funding | None = None  # a funded wallet's transfer: kept, with its hash, in _Sender.fundings
 
 
 class _Sender:
@@ -311,6 +329,7 @@ class _Sender:
         self.timeout = timeout
         self.nonce = w3.eth.get_transaction_count(self.address, "pending")
         self.sent = 0
+        self.fundings: list[Funding] = []
 
     def batch(self, txs: Sequence[_Tx]) -> list[dict[str, Any]]:
         base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
@@ -343,6 +362,8 @@ class _Sender:
             if receipt["status"] != 1:
                 raise DeployError(f"{tx.label}: transaction {h.to_0x_hex()} reverted")
             receipts.append(receipt)
+            if tx.funds is not None:
+                self.fundings.append(replace(tx.funds, tx_hash=h.to_0x_hex(), block_number=receipt["blockNumber"]))
         self.sent += len(txs)
         return receipts
 
@@ -491,13 +512,21 @@ def deploy_devnet(
 
     # 4. the funded wallets
     fund_txs: list[_Tx] = []
+    def funds(sym: str, wallet: str) -> Funding:
+        units = GAS_FUNDING_WEI if sym == "ETH" else FUNDING[sym]
+        return Funding(sym, None if sym == "ETH" else addr[sym.lower()], 18 if sym == "ETH" else TOKEN_DECIMALS[sym],
+                       wallet, units)
+
     for wallet in funded:
         if wallet in gas_wallets:
-            fund_txs.append(_Tx(f"ETH -> {wallet}", wallet, "0x", GAS_FUNDING_WEI))
+            fund_txs.append(_Tx(f"ETH -> {wallet}", wallet, "0x", GAS_FUNDING_WEI, funds("ETH", wallet)))
         fund_txs += [
-            _Tx(f"WETH -> {wallet}", addr["weth"], weth.encode_abi("transfer", [wallet, FUNDING["WETH"]])),
-            _Tx(f"USDC.mint {wallet}", addr["usdc"], usdc.encode_abi("mint", [wallet, FUNDING["USDC"]])),
-            _Tx(f"WBTC.mint {wallet}", addr["wbtc"], wbtc.encode_abi("mint", [wallet, FUNDING["WBTC"]])),
+            _Tx(f"WETH -> {wallet}", addr["weth"], weth.encode_abi("transfer", [wallet, FUNDING["WETH"]]),
+                funds=funds("WETH", wallet)),
+            _Tx(f"USDC.mint {wallet}", addr["usdc"], usdc.encode_abi("mint", [wallet, FUNDING["USDC"]]),
+                funds=funds("USDC", wallet)),
+            _Tx(f"WBTC.mint {wallet}", addr["wbtc"], wbtc.encode_abi("mint", [wallet, FUNDING["WBTC"]]),
+                funds=funds("WBTC", wallet)),
         ]
     if fund_txs:
         sender.batch(fund_txs)
@@ -533,4 +562,5 @@ def deploy_devnet(
         block_number=block,
         v3=v3,
         options=options,
+        fundings=tuple(sender.fundings),
     )

@@ -40,6 +40,7 @@ from web3.utils import get_create_address
 from fixbridge.devnet.deploy import (
     DEPLOYER_ADDRESS,
     DeployError,
+    Funding,
     _constructor_data,
     _Sender,
     _toml_str,
@@ -245,6 +246,7 @@ def deploy_options(
     if sender.address != DEPLOYER_ADDRESS:
         raise DeployError(f"USDC's owner {DEPLOYER_ADDRESS} must fund the options deployer, got {sender.address}")
     opt = _Sender(w3, OPTIONS_DEPLOYER_KEY, sender.chain_id, sender.timeout)
+    opt.fundings = sender.fundings  # the wallets' options are the deployment's funding too
     if opt.nonce != 0:
         raise DeployError(
             f"options deployer {OPTIONS_DEPLOYER_ADDRESS} already has nonce {opt.nonce}: "
@@ -356,7 +358,8 @@ def deploy_options(
             for s, _, tok in created
         ]
         + [
-            _Tx(f"{s.symbol} -> {wallet}", tok, option[s.symbol].encode_abi("transfer", [wallet, OPTION_FUNDING * unit]))
+            _Tx(f"{s.symbol} -> {wallet}", tok, option[s.symbol].encode_abi("transfer", [wallet, OPTION_FUNDING * unit]),
+                funds=Funding(s.symbol, tok, UNDERLYING_DECIMALS, wallet, OPTION_FUNDING * unit))
             for wallet in funded
             for s, _, tok in created
         ]

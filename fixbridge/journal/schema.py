@@ -580,3 +580,39 @@ class ChainIdentity(Base):
     genesis_hash: Mapped[str] = mapped_column(String(66), nullable=False)
     contracts: Mapped[Any] = mapped_column(JSONText, nullable=False)     # {role: address} from the spec
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+# --------------------------------------------------------------------------------------------
+# External movements (migration 0006): deposits and withdrawals the bridge did not trade
+# --------------------------------------------------------------------------------------------
+
+ETH = "ETH"  # Movement.token_symbol of native ether (token_address NULL)
+
+
+class Movement(Base):
+    """A deposit into or a withdrawal from a bridge wallet that no order explains: the devnet's
+    funding, an operator's top-up, a sweep. Reconciliation counts these as journaled flows."""
+
+    __tablename__ = "movements"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    wallet: Mapped[str] = mapped_column(String(42), nullable=False)
+    token_symbol: Mapped[str] = mapped_column(String, nullable=False)        # the spec's symbol, or 'ETH'
+    token_address: Mapped[str | None] = mapped_column(String(42))            # NULL for ETH
+    amount: Mapped[Decimal] = mapped_column(DecimalText, nullable=False)     # exact, in token units
+    amount_units: Mapped[int] = mapped_column(UnitsInt, nullable=False)      # the same in base units
+    direction: Mapped[str] = mapped_column(String(3), nullable=False)        # 'in' | 'out'
+    tx_hash: Mapped[str | None] = mapped_column(String(66))                  # the transfer it explains
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    who: Mapped[str] = mapped_column(String, nullable=False)
+    why: Mapped[str] = mapped_column(Text, nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(_in("direction", DIRECTIONS), name="direction"),
+        # one row per (transaction, wallet, token, direction): recording a funding twice is a no-op
+        UniqueConstraint("chain_id", "tx_hash", "wallet", "token_symbol", "direction",
+                         name="uq_movements_chain_id_tx_hash_wallet_token_symbol_direction"),
+        Index("ix_movements_chain_id_block_number", "chain_id", "block_number"),
+    )

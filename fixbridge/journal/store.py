@@ -17,6 +17,7 @@ each given the core in its constructor and owning its tables:
 | ``lease_records`` (leases.py) | leases |
 | ``ops_records`` (operations.py) | reconciliation_runs |
 | ``chains`` (chains.py) | chain_identities |
+| ``movements`` (movements.py) | movements (deposits, withdrawals) |
 
 The engine, the FIX edge and the tools call the flat names below (``journal.insert_order``), each
 bound to its store's method once, here, so a call costs no more than before the split.
@@ -37,6 +38,7 @@ from .core import (
 from .fills import FillRecords
 from .fix_messages import FixMessageRecords
 from .leases import LeaseRecords
+from .movements import MovementRecords
 from .operations import OperationsRecords
 from .orders import OrderRecords
 from .rows import (
@@ -88,6 +90,7 @@ class Journal(JournalCore):
         self.lease_records = leases = LeaseRecords(self)
         self.ops_records = ops = OperationsRecords(self)
         self.chains = ChainRecords(self)
+        self.movements = MovementRecords(self)
 
         # orders and their events
         self.insert_order = orders.insert_order

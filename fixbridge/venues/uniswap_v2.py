@@ -27,6 +27,11 @@ def _calldata(signature: str, types: list[str], args: list[Any]) -> bytes:
     return selector(signature) + encode(types, args)
 
 
+def swap_log_amounts(data: bytes) -> tuple[int, int, int, int]:
+    """(amount0In, amount1In, amount0Out, amount1Out) of a pair's Swap log data."""
+    return tuple(decode(["uint256"] * 4, data))  # type: ignore[return-value]
+
+
 class UniswapV2:
     kind = "uniswap_v2"
 
@@ -71,7 +76,7 @@ class UniswapV2:
                 continue
             if "0x" + bytes(topics[2])[-20:].hex() != intent.recipient.lower():
                 continue
-            a0in, a1in, a0out, a1out = decode(["uint256"] * 4, bytes(log["data"]))
+            a0in, a1in, a0out, a1out = swap_log_amounts(bytes(log["data"]))
             amount_in, amount_out = (a0in, a1out) if in_is_token0 else (a1in, a0out)
             legs.append(SwapLeg(log_index=int(log["logIndex"]), amount_in=amount_in, amount_out=amount_out))
         return legs

@@ -54,6 +54,12 @@ _QUOTE_TYPES = ["(address,address,uint256,uint24,uint160)"]
 _SWAP_TYPES = ["(address,address,uint24,address,uint256,uint256,uint256,uint160)"]
 
 
+def swap_log_amounts(data: bytes) -> tuple[int, int]:
+    """(amount0, amount1) of a pool's Swap log data: signed, positive into the pool."""
+    amount0, amount1, _sqrt, _liq, _tick = decode(["int256", "int256", "uint160", "uint128", "int24"], data)
+    return amount0, amount1
+
+
 def _calldata(signature: str, types: list[str], args: list[Any]) -> bytes:
     return selector(signature) + encode(types, args)
 
@@ -320,8 +326,7 @@ class UniswapV3:
             recipient = to_checksum_address(bytes(log["topics"][2])[-20:])
             if recipient.lower() != intent.recipient.lower():
                 continue
-            amount0, amount1, _sqrt, _liq, _tick = decode(["int256", "int256", "uint160", "uint128", "int24"],
-                                                          bytes(log["data"]))
+            amount0, amount1 = swap_log_amounts(bytes(log["data"]))
             amount_in, amount_out = (amount0, -amount1) if in_is_token0 else (amount1, -amount0)
             legs.append(SwapLeg(log_index=int(log["logIndex"]), amount_in=amount_in, amount_out=amount_out))
         return legs
