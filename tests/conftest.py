@@ -76,6 +76,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_pair() -> int:
+    """A free port whose next one is free too (the embedded devnet's two chains)."""
+    while True:
+        p = free_port()
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+
+
 @dataclass
 class Devnet:
     anvil: object

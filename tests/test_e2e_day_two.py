@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ADDR, FIXBRIDGE, ROOT, acceptor_cfg, free_port, start_bridge, start_devnet
+from conftest import ADDR, FIXBRIDGE, ROOT, acceptor_cfg, free_port, free_port_pair, start_bridge, start_devnet
 from fixbridge.devnet.anvil import die_with_parent
 from fixbridge.fix.acceptor import listening_addresses
 from fixbridge.fix.client import FixClient, new_order_single
@@ -134,22 +134,11 @@ def test_a_chain_that_lost_its_last_transactions_gets_them_back_at_start(devnet,
         j.close()
 
 
-def _free_pair() -> int:
-    while True:
-        p = free_port()
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-
-
 def test_run_stop_run_on_the_embedded_devnet_keeps_the_chain_and_trades(tmp_path, cl_ord_id):
     """`fixbridge run` (the embedded devnet, SQLite under the state dir) as `make run` does it:
     trade, Ctrl-C, run again, trade. The chains come back from their saved state, the journal
     still belongs to them, every stop exits 0."""
-    state, port, devnet_port = tmp_path / "var", free_port(), _free_pair()
+    state, port, devnet_port = tmp_path / "var", free_port(), free_port_pair()
     specs = [tmp_path / "devnet.toml", tmp_path / "devnet2.toml"]
     args = FIXBRIDGE + ["run", "--spec", str(specs[0]), "--spec", str(specs[1]), "--state-dir", str(state),
                         "--journal", f"sqlite:///{state / 'journal.db'}", "--port", str(port),

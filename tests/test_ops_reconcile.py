@@ -343,8 +343,8 @@ def test_make_run_then_a_trade_reconciles_clean(tmp_path):
     """The user's whole report, end to end: `fixbridge run` on its embedded devnet (the repo's own
     sessions), one trade, `fixbridge reconcile` exits 0 (the funding is journaled as deposits); run
     again with no new block, it exits 0 with "nothing new" instead of `empty block range 68..67`."""
-    from conftest import BridgeProcess, FIXBRIDGE, free_port
-    port, anvil_port = free_port(), free_port()
+    from conftest import BridgeProcess, FIXBRIDGE, free_port, free_port_pair
+    port, anvil_port = free_port(), free_port_pair()
     specs, url = [tmp_path / "devnet.toml", tmp_path / "devnet2.toml"], f"sqlite:///{tmp_path / 'journal.db'}"
     b = BridgeProcess(FIXBRIDGE + ["run", *[a for p in specs for a in ("--spec", str(p))], "--journal", url,
                                    "--state-dir", str(tmp_path / "var"), "--port", str(port),
