@@ -64,6 +64,16 @@ class InstrumentLike(Protocol):
 T = TypeVar("T", bound=TokenLike)
 
 
+class SessionTerms(Protocol):
+    """What the arithmetic needs of a session's settings (a `Counterparty`)."""
+
+    @property
+    def max_slippage_bps(self) -> int: ...
+
+    @property
+    def deadline_seconds(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class Asset:
     """A token as plain data, for callers without a spec (the unit tests)."""
@@ -211,6 +221,15 @@ def swap_terms(order: Order, shape: SwapShape, quoted: int, max_slippage_bps: in
     """The whole swap of one order, given the chosen venue's quote for the other side."""
     bound = order_bound(order, shape, quoted, max_slippage_bps)
     return SwapTerms(shape, bound, deadline, order.time_in_force is TimeInForce.IOC, quoted)
+
+
+def order_swap(order: Order, base: TokenLike, quote: TokenLike, quoted: int, session: SessionTerms,
+               now: float) -> SwapTerms:
+    """All of it in one call: (order, its tokens, the venue's quote, the session's settings, the
+    time) -> the swap. The engine calls the parts (the shape first: the quote needs its amount)."""
+    shape: SwapShape[TokenLike] = swap_shape(order, base, quote)
+    deadline = swap_deadline(order.expire_time, now, session.deadline_seconds)
+    return swap_terms(order, shape, quoted, session.max_slippage_bps, deadline)
 
 
 def expected_base(shape: SwapShape, quoted: int, base: TokenLike) -> Decimal:

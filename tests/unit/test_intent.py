@@ -11,9 +11,10 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from fixbridge.config import Counterparty, Token
 from fixbridge.orders.intent import (Asset, Bound, NotPlannable, Rounding, SwapTerms, expected_base, limit_bound,
-                                     market_bound, may_sell_to_open, order_bound, swap_deadline, swap_shape,
-                                     swap_terms)
+                                     market_bound, may_sell_to_open, order_bound, order_swap, swap_deadline,
+                                     swap_shape, swap_terms)
 from fixbridge.orders.model import Order, OrdType, RejectReason, Side, TimeInForce
 from fixbridge.orders.units import _CTX, scale_bps, to_units_ceil, to_units_exact, to_units_floor
 from fixbridge.venues.base import Exact
@@ -263,3 +264,17 @@ def test_the_engine_is_given_exact_numbers_only():
     terms = swap_terms(o, shape, 4_000_000_000, 50, 1_900_000_000)
     assert type(shape.amount) is int and type(terms.bound.units) is int and type(terms.bound.exact_units) is Fraction
     assert type(shape.qty) is D and terms.bound.units == to_units_exact(D("4500.75"), 6)
+
+
+def test_one_call_with_the_specs_own_types():
+    # the engine passes the spec's Token and the session's Counterparty: plain, frozen config
+    weth = Token(symbol="WETH", chain="devnet", address="0x" + "aa" * 20, decimals=18)
+    usdc = Token(symbol="USDC", chain="devnet", address="0x" + "bb" * 20, decimals=6)
+    cp = Counterparty(wallets=["w1"], max_slippage_bps=100, deadline_seconds=120)
+    market_buy = order(Side.BUY, qty=D("0.5"))
+    terms = order_swap(market_buy, weth, usdc, 1_500_000_001, cp, now=1_800_000_000.25)
+    assert terms.shape.token_in is usdc and terms.shape.exact is Exact.OUTPUT and terms.shape.amount == 5 * 10**17
+    assert terms.bound == Bound(1_515_000_002, Fraction(151_500_000_101, 100), Rounding.CEILING)  # max in, up
+    assert terms.deadline == 1_800_000_120 and terms.partial
+    i = terms.intent(RECIPIENT)
+    assert (i.token_in, i.token_out, i.bound) == (usdc.address, weth.address, 1_515_000_002)
