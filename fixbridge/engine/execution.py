@@ -462,13 +462,13 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         (engine/routing.py decides). The quotes, the gas estimates and the choice are journaled."""
         other = token_out if exact is Exact.INPUT else token_in
         considered: list[VenueQuote] = []
-        errors: list[tuple[str, str]] = []
+        errors: dict[str, str] = {}
         gas_price = None
         for v in venues:
             try:
                 q = v.quote(token_in.address, token_out.address, exact, amount)
             except Exception as e:
-                errors.append((v.name, _short(e)))
+                errors[v.name] = _short(e)
                 continue
             if len(venues) > 1 and gas_price is None:
                 gas_price = self._gas_price(self.spec.venues[v.name].chain)

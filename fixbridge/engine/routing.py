@@ -7,6 +7,7 @@ No I/O here; `tests/unit/` checks it without a chain.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from fixbridge.orders.intent import NotPlannable
@@ -60,16 +61,17 @@ class RouteDecision:
 
 
 def decide(symbol: str, exact: Exact, quotes: list[VenueQuote] | tuple[VenueQuote, ...],
-           unquotable: list[tuple[str, str]] | tuple[tuple[str, str], ...] = ()) -> RouteDecision:
+           unquotable: Mapping[str, str] | None = None) -> RouteDecision:
     """The venue with the best net quote: most out (exact input) or least in (exact output). On a
     tie the venue quoted first wins (the instrument's venue order), so the choice is deterministic.
-    No quote at all: NotPlannable, naming each venue's reason."""
+    No quote at all: NotPlannable, naming each venue's reason (`unquotable`: venue -> why)."""
+    why_not = tuple((unquotable or {}).items())
     if not quotes:
         raise NotPlannable(Rejection(RejectReason.OTHER, f"No venue can quote {symbol} for this size "
-                                     f"(not enough liquidity?): " + "; ".join(f"{k}: {m}" for k, m in unquotable)))
+                                     f"(not enough liquidity?): " + "; ".join(f"{k}: {m}" for k, m in why_not)))
     best = quotes[0]
     for q in quotes[1:]:
         # strictly better only: an equal net keeps the earlier venue
         if (q.net > best.net) if exact is Exact.INPUT else (q.net < best.net):
             best = q
-    return RouteDecision(exact, tuple(quotes), tuple(unquotable), best)
+    return RouteDecision(exact, tuple(quotes), why_not, best)

@@ -59,7 +59,7 @@ def test_gas_can_change_the_choice():
 
 def test_no_quote_at_all_is_a_reject_naming_each_venue():
     with pytest.raises(NotPlannable) as e:
-        decide("WETH/USDC", Exact.INPUT, [], [("uniswap_v2", "INSUFFICIENT_LIQUIDITY"), ("uniswap_v3", "no pool")])
+        decide("WETH/USDC", Exact.INPUT, [], {"uniswap_v2": "INSUFFICIENT_LIQUIDITY", "uniswap_v3": "no pool"})
     r = e.value.rejection
     assert r.reason is RejectReason.OTHER
     assert r.text == ("No venue can quote WETH/USDC for this size (not enough liquidity?): "
@@ -68,7 +68,7 @@ def test_no_quote_at_all_is_a_reject_naming_each_venue():
 
 def test_the_decision_as_journaled():
     qs = [VenueQuote.of("uniswap_v2", 1000, 5, Exact.OUTPUT), VenueQuote.of("uniswap_v3", 990, 7, Exact.OUTPUT)]
-    d = decide("WETH/USDC", Exact.OUTPUT, qs, [("curve", "down")])
+    d = decide("WETH/USDC", Exact.OUTPUT, qs, {"curve": "down"})
     assert isinstance(d, RouteDecision) and d.chosen.venue == "uniswap_v3"
     assert d.why("USDC") == "routed to uniswap_v3: best input net of gas among uniswap_v2=1005, uniswap_v3=997 (USDC units)"
     assert d.detail(2_000_000_000) == {
