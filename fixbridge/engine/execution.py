@@ -37,8 +37,10 @@ from fixbridge.journal import DuplicateClOrdID, Journal
 from fixbridge.orders import lifecycle
 from fixbridge.orders.model import ExecutionReport, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
 from fixbridge.orders.risk import PreTradeRisk, TradeContext
-from fixbridge.orders.units import (_CTX, fmt, from_units, price, scale_bps, to_units_ceil, to_units_exact,
-                                    to_units_floor)
+from fixbridge.orders.units import fmt, from_units, price
+from fixbridge.orders.intent import (NotPlannable, SwapTerms, expected_base, may_sell_to_open, swap_deadline,
+                                     swap_shape, swap_terms)
+from fixbridge.engine.routing import SWAP_GAS, VenueQuote, decide, swap_gas_wei
 from fixbridge.orders.validation import Rejection, claims_mismatch, validate
 from fixbridge.venues.base import Call, Exact, SwapIntent, Venue
 from fixbridge.venues.options_market import OptionsMarketClient
@@ -84,6 +86,8 @@ class Plan:
     # (in place of the swap's token_in) as (token, base units).
     write: Call | None = None
     pulls: tuple[Token, int] | None = None
+    # The pure arithmetic the intent came from (orders/intent.py): the bound's exact value and rule.
+    terms: SwapTerms | None = None
 
     @property
     def call(self) -> Call:
@@ -400,48 +404,36 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
 
     def _plan(self, order: Order, cp: Counterparty, *, quote: bool = True) -> Plan:
         """Choose venue and wallet and derive the swap with its bound. quote=False (recovery) only
-        rebuilds what decoding the receipt needs."""
+        rebuilds what decoding the receipt needs. The arithmetic is pure (orders/intent.py); here
+        are the reads it needs (quotes, gas price, balance) and the journal rows of what it decided."""
         ins = self.spec.instruments[order.symbol]
         venue = self.markets.venues[order.ex_destination or order.venue or ins.venues[0]]
         wallet = self.markets.wallets[order.account or order.wallet or self.default_wallet(cp, order.symbol)]
         base, quote_tok = self.spec.tokens[ins.base], self.spec.tokens[ins.quote]
-        deadline_dt = order.expire_time or datetime.fromtimestamp(time.time() + cp.deadline_seconds, timezone.utc)
-        deadline = int(deadline_dt.timestamp())
-        by_base = order.order_qty is not None and order.cash_order_qty is None
-        qty = order.order_qty if by_base else order.cash_order_qty
-        assert qty is not None
-        # Which token goes in, and whether the client fixed the input or the output.
-        token_in, token_out = (base, quote_tok) if order.side is Side.SELL else (quote_tok, base)
-        qty_token = base if by_base else quote_tok
-        exact = Exact.INPUT if qty_token is token_in else Exact.OUTPUT
-        amount = to_units_exact(qty, qty_token.decimals)
-        partial = order.time_in_force is TimeInForce.IOC
+        deadline = swap_deadline(order.expire_time, time.time(), cp.deadline_seconds)
+        try:
+            shape = swap_shape(order, base, quote_tok)
+        except NotPlannable as e:
+            raise PlanError(e.rejection) from None
         if not quote:
-            intent = SwapIntent(token_in.address, token_out.address, exact, amount, 0, wallet.wallet.address, deadline,
-                                partial)
-            return Plan(venue, wallet, base, quote_tok, intent, 0, qty if by_base else Decimal(0))
+            intent = SwapIntent(shape.token_in.address, shape.token_out.address, shape.exact, shape.amount, 0,
+                                wallet.wallet.address, deadline, order.time_in_force is TimeInForce.IOC)
+            return Plan(venue, wallet, base, quote_tok, intent, 0, shape.qty if shape.by_base else Decimal(0))
         chosen_by_client = order.ex_destination or order.venue
         candidates = [venue] if chosen_by_client else [self.markets.venues[v] for v in ins.venues]
-        venue, quoted = self._route(order, candidates, token_in, token_out, exact, amount)
-        other = token_out if exact is Exact.INPUT else token_in
-        if order.ord_type is OrdType.LIMIT:
-            assert order.price is not None
-            # Limit price is quote per base; the bound is in the other token of the swap.
-            other_amt = (qty * order.price) if by_base else _CTX.divide(qty, order.price)
-            bound = to_units_ceil(other_amt, other.decimals) if exact is Exact.INPUT else to_units_floor(other_amt, other.decimals)
-        else:
-            bound = scale_bps(quoted, cp.max_slippage_bps, up=exact is Exact.OUTPUT)
-        if bound <= 0:
-            raise PlanError(Rejection(RejectReason.INCORRECT_QUANTITY, "The price bound rounds to zero in base units"))
-        intent = SwapIntent(token_in.address, token_out.address, exact, amount, bound, wallet.wallet.address, deadline,
-                            partial)
-        expected_base = qty if by_base else from_units(quoted, base.decimals)
+        venue, quoted = self._route(order, candidates, shape.token_in, shape.token_out, shape.exact, shape.amount)
+        try:
+            terms = swap_terms(order, shape, quoted, cp.max_slippage_bps, deadline)
+        except NotPlannable as e:
+            raise PlanError(e.rejection) from None
+        intent = terms.intent(wallet.wallet.address)
+        other, bound, amount, exact = shape.other, intent.bound, shape.amount, shape.exact
         self.journal.add_event(order.order_id, "quote", f"{venue.name} quoted {quoted} {other.symbol} units for "
-                               f"{amount} {qty_token.symbol} units ({exact.value})",
+                               f"{amount} {shape.fixed.symbol} units ({exact.value})",
                                detail={"venue": venue.name, "exact": exact.value, "amount": str(amount),
                                        "quoted": str(quoted), "bound": str(bound), "deadline": deadline,
                                        "wallet": wallet.wallet.address}, status=order.status)
-        plan = Plan(venue, wallet, base, quote_tok, intent, quoted, expected_base)
+        plan = Plan(venue, wallet, base, quote_tok, intent, quoted, expected_base(shape, quoted, base), terms=terms)
         return self._maybe_write(order, cp, ins, plan)
 
     def _maybe_write(self, order: Order, cp: Counterparty, ins, plan: Plan) -> Plan:
@@ -449,8 +441,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         allowed to write: the market mints the whole quantity against collateral and sells it through the
         V2 router in the same transaction. Everyone else gets the usual balance check."""
         i, w = plan.intent, plan.wallet
-        if not (order.side is Side.SELL and ins.security_type == "OPT" and ins.market and cp.may_write_options
-                and i.exact is Exact.INPUT and plan.venue.kind == "uniswap_v2"):
+        if not may_sell_to_open(order, ins, cp.may_write_options, i.exact, plan.venue.kind):
             return plan
         held = self.markets.balance_of(w.chain, i.token_in, w.wallet.address) - self.reserved(w, i.token_in)
         if held >= i.amount:
@@ -467,10 +458,11 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
 
     def _route(self, order: Order, venues: list[Venue], token_in: Token, token_out: Token, exact: Exact,
                amount: int) -> tuple[Venue, int]:
-        """Best execution: quote every venue, compare net of the gas each swap costs, pick the best.
-        The quotes, the gas estimates and the choice are journaled with the order."""
+        """Best execution: quote every venue, compare net of the gas each swap costs, pick the best
+        (engine/routing.py decides). The quotes, the gas estimates and the choice are journaled."""
         other = token_out if exact is Exact.INPUT else token_in
-        considered, errors = [], {}
+        considered: list[VenueQuote] = []
+        errors: dict[str, str] = {}
         gas_price = None
         for v in venues:
             try:
@@ -481,27 +473,22 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             if len(venues) > 1 and gas_price is None:
                 gas_price = self._gas_price(self.spec.venues[v.name].chain)
             gas_cost = self._gas_in(other, v, gas_price) if len(venues) > 1 else 0
-            # Exact input: more out is better, gas reduces it. Exact output: less in is better, gas adds to it.
-            net = q - gas_cost if exact is Exact.INPUT else q + gas_cost
-            considered.append({"venue": v.name, "quoted": q, "gas_in_other_units": gas_cost, "net": net})
-        if not considered:
-            raise PlanError(Rejection(RejectReason.OTHER, f"No venue can quote {order.symbol} for this size "
-                                      f"(not enough liquidity?): " + "; ".join(f"{k}: {m}" for k, m in errors.items())))
-        best = (max if exact is Exact.INPUT else min)(considered, key=lambda c: c["net"])
+            considered.append(VenueQuote.of(v.name, q, gas_cost, exact))
+        try:
+            decision = decide(order.symbol, exact, considered, errors)
+        except NotPlannable as e:
+            raise PlanError(e.rejection) from None
         if len(venues) > 1:
-            why = (f"routed to {best['venue']}: best {'output' if exact is Exact.INPUT else 'input'} net of gas "
-                   f"among {', '.join(c['venue'] + '=' + str(c['net']) for c in considered)} ({other.symbol} units)")
-            self.journal.add_event(order.order_id, "quote", why, detail={
-                "considered": [{k: str(x) if isinstance(x, int) else x for k, x in c.items()} for c in considered],
-                "unquotable": errors, "chosen": best["venue"], "gas_price_wei": str(gas_price)}, status=order.status)
-        return self.markets.venues[best["venue"]], best["quoted"]
+            self.journal.add_event(order.order_id, "quote", decision.why(other.symbol),
+                                   detail=decision.detail(gas_price), status=order.status)
+        return self.markets.venues[decision.chosen.venue], decision.chosen.quoted
 
     # Gas a swap costs on each kind of venue, for comparing venues (not for the gas limit).
-    SWAP_GAS = {"uniswap_v2": 110_000, "uniswap_v3": 140_000}
+    SWAP_GAS = SWAP_GAS
 
     def _gas_in(self, token: Token, venue: Venue, gas_price: int) -> int:
         """A swap's gas cost in units of `token` (via the venue's WETH price; 0 if it has none)."""
-        wei = self.SWAP_GAS.get(venue.kind, 150_000) * gas_price
+        wei = swap_gas_wei(venue.kind, gas_price)
         weth = next((t for t in self.spec.tokens.values() if t.symbol == "WETH" and t.chain == token.chain), None)
         if weth is None:
             return 0

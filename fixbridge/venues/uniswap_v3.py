@@ -20,7 +20,6 @@ filled before it trades at that rate or better, so the fill's average is too. FO
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -33,6 +32,8 @@ from web3.exceptions import Web3Exception
 from fixbridge.chain.rpc import eth_call
 from fixbridge.venues.abi import decode, encode
 from fixbridge.venues.base import Call, Exact, SwapIntent, SwapLeg, selector
+# The price-limit arithmetic is pure and lives in v3_price (unit-tested without a chain).
+from fixbridge.venues.v3_price import MAX_SQRT_RATIO, MIN_SQRT_RATIO, sqrt_price_limit as _sqrt_price_limit
 
 QUOTE_EXACT_IN = "quoteExactInputSingle((address,address,uint256,uint24,uint160))"
 QUOTE_EXACT_OUT = "quoteExactOutputSingle((address,address,uint256,uint24,uint160))"
@@ -41,11 +42,8 @@ EXACT_OUTPUT_SINGLE = "exactOutputSingle((address,address,uint24,address,uint256
 GET_POOL = "getPool(address,address,uint24)"
 SWAP_TOPIC = keccak(text="Swap(address,address,int256,int256,uint160,uint128,int24)")
 
-MIN_SQRT_RATIO = 4295128739
-MAX_SQRT_RATIO = 1461446703485210103287273052203988822378723970342
 #: The fee tiers the canonical factory enables; decode_swaps recognises pools of any of them.
 STANDARD_FEES = (100, 500, 3000, 10000)
-_FEE_DENOMINATOR = 1_000_000
 _ZERO = "0x" + "00" * 20
 _MEMORY_SECONDS = 60.0
 _MEMORY_SIZE = 256
@@ -62,18 +60,6 @@ def swap_log_amounts(data: bytes) -> tuple[int, int]:
 
 def _calldata(signature: str, types: list[str], args: list[Any]) -> bytes:
     return selector(signature) + encode(types, args)
-
-
-def _ceil_sqrt_x96(num: int, den: int) -> int:
-    """The least s with s^2 >= num/den * 2^192 (s = ceil(sqrt(num/den) * 2^96))."""
-    x = -(-(num << 192) // den)  # s^2 is an integer, so s^2 >= num*2^192/den <=> s^2 >= ceil(...)
-    s = math.isqrt(x)
-    return s if s * s == x else s + 1
-
-
-def _floor_sqrt_x96(num: int, den: int) -> int:
-    """The greatest s with s^2 <= num/den * 2^192."""
-    return math.isqrt((num << 192) // den)
 
 
 class Quote(NamedTuple):
@@ -246,34 +232,9 @@ class UniswapV3:
     @staticmethod
     def sqrt_price_limit(intent: SwapIntent, fee: int) -> int:
         """sqrtPriceX96 at which the pool must stop so that the last unit filled, after the fee,
-        trades at the client's worst rate: token_out per token_in = bound/amount (exact input) or
-        amount/bound (exact output), in base units (decimals are already in the amounts).
-
-        A pool's price is token1 per token0. The marginal rate (token_out per gross token_in) is
-        pool_rate * (1 - fee), so the pool may go to pool_rate = rate / (1 - fee):
-        - token_in is token0 (zeroForOne): price = pool_rate falls as we sell; the limit is
-          sqrt(rate * 1e6 / (1e6 - fee)) * 2^96 rounded UP (stops sooner: the client's favour);
-        - token_in is token1: price = 1 / pool_rate rises as we sell; the limit is
-          sqrt((1e6 - fee) / (rate * 1e6)) * 2^96 rounded DOWN (stops sooner).
-        Clamped into the pool's valid range. A limit on the far side of the market price makes
-        the pool revert with "SPL" (nothing fills: the client's price is through the market).
-        """
-        if intent.exact is Exact.INPUT:
-            out_units, in_units = intent.bound, intent.amount
-        else:
-            out_units, in_units = intent.amount, intent.bound
-        if in_units <= 0:
-            raise ValueError("a price limit needs a positive input (amount or bound)")
-        if not 0 < fee < _FEE_DENOMINATOR:
-            raise ValueError(f"bad fee tier {fee}")
-        num = out_units * _FEE_DENOMINATOR          # pool_rate = num / den  (token_out per token_in)
-        den = in_units * (_FEE_DENOMINATOR - fee)
-        zero_for_one = int(intent.token_in, 16) < int(intent.token_out, 16)
-        if zero_for_one:
-            limit = _ceil_sqrt_x96(num, den)
-        else:
-            limit = MAX_SQRT_RATIO if num == 0 else _floor_sqrt_x96(den, num)
-        return min(max(limit, MIN_SQRT_RATIO + 1), MAX_SQRT_RATIO - 1)
+        trades at the client's worst rate (bound/amount); rounded for the client and clamped into
+        the pool's range. The arithmetic: `v3_price.sqrt_price_limit`."""
+        return _sqrt_price_limit(intent.token_in, intent.token_out, intent.exact, intent.amount, intent.bound, fee)
 
     # -- the swap ----------------------------------------------------------------
     def build_swap(self, intent: SwapIntent, fee: int | None = None) -> Call:
