@@ -40,7 +40,7 @@ from fixbridge.orders.risk import PreTradeRisk, TradeContext
 from fixbridge.orders.units import fmt, from_units, price
 from fixbridge.orders.intent import (NotPlannable, SwapTerms, expected_base, may_sell_to_open, swap_deadline,
                                      swap_shape, swap_terms)
-from fixbridge.engine.routing import SWAP_GAS, VenueQuote, decide, swap_gas_wei
+from fixbridge.engine.routing import VenueQuote, decide, swap_gas_wei
 from fixbridge.orders.validation import Rejection, claims_mismatch, validate
 from fixbridge.venues.base import Call, Exact, SwapIntent, Venue
 from fixbridge.venues.options_market import OptionsMarketClient
@@ -441,7 +441,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         allowed to write: the market mints the whole quantity against collateral and sells it through the
         V2 router in the same transaction. Everyone else gets the usual balance check."""
         i, w = plan.intent, plan.wallet
-        if not may_sell_to_open(order, ins, cp.may_write_options, i.exact, plan.venue.kind):
+        if not may_sell_to_open(order, ins, cp.may_write_options, i.exact, plan.venue.writes_into):
             return plan
         held = self.markets.balance_of(w.chain, i.token_in, w.wallet.address) - self.reserved(w, i.token_in)
         if held >= i.amount:
@@ -483,12 +483,9 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                                    detail=decision.detail(gas_price), status=order.status)
         return self.markets.venues[decision.chosen.venue], decision.chosen.quoted
 
-    # Gas a swap costs on each kind of venue, for comparing venues (not for the gas limit).
-    SWAP_GAS = SWAP_GAS
-
     def _gas_in(self, token: Token, venue: Venue, gas_price: int) -> int:
         """A swap's gas cost in units of `token` (via the venue's WETH price; 0 if it has none)."""
-        wei = swap_gas_wei(venue.kind, gas_price)
+        wei = swap_gas_wei(venue.swap_gas, gas_price)
         weth = next((t for t in self.spec.tokens.values() if t.symbol == "WETH" and t.chain == token.chain), None)
         if weth is None:
             return 0
@@ -613,7 +610,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             crash_point("after_broadcast")
 
     def _route_key(self, plan: Plan, call) -> tuple | None:
-        if plan.write is not None or (plan.intent.partial and plan.venue.kind != "uniswap_v2"):
+        if plan.write is not None or (plan.intent.partial and plan.venue.fills_partially):
             return None  # sell-to-open and price-limited partial swaps: always simulate
         return (plan.wallet.chain, call.to, bytes(call.data[:4]), plan.intent.token_in, plan.intent.token_out)
 

@@ -16,13 +16,9 @@ from fixbridge.orders.validation import Rejection
 from fixbridge.venues.base import Exact
 
 # Gas a swap costs on each kind of venue, for comparing venues (not for the gas limit).
-SWAP_GAS: dict[str, int] = {"uniswap_v2": 110_000, "uniswap_v3": 140_000}
-DEFAULT_SWAP_GAS = 150_000
-
-
-def swap_gas_wei(venue_kind: str, gas_price_wei: int) -> int:
-    """What one swap on a venue of this kind costs, in wei, at the given gas price."""
-    return SWAP_GAS.get(venue_kind, DEFAULT_SWAP_GAS) * gas_price_wei
+def swap_gas_wei(swap_gas: int, gas_price_wei: int) -> int:
+    """What one swap of a venue (its typical `swap_gas`) costs, in wei, at the given gas price."""
+    return swap_gas * gas_price_wei
 
 
 @dataclass(frozen=True)

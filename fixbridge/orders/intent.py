@@ -238,9 +238,9 @@ def expected_base(shape: SwapShape, quoted: int, base: TokenLike) -> Decimal:
 
 
 def may_sell_to_open(order: Order, instrument: InstrumentLike, may_write_options: bool, exact: Exact,
-                     venue_kind: str) -> bool:
+                     venue_writes_into: bool) -> bool:
     """Whether a Sell of an option series may write (mint) what the wallet lacks: sessions allowed
     to write, exact input of the series, through the V2 pool the market's writeAndSell sells into.
     Whether it does depends on the balance (the engine reads it): held < amount."""
     return (order.side is Side.SELL and instrument.security_type == "OPT" and bool(instrument.market)
-            and may_write_options and exact is Exact.INPUT and venue_kind == "uniswap_v2")
+            and may_write_options and exact is Exact.INPUT and venue_writes_into)

@@ -57,6 +57,10 @@ class SwapLeg:
 class Venue(Protocol):
     name: str
     kind: str
+    # What the engine needs to know of a protocol, asked of the venue rather than of its kind:
+    swap_gas: int            # a typical swap's gas, to compare venues net of gas before simulating
+    fills_partially: bool    # an IOC may fill part (a price limit), so its gas differs per order
+    writes_into: bool        # the options market's writeAndSell sells through this venue's pools
 
     def quote(self, token_in: str, token_out: str, exact: Exact, amount: int) -> int:
         """For exact input: the output now; for exact output: the input now."""

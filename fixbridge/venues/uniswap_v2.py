@@ -34,6 +34,9 @@ def swap_log_amounts(data: bytes) -> tuple[int, int, int, int]:
 
 class UniswapV2:
     kind = "uniswap_v2"
+    swap_gas = 110_000
+    fills_partially = False  # the router has no price limit: all or nothing
+    writes_into = True       # OptionsMarket.writeAndSell sells through Router02
 
     def __init__(self, name: str, w3: Web3, router: str, factory: str) -> None:
         self.name, self.w3 = name, w3

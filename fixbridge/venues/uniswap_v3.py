@@ -76,6 +76,9 @@ class NoQuote(LookupError):
 
 class UniswapV3:
     kind = "uniswap_v3"
+    swap_gas = 140_000
+    fills_partially = True   # IOC: a sqrtPriceLimitX96 at the client's limit
+    writes_into = False
 
     def __init__(self, name: str, w3: Web3, router: str, factory: str, quoter: str | None,
                  fee_tiers: list[int] | tuple[int, ...]) -> None:

@@ -248,12 +248,12 @@ def test_sell_to_open_is_for_writing_sessions_selling_a_series_by_quantity_on_v2
         security_type, market = "SPOT", None
 
     sell = order(Side.SELL, qty=D(1), price=D(1))
-    assert may_sell_to_open(sell, Ins(), True, Exact.INPUT, "uniswap_v2")
-    assert not may_sell_to_open(sell, Ins(), False, Exact.INPUT, "uniswap_v2")          # not allowed to write
-    assert not may_sell_to_open(sell, Spot(), True, Exact.INPUT, "uniswap_v2")         # not an option
-    assert not may_sell_to_open(sell, Ins(), True, Exact.OUTPUT, "uniswap_v2")         # a cash sell
-    assert not may_sell_to_open(sell, Ins(), True, Exact.INPUT, "uniswap_v3")          # writeAndSell sells on V2
-    assert not may_sell_to_open(order(Side.BUY, qty=D(1), price=D(1)), Ins(), True, Exact.INPUT, "uniswap_v2")
+    assert may_sell_to_open(sell, Ins(), True, Exact.INPUT, True)
+    assert not may_sell_to_open(sell, Ins(), False, Exact.INPUT, True)          # not allowed to write
+    assert not may_sell_to_open(sell, Spot(), True, Exact.INPUT, True)         # not an option
+    assert not may_sell_to_open(sell, Ins(), True, Exact.OUTPUT, True)         # a cash sell
+    assert not may_sell_to_open(sell, Ins(), True, Exact.INPUT, False)          # writeAndSell sells on V2 only
+    assert not may_sell_to_open(order(Side.BUY, qty=D(1), price=D(1)), Ins(), True, Exact.INPUT, True)
 
 
 def test_the_engine_is_given_exact_numbers_only():

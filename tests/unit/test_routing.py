@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fixbridge.engine.routing import SWAP_GAS, RouteDecision, VenueQuote, decide, swap_gas_wei
+from fixbridge.engine.routing import RouteDecision, VenueQuote, decide, swap_gas_wei
 from fixbridge.orders.intent import NotPlannable
 from fixbridge.orders.model import RejectReason
 from fixbridge.venues.base import Exact
@@ -78,7 +78,8 @@ def test_the_decision_as_journaled():
 
 
 @given(gas_price=st.integers(min_value=0, max_value=10**15))
-def test_a_swaps_gas_by_venue_kind(gas_price):
-    assert swap_gas_wei("uniswap_v2", gas_price) == SWAP_GAS["uniswap_v2"] * gas_price == 110_000 * gas_price
-    assert swap_gas_wei("uniswap_v3", gas_price) == 140_000 * gas_price
-    assert swap_gas_wei("something_else", gas_price) == 150_000 * gas_price
+def test_a_swaps_gas_is_the_venues_typical_gas_at_the_price(gas_price):
+    from fixbridge.venues.uniswap_v2 import UniswapV2
+    from fixbridge.venues.uniswap_v3 import UniswapV3
+    assert swap_gas_wei(UniswapV2.swap_gas, gas_price) == 110_000 * gas_price
+    assert swap_gas_wei(UniswapV3.swap_gas, gas_price) == 140_000 * gas_price
