@@ -149,22 +149,6 @@ def test_status_page_in_a_real_browser(web_bridge, trader, tmp_path):
             browser.close()
 
 
-def test_readyz_names_the_chain_when_its_node_stops(web_bridge, devnet):
-    """Last in the module: it stops the module's anvil."""
-    devnet.anvil.stop()
-    deadline = time.monotonic() + 20
-    while True:
-        status, body = get(web_bridge.web + "/readyz")
-        if status == 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    doc = json.loads(body)
-    assert status == 503, doc
-    assert any(p.startswith("chain:devnet: ") and "devnet" in p[len("chain:devnet: "):] for p in doc["problems"]), doc
-    assert not doc["checks"]["chain:devnet"]["ok"] and doc["checks"]["acceptor"]["ok"]
-    assert get(web_bridge.web + "/healthz")[0] == 200  # alive all the same
-
-
 # ---- beyond loopback: a token, or no start ---------------------------------------------------------
 def test_token_required_beyond_loopback():
     from fixbridge.web.server import ExposureError, check_exposure, is_loopback
@@ -213,3 +197,31 @@ def test_token_gate():
         assert get(base + "/", headers={"Cookie": "fixbridge_token=s3cret"}) == (200, "page")
     finally:
         server.stop()
+
+
+def test_dashboard_uses_only_exported_metrics(web_bridge):
+    """docs/grafana-dashboard.json queries nothing the bridge does not export."""
+    import re
+    from prometheus_client.parser import text_string_to_metric_families
+    doc = json.loads((Path(__file__).resolve().parents[1] / "docs" / "grafana-dashboard.json").read_text())
+    used = {n for p in doc["panels"] for t in p["targets"] for n in re.findall(r"fixbridge_[a-z_]+", t["expr"])}
+    used |= set(re.findall(r"fixbridge_[a-z_]+", json.dumps(doc["templating"])))
+    families = {f.name for f in text_string_to_metric_families(get(web_bridge.web + "/metrics")[1])}
+    base = {re.sub(r"_(total|bucket|count|sum|gcount|gsum)$", "", n) for n in used}
+    assert used and base <= families | {f + "_total" for f in families}, sorted(base - families)
+
+
+def test_readyz_names_the_chain_when_its_node_stops(web_bridge, devnet):
+    """Last in the module: it stops the module's anvil."""
+    devnet.anvil.stop()
+    deadline = time.monotonic() + 20
+    while True:
+        status, body = get(web_bridge.web + "/readyz")
+        if status == 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    doc = json.loads(body)
+    assert status == 503, doc
+    assert any(p.startswith("chain:devnet: ") and "devnet" in p[len("chain:devnet: "):] for p in doc["problems"]), doc
+    assert not doc["checks"]["chain:devnet"]["ok"] and doc["checks"]["acceptor"]["ok"]
+    assert get(web_bridge.web + "/healthz")[0] == 200  # alive all the same

@@ -121,33 +121,43 @@ class _CountingRPC:
 
     def __init__(self, inner: Any, chain: str, metrics: BridgeMetrics) -> None:
         self._inner, self._chain, self._m = inner, chain, metrics
+        self._requests: dict[str, Any] = {}  # method -> counter child (labels() costs a lock per call)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    def _count(self, method: str) -> None:
+        child = self._requests.get(method)
+        if child is None:
+            child = self._requests[method] = self._m.rpc_requests.labels(self._chain, method)
+        child.inc()
+
+    def _error(self, method: str) -> None:
+        self._m.rpc_errors.labels(self._chain, method).inc()
+
     def call(self, method: str, params: list[Any]) -> dict[str, Any]:
-        self._m.rpc_requests.labels(self._chain, method).inc()
+        self._count(method)
         try:
             res = self._inner.call(method, params)
         except Exception:
-            self._m.rpc_errors.labels(self._chain, method).inc()
+            self._error(method)
             raise
-        if isinstance(res, dict) and "error" in res:
-            self._m.rpc_errors.labels(self._chain, method).inc()
+        if "error" in res:
+            self._error(method)
         return res
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
         for m, _ in calls:
-            self._m.rpc_requests.labels(self._chain, m).inc()
+            self._count(m)
         try:
             answers = self._inner.batch(calls)
         except Exception:
             for m, _ in calls:
-                self._m.rpc_errors.labels(self._chain, m).inc()
+                self._error(m)
             raise
         for (m, _), a in zip(calls, answers):
-            if isinstance(a, dict) and "error" in a:
-                self._m.rpc_errors.labels(self._chain, m).inc()
+            if "error" in a:
+                self._error(m)
         return answers
 
 
