@@ -229,16 +229,12 @@ class BridgeCollector(Collector):
             logged.add_metric([s["counterparty"]], 1.0 if s["logged_on"] else 0.0)
         yield logged
 
-        orders = GaugeMetricFamily("fixbridge_orders", "orders in the journal by session and status (terminal "
-                                   "statuses are final)", labels=["session", "status"])
-        for (cp, status), n in sorted(snap.order_counts.items()):
-            orders.add_metric([cp, status], n)
+        orders = GaugeMetricFamily("fixbridge_orders", "orders in the journal by status (terminal statuses are "
+                                   "final), counted at scrape time", labels=["status"])
+        for status, n in sorted(snap.order_counts.items()):
+            orders.add_metric([status], n)
         yield orders
-        fills = GaugeMetricFamily("fixbridge_fills", "fills in the journal (not busted by a reorg), by session",
-                                  labels=["session"])
-        for cp, n in sorted(snap.fill_counts.items()):
-            fills.add_metric([cp], n)
-        yield fills
+        yield GaugeMetricFamily("fixbridge_fills", "fills in the journal, not busted by a reorg", value=snap.fills)
 
         flights = snap.in_flight
         in_flight = GaugeMetricFamily("fixbridge_tx_in_flight", "nonces with a transaction signed or broadcast and "

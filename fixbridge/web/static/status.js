@@ -64,8 +64,8 @@ function render(d) {
     d.in_flight.map((f) => [f.order_id ? orderLink(f) : td("–"), td(f.chain), td(f.wallet_name), td(f.nonce, "num"), txCell(f.tx_hash),
       td(f.attempts, "num"), td(f.age_s, "num"), td(f.max_fee_gwei, "num"), td(f.tip_gwei, "num"), td(f.max_fee_eth, "num")]),
     "nothing in flight");
-  table("counts", ["session", "status", "orders"], d.counts.orders.map((c) => [td(c.session), td(c.status), td(c.n, "num")])
-    .concat(d.counts.fills.map((c) => [td(c.session), td("fills"), td(c.n, "num")])), "no orders");
+  table("counts", ["status", "orders"], d.counts.orders.map((c) => [td(c.status), td(c.n, "num")])
+    .concat([[td("fills (not busted)"), td(d.counts.fills, "num")]]), "no orders");
   document.getElementById("reconcile").innerHTML = d.reconcile.length ? d.reconcile.map((r) =>
     `<p><b>${esc(r.chain)}</b> blocks ${esc(r.from_block)}–${esc(r.to_block)}, ${esc(time(r.finished_at))}: ` +
     `<span class="${r.breaks ? "bad" : "ok"}">${esc(r.status)}${r.breaks ? ", " + esc(r.breaks) + " breaks" : ""}</span></p>` +
