@@ -125,7 +125,11 @@ def test_status_page_in_a_real_browser(web_bridge, trader, tmp_path):
             "--disable-component-update", "--disable-sync"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # A client's text is shown as text, in the page's first paint and in its updates.
+            hostile = "M-</script><b>x</b>"
+            assert trade(trader, hostile, qty="-1")[-1][39] == "8"
             page.goto(web_bridge.web + "/")
+            assert hostile in page.locator("#recent").inner_text() and page.locator("#recent b").count() == 0
             # The page is live: the order traded after it loaded shows up by polling.
             reports = trade(trader, "M-LIVE")
             fill = [r for r in reports if r[150] == "F"][0]

@@ -134,7 +134,8 @@ def build_app(view: BridgeView, metrics: BridgeMetrics, health: Health, token: s
     # Plain (def) handlers: Starlette runs them in its thread pool, so a journal read never blocks
     # the event loop, and they take the GIL only while they work.
     def index(request: Request) -> Response:
-        doc = json.dumps(status_document(view, metrics, health), default=_json_default)
+        # Inside <script>: a "</script>" in a client's ClOrdID or Text must not end it.
+        doc = json.dumps(status_document(view, metrics, health), default=_json_default).replace("<", "\\u003c")
         return templates.TemplateResponse(request, "index.html", {"initial": doc})
 
     def api_status(request: Request) -> Response:
