@@ -102,7 +102,29 @@ def test_metrics_match_the_journal_after_trades(web_bridge, trader):
     head = m[("fixbridge_chain_head", (("chain", "devnet"),))]
     assert head > 0 and m[("fixbridge_watcher_lag_blocks", (("chain", "devnet"),))] >= 0
     assert m[("fixbridge_tx_in_flight", (("chain", "devnet"),))] == 0
-    assert m[("fixbridge_halts_active_total", ())] == 0
+    assert m[("fixbridge_halts_in_force", ())] == 0
+
+
+def test_halts_and_reconcile_breaks_come_from_the_journal(web_bridge):
+    from datetime import datetime, timezone
+    from fixbridge.journal import Journal
+    with Journal(web_bridge.journal_url) as j:
+        j.halt("CLIENT5", "desk review", "alice")
+        j.record_reconciliation_run(started_at=datetime.now(timezone.utc), chain_id=31337, from_block=1, to_block=9,
+                                    status="breaks", breaks=2, results={"breaks": [
+                                        {"kind": "fill_not_on_chain", "detail": "journal fill X has no Swap log"},
+                                        {"kind": "unknown_tx", "detail": "a transfer the journal does not know"}]})
+        try:
+            time.sleep(1.1)
+            m = scrape(web_bridge.web)
+            assert m[("fixbridge_halts_in_force", ())] == 1
+            assert m[("fixbridge_halts_active", (("scope", "CLIENT5"),))] == 1
+            assert m[("fixbridge_reconcile_breaks", (("chain_id", "31337"), ("status", "breaks")))] == 2
+            doc = json.loads(get(web_bridge.web + "/api/status")[1])
+            assert doc["halts"][0]["reason"] == "desk review" and doc["reconcile"][0]["breaks"] == 2
+            assert doc["reconcile"][0]["break_list"][0]["kind"] == "fill_not_on_chain"
+        finally:
+            j.resume("CLIENT5", "alice")
 
 
 def test_healthz_and_readyz(web_bridge):

@@ -285,7 +285,7 @@ class BridgeCollector(Collector):
         for scope, n in sorted(scopes.items()):
             halts.add_metric([scope], n)
         yield halts
-        yield GaugeMetricFamily("fixbridge_halts_active_total", "kill-switch halts in force", value=len(snap.halts))
+        yield GaugeMetricFamily("fixbridge_halts_in_force", "kill-switch halts in force", value=len(snap.halts))
 
         breaks = GaugeMetricFamily("fixbridge_reconcile_breaks", "breaks found by the last reconcile run of each chain",
                                    labels=["chain_id", "status"])
