@@ -225,6 +225,29 @@ def test_token_gate():
         server.stop()
 
 
+def test_in_flight_transactions_with_age_and_fee(web_bridge, trader, devnet):
+    """Mining paused: the swap waits in the mempool, and the page and /metrics show it in flight."""
+    from helpers import eventually
+    devnet.rpc("evm_setAutomine", [False])
+    try:
+        trader.send(new_order_single("M-WAIT", "WETH/USDC", BUY, Decimal("0.1"), limit=Decimal("3200"), tif=IOC,
+                                     ex_destination="uniswap_v2"))
+        new = trader.receive(30, "8")
+        assert new[150] == "0" and new[11] == "M-WAIT"
+        doc = eventually(lambda: json.loads(get(web_bridge.web + "/api/status")[1]), lambda d: d["in_flight"], 10)
+        f = doc["in_flight"][0]
+        assert f["order_id"] == new[37] and f["chain"] == "devnet" and f["attempts"] == 1 and f["age_s"] >= 0
+        assert Decimal(f["max_fee_gwei"]) > 0 and Decimal(f["max_fee_eth"]) > 0 and f["tx_hash"].startswith("0x")
+        assert [o for o in doc["orders"]["working"] if o["order_id"] == new[37]][0]["tx_hash"] == f["tx_hash"]
+        m = scrape(web_bridge.web)
+        assert m[("fixbridge_tx_in_flight", (("chain", "devnet"),))] == 1
+        assert m[("fixbridge_tx_in_flight_age_seconds_gcount", ())] == 1
+    finally:
+        devnet.rpc("evm_setAutomine", [True])
+        devnet.rpc("evm_mine")
+    assert trader.reports_until_terminal("M-WAIT")[-1][39] == "2"
+
+
 def test_dashboard_uses_only_exported_metrics(web_bridge):
     """docs/grafana-dashboard.json queries nothing the bridge does not export."""
     import re
