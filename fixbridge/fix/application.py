@@ -54,8 +54,9 @@ class BridgeApplication(fix.Application):
 
     def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         try:  # session-level Rejects and Logouts say why a message or a session was refused: journal them
-            self.metrics.message("out", message.getHeader().getField(35))
-            if message.getHeader().getField(35) in ("3", "5"):
+            msg_type = message.getHeader().getField(35)
+            self.metrics.message("out", msg_type)
+            if msg_type in ("3", "5"):
                 self._journal(message, sessionID, "out", defer=True)
         except Exception:
             log.exception("journaling an outbound admin message failed")
