@@ -7,7 +7,7 @@ PIP := .venv/bin/pip
 # (scripts/build-quickfix-ssl.sh). Built once, kept outside the checkout.
 QF_CACHE ?= $(HOME)/.cache/fixbridge/quickfix-ssl-bind
 
-.PHONY: run test setup bench clean quickfix-ssl
+.PHONY: run test setup bench clean quickfix-ssl chromium
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -33,7 +33,17 @@ node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund
 	touch $@
 
-setup: .venv/.installed node_modules/.installed
+# Debian's chromium, for the status page's browser test (tests/test_status_port.py drives it with
+# Playwright; never `playwright install`). Skipped when present; without root or apt the test says
+# so and skips.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing chromium (apt-get) for the status page's browser test"; \
+	  (apt-get install -y chromium >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1)) \
+	    || echo "could not install chromium: the browser test will skip"; \
+	fi
+
+setup: .venv/.installed node_modules/.installed chromium
 
 run: setup
 	.venv/bin/fixbridge run

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from fixbridge.fix.application import BridgeApplication
 from fixbridge.journal import Journal
 from fixbridge.journal.chains import ChainIdentity
 from fixbridge.journal.leases import LeaseHeld
+from fixbridge.ops.metrics import BridgeMetrics, instrument_journal, instrument_rpc
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +33,15 @@ class BridgeConfig:
     state_dir: Path
     host: str | None = None
     port: int | None = None
+    status: "StatusConfig | None" = None  # the HTTP port (metrics, health, status page); None: off
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    host: str = "127.0.0.1"
+    port: int = 9877
+    token: str | None = None           # read from an environment variable by the caller; never logged
+    token_env: str = "FIXBRIDGE_STATUS_TOKEN"
 
 
 def genesis_hash(w3) -> str:
@@ -60,11 +71,25 @@ class Bridge:
         self.sessions = load_sessions(cfg.sessions, self.spec)
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self._state_dir = cfg.state_dir
+        self._status_cfg = cfg.status
+        if cfg.status is not None:
+            from fixbridge.web.server import ExposureError, check_exposure
+            try:
+                check_exposure(cfg.status.host, cfg.status.token, cfg.status.token_env)
+            except ExposureError as e:
+                raise ConfigError("--metrics-host", cfg.status.host, str(e)) from None
+        self.metrics = BridgeMetrics()  # a registry of this bridge's own
         self.journal = Journal(cfg.journal_url)
+        instrument_journal(self.journal, self.metrics)
         self.markets = Markets(self.spec, self.sessions)
-        self.engine = ExecutionEngine(self.spec, self.sessions, self.journal, self.markets)
+        for chain, w3 in self.markets.w3.items():
+            instrument_rpc(chain, w3, self.metrics)
+        self.engine = ExecutionEngine(self.spec, self.sessions, self.journal, self.markets, metrics=self.metrics)
         self.app = BridgeApplication(self.engine, self.journal)
         self.acceptor = FixAcceptor(self.app, self.sessions, cfg.state_dir, cfg.host, cfg.port)
+        self.status_server = None
+        self.status_error: str | None = None
+        self.lease_renewed_at: float | None = None
         self._check_chains()
         self._claim_ownership()
 
@@ -83,6 +108,7 @@ class Bridge:
             raise ConfigError(self.journal.url, f"{e.kind} {e.name}",
                               f"owned by bridge instance {e.owner} (lease until {e.expires_at.isoformat()}); "
                               "give this instance other sessions and wallets, or stop that one") from None
+        self.lease_renewed_at = time.monotonic()
         self._renewing = threading.Event()
         threading.Thread(target=self._renew, name="leases", daemon=True).start()
 
@@ -91,6 +117,7 @@ class Bridge:
             try:
                 self.journal.claim(self.instance, self._owned, self.LEASE_SECONDS)
                 self.engine.ownership_lost = None
+                self.lease_renewed_at = time.monotonic()  # a journal write that worked: /readyz reads it
             except Exception as e:  # another instance took over, or the database is gone: stop signing
                 self.engine.ownership_lost = f"{type(e).__name__}: {e}"
                 log.error("ownership lease not renewed; not signing until it is", error=str(e)[:300])
@@ -130,11 +157,39 @@ class Bridge:
         # QuickFIX stores them and a client gets them by resend at its logon. The port opens only
         # once recovery has run and its reports are handed over, so that no client trades against
         # a bridge that has not yet finished what it left open.
+        self._start_status()
         self.engine.start(self.app)
         if not self.journal.drain(timeout=60):
             log.warning("recovery's journal writes still draining as the port opens")
         self.acceptor.start()
         _quiet_gc()
+
+    def _start_status(self) -> None:
+        """The HTTP port, before recovery: /healthz answers and /readyz says what is not ready yet.
+        A port that cannot be bound is reported and the bridge trades on: metrics must never be
+        why orders stop."""
+        cfg = self._status_cfg
+        if cfg is None:
+            return
+        from fixbridge.ops.health import Health, Ownership
+        from fixbridge.ops.metrics import BridgeCollector
+        from fixbridge.ops.view import BridgeView
+        from fixbridge.web.server import StatusServer, build_app
+
+        view = BridgeView(self.journal, self.engine, self.app)
+        self.metrics.registry.register(BridgeCollector(view))
+        ownership = Ownership(self.instance, list(self._owned), lambda: self.lease_renewed_at,
+                              lambda: self.engine.ownership_lost)
+        health = Health(view, self.journal, self.acceptor.host, self.acceptor.port, ownership)
+        server = StatusServer(build_app(view, self.metrics, health, cfg.token), cfg.host, cfg.port)
+        try:
+            server.start()
+        except OSError as e:
+            self.status_error = f"{cfg.host}:{cfg.port}: {e.strerror or e}"
+            log.error("status port not served; the bridge runs without it", address=f"{cfg.host}:{cfg.port}",
+                      error=str(e))
+            return
+        self.status_server = server
 
     def stop(self) -> None:
         """The FIX edge first (no new orders), then the engine (what is in hand gets its journal
@@ -144,6 +199,8 @@ class Bridge:
         if not self.engine.stop():
             log.warning("an intake worker was still busy at the stop; the next start recovers its order")
         self._renewing.set()
+        if self.status_server is not None:
+            self.status_server.stop()
         try:
             self.journal.release(self.instance)
         except Exception:

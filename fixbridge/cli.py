@@ -42,13 +42,27 @@ def run(
     devnet_port: int = typer.Option(8545, help="the first anvil's RPC port when --devnet (the second uses the next port)"),
     block_time: Optional[float] = typer.Option(None, help="anvil block time in seconds (default automine)"),
     log_json: bool = typer.Option(False, help="JSON log lines instead of console output"),
+    metrics: bool = typer.Option(True, "--metrics/--no-metrics",
+                                 help="serve /metrics, /healthz, /readyz and the status page on the HTTP port"),
+    metrics_host: str = typer.Option("127.0.0.1", help="HTTP port's address (beyond loopback it needs a token)"),
+    metrics_port: int = typer.Option(9877, help="HTTP port for metrics, health and the status page"),
+    metrics_token_env: str = typer.Option("FIXBRIDGE_STATUS_TOKEN",
+                                          help="environment variable holding the HTTP port's token"),
 ) -> None:
     """Run the FIX acceptor. By default on the embedded devnet with a SQLite journal under var/."""
     from fixbridge import logs
-    from fixbridge.bridge import Bridge, BridgeConfig
+    from fixbridge.bridge import Bridge, BridgeConfig, StatusConfig
     from fixbridge.config import ConfigError
 
     logs.configure(json=log_json)
+    status = StatusConfig(metrics_host, metrics_port, os.environ.get(metrics_token_env) or None,
+                          metrics_token_env) if metrics else None
+    if status is not None:
+        from fixbridge.web.server import ExposureError, check_exposure
+        try:  # before anything starts (the devnet included)
+            check_exposure(status.host, status.token, status.token_env)
+        except ExposureError as e:
+            _fail(f"configuration: --metrics-host: {e}")
     net = None
     try:
         if devnet:
@@ -69,7 +83,7 @@ def run(
                           f"{second.rpc_url} (chain {SECOND_CHAIN_ID}: Uniswap V2); {how} {state_dir / 'devnet'}; "
                           f"specs {', '.join(map(str, spec))} (`make clean` starts over)")
         try:
-            bridge = Bridge(BridgeConfig(spec, sessions, journal, state_dir, host, port))
+            bridge = Bridge(BridgeConfig(spec, sessions, journal, state_dir, host, port, status))
         except ConfigError as e:
             _fail(f"configuration: {e}")
         if net is not None:  # the journal knows the chain now: book a fresh devnet's funding as deposits
@@ -81,6 +95,7 @@ def run(
                 f"fixbridge listening on {acc.host}:{acc.port} — FIX.4.4, acceptor CompID FIXBRIDGE, "
                 f"counterparties: {', '.join(s['TargetCompID'] for s in acc.session_defs)}\n"
                 f"journal: {journal}\n"
+                f"{_status_line(bridge)}\n"
                 f"try:  fixbridge client buy WETH/USDC 0.5 --limit 3100 --tif IOC --port {acc.port}\n"
                 "Ctrl-C stops.")
         try:
@@ -113,6 +128,16 @@ def _journal_devnet_funding(journal: str, specs: list[Path], deployed: list) -> 
         _fail(f"journal {journal}: cannot record the devnet's funding: {e}")
     if rows:
         console.print(f"journal: the devnet's funding recorded as {len(rows)} deposits (fixbridge journal movements)")
+
+
+def _status_line(bridge) -> str:
+    if bridge.status_server is not None:
+        url = bridge.status_server.url
+        return (f"status: {url}/ (live page)  metrics: {url}/metrics  health: {url}/healthz {url}/readyz"
+                + ("  (token required)" if bridge._status_cfg.token else ""))
+    if bridge.status_error is not None:
+        return f"status: NOT served, {bridge.status_error} (--metrics-port to choose another, --no-metrics to turn off)"
+    return "status: off (--no-metrics)"
 
 
 @app.command("devnet")

@@ -122,6 +122,7 @@ def start_bridge(specs: list[Path], sessions: Path, state: Path, env: dict[str, 
     url = journal or f"sqlite:///{state / 'journal.db'}"
     args = FIXBRIDGE + ["run", "--no-devnet", *[a for p in specs for a in ("--spec", str(p))], "--sessions",
                         str(sessions), "--journal", url, "--state-dir", str(state), "--port", str(port)]
+    args += ["--metrics-port", "0"]  # the HTTP port on a free port: test bridges never take 9877 from `make run`
     return BridgeProcess(args, port, url, state, env=env or {}).start()
 
 

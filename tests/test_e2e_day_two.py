@@ -142,7 +142,7 @@ def test_run_stop_run_on_the_embedded_devnet_keeps_the_chain_and_trades(tmp_path
     specs = [tmp_path / "devnet.toml", tmp_path / "devnet2.toml"]
     args = FIXBRIDGE + ["run", "--spec", str(specs[0]), "--spec", str(specs[1]), "--state-dir", str(state),
                         "--journal", f"sqlite:///{state / 'journal.db'}", "--port", str(port),
-                        "--devnet-port", str(devnet_port)]
+                        "--devnet-port", str(devnet_port), "--metrics-port", "0"]
     outputs = []
     for i, sig in enumerate((signal.SIGINT, signal.SIGTERM)):
         log = tmp_path / f"run{i}.log"

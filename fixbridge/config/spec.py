@@ -44,6 +44,9 @@ class Chain(_Strict):
     replace_after_blocks: int = Field(default=3, ge=1, le=1000)
     fee_bump_percent: int = Field(default=20, ge=10, le=1000)
     max_fee_per_gas_gwei: Decimal | None = Field(default=None, gt=0)
+    # How often the chain makes a block: /readyz calls it stale once its latest block is 5 block
+    # times old (30 s at least). None (the devnet's automine makes blocks on demand): no such check.
+    block_time_seconds: Decimal | None = Field(default=None, gt=0)
 
     @field_validator("max_fee_per_gas_gwei")
     @classmethod

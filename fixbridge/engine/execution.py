@@ -34,6 +34,7 @@ from fixbridge.engine.markets import MAX_UINT256, Markets, TradingWallet, approv
 from fixbridge.engine.settlement import SettlementMixin, SettlementReport
 from fixbridge.engine.tracking import CANCEL_CL_ORD_ID, Attempt, InFlight, TrackingMixin, _revert_status
 from fixbridge.journal import DuplicateClOrdID, Journal
+from fixbridge.ops.metrics import BridgeMetrics
 from fixbridge.orders import lifecycle
 from fixbridge.orders.model import ExecutionReport, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
 from fixbridge.orders.risk import PreTradeRisk, TradeContext
@@ -112,8 +113,10 @@ def new_order_id() -> str:
 
 
 class ExecutionEngine(TrackingMixin, SettlementMixin):
-    def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, markets: Markets) -> None:
+    def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, markets: Markets,
+                 metrics: BridgeMetrics | None = None) -> None:
         self.spec, self.sessions, self.journal, self.markets = spec, sessions, journal, markets
+        self.metrics = metrics or BridgeMetrics()  # counters only on the hot path (ops/metrics.py)
         self.reporter: Reporter | None = None
         self._queues: dict[str, queue.Queue] = {}
         self._workers: list[threading.Thread] = []
@@ -766,7 +769,8 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             self.journal.after_commit(lambda: crash_point("before_report"))
         elif status is OrdStatus.NEW:
             self.journal.after_commit(lambda: crash_point("before_ack"))
-        self._send(order.session_id, self._er(order, exec_type, leaves=leaves, rej=rej, text=text, **report))
+        self._send(order.session_id, self._er(order, exec_type, leaves=leaves, rej=rej, text=text, **report),
+                   received=order.created_at if previous is OrdStatus.PENDING_NEW or exec_type == "F" else None)
 
     def _er(self, order: Order, exec_type: str, *, order_id: str | None = None, ord_status: OrdStatus | None = None,
             leaves: Decimal | None = None, rej: RejectReason | None = None, text: str | None = None,
@@ -793,11 +797,12 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
     def _exec_id(self, order_id: str) -> str:
         return f"{order_id}-{int(time.time() * 1000)}-{next(self._exec_seq)}"  # count() is atomic: no lock
 
-    def _send(self, session_id: str, er: ExecutionReport) -> None:
-        """Reports leave once the journal rows that explain them are committed."""
+    def _send(self, session_id: str, er: ExecutionReport, received: datetime | None = None) -> None:
+        """Reports leave once the journal rows that explain them are committed. `received`: when
+        the order came in, for the ack and fill latency metrics (measured as the report leaves)."""
         if self.reporter is not None:
-            reporter = self.reporter
-            self.journal.after_commit(lambda: reporter.execution_report(session_id, er))
+            reporter, reported = self.reporter, self.metrics.reported
+            self.journal.after_commit(lambda: (reporter.execution_report(session_id, er), reported(er, received)))
 
     def _cancel_reject(self, session_id: str, cl_ord_id: str, orig: str, order_id: str, status: OrdStatus,
                        too_late: bool, text: str) -> None:

@@ -440,6 +440,7 @@ class TrackingMixin:
         with self._lock:
             f.attempts.append(attempt)
             self._by_hash[attempt.tx_hash] = f.order.order_id
+        self.metrics.replaced(f.chain, kind)
         self.journal.add_event(f.order.order_id, "tx", f"{why}: {attempt.tx_hash} replaces {prev.tx_hash}",
                                detail={"nonce": f.nonce, "max_fee": str(max_fee), "tip": str(tip)})
         try:

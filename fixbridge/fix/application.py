@@ -29,6 +29,7 @@ class BridgeApplication(fix.Application):
     def __init__(self, engine: ExecutionEngine, journal: Journal) -> None:
         super().__init__()
         self.engine, self.journal = engine, journal
+        self.metrics = engine.metrics
         self.sessions: dict[str, fix.SessionID] = {}
         self.throttle = Throttle(engine.sessions)             # max_messages_per_second
         self.logon_guard = LogonGuard(engine.sessions, journal)  # password_hash, lockout
@@ -53,12 +54,15 @@ class BridgeApplication(fix.Application):
 
     def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         try:  # session-level Rejects and Logouts say why a message or a session was refused: journal them
-            if message.getHeader().getField(35) in ("3", "5"):
+            msg_type = message.getHeader().getField(35)
+            self.metrics.message("out", msg_type)
+            if msg_type in ("3", "5"):
                 self._journal(message, sessionID, "out", defer=True)
         except Exception:
             log.exception("journaling an outbound admin message failed")
 
     def fromAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        self.metrics.message("in", message.getHeader().getField(35))
         if message.getHeader().getField(35) != fix.MsgType_Logon:
             return
         self._scrub()  # QuickFIX logged the Logon as it arrived: mask its Password (554) first
@@ -73,6 +77,7 @@ class BridgeApplication(fix.Application):
     # ---- application messages ----------------------------------------------------------------
     def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         try:  # the reason is journaled already; the copy of the wire message follows (batch.py)
+            self.metrics.message("out", message.getHeader().getField(35))
             self._journal(message, sessionID, "out", defer=True)
         except Exception:
             log.exception("journaling an outbound message failed")
@@ -80,6 +85,7 @@ class BridgeApplication(fix.Application):
     def fromApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         sid = sessionID.toString()
         msg_type = message.getHeader().getField(35)
+        self.metrics.message("in", msg_type)
         allowed, state = self.throttle.allow(sid)  # a cheap token bucket, before anything else
         if not allowed:
             return self._throttled(message, sessionID, msg_type, state)

@@ -104,6 +104,7 @@ class Stack:
                 *[a for p in specs for a in ("--spec", str(p))],
                 "--sessions", str(self.sessions), "--journal", self.journal_url, "--state-dir", str(self.dir / "var"),
                 "--port", str(self.port)]
+        args += ["--metrics-port", "0"]  # a throw-away bridge never takes the real one's status port
         root = Path(__file__).resolve().parents[2]
         self._log_fh = open(self.bridge_log, "wb")
         self.proc = subprocess.Popen(args, cwd=root, stdout=self._log_fh, stderr=subprocess.STDOUT,
