@@ -348,7 +348,7 @@ def test_make_run_then_a_trade_reconciles_clean(tmp_path):
     specs, url = [tmp_path / "devnet.toml", tmp_path / "devnet2.toml"], f"sqlite:///{tmp_path / 'journal.db'}"
     b = BridgeProcess(FIXBRIDGE + ["run", *[a for p in specs for a in ("--spec", str(p))], "--journal", url,
                                    "--state-dir", str(tmp_path / "var"), "--port", str(port),
-                                   "--devnet-port", str(anvil_port)], port, url, tmp_path).start(timeout=90)
+                                   "--devnet-port", str(anvil_port), "--metrics-port", "0"], port, url, tmp_path).start(timeout=90)
     try:
         assert "the devnet's funding recorded as" in b.log()
         # as the user trades (a QuickFIX initiator of its own: this process already has a CLIENT1 session)
