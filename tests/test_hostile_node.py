@@ -281,11 +281,11 @@ def add_random_faults(p: RpcProxy, rng: random.Random) -> list[str]:
     some = lambda: rng.sample(reads, rng.randint(3, len(reads)))  # noqa: E731
     made = [p.late_receipts(rng.randint(1, 3), probability=rng.uniform(0.2, 0.5)),
             p.receipts_delay(rng.uniform(0.2, 1.0), probability=rng.uniform(0.1, 0.3)),
-            p.error(some(), probability=rng.uniform(0.01, 0.04)),
-            p.error("eth_sendRawTransaction", probability=rng.uniform(0.0, 0.02), message="injected: txpool is full"),
-            p.http_status(429, probability=rng.uniform(0.01, 0.03)),
-            p.http_status(rng.choice([500, 502, 503, 504]), probability=rng.uniform(0.005, 0.02)),
-            p.reset(probability=rng.uniform(0.005, 0.02)),
+            p.error(some(), probability=rng.uniform(0.02, 0.06)),
+            p.error("eth_sendRawTransaction", probability=rng.uniform(0.0, 0.03), message="injected: txpool is full"),
+            p.http_status(429, probability=rng.uniform(0.02, 0.05)),
+            p.http_status(rng.choice([500, 502, 503, 504]), probability=rng.uniform(0.01, 0.03)),
+            p.reset(probability=rng.uniform(0.01, 0.03)),
             p.reset("eth_sendRawTransaction", probability=rng.uniform(0.02, 0.1), forward=True),
             p.hang(1.5, some(), probability=rng.uniform(0.001, 0.004)),
             p.hang(1.5, "eth_sendRawTransaction", probability=rng.uniform(0.0, 0.05), forward=rng.random() < 0.5),
@@ -340,7 +340,7 @@ def test_chaos(devnet, tmp_path):
             journal.close()
             b.stop()
         injected = sorted(((k, m), n) for (k, m), n in p.injected.items())
-    print(f"chaos: {CHAOS_ORDERS} orders in {time.monotonic() - started:.0f}s; injected:",
+    print(f"chaos: {CHAOS_ORDERS} orders in {time.monotonic() - started:.0f}s; requests {dict(p.calls)}; injected:",
           *[f"{k} {m}: {n}" for (k, m), n in injected], sep="\n  ")
 
 
@@ -374,7 +374,8 @@ def check_chaos(devnet, journal, reports: dict[str, list], wallet: str, first: i
     chain_swaps = {(h, lg["logIndex"]) for h, r in on_chain.items() if r["status"] == 1
                    for lg in r["logs"] if "0x" + lg["topics"][0].hex() in SWAP_TOPICS}
     journal_fills: set[tuple[str, int]] = set()
-    outcomes: dict[str, str] = {}
+    outcomes: dict[str, int] = {}
+    reasons: dict[str, int] = {}
     swaps_by_order: dict[str, list[str]] = {}
     for h in on_chain:
         t = journal.get_transaction(h)
@@ -394,6 +395,9 @@ def check_chaos(devnet, journal, reports: dict[str, list], wallet: str, first: i
         journal_fills |= fills
         outcome = terminal[0][39]
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if outcome != "2":
+            why = (terminal[0].get(58) or "")[:90]
+            reasons[why] = reasons.get(why, 0) + 1
         if ok:  # its swap executed on chain: the client was told so, never Canceled
             trades = [r for r in got if r[150] == "F"]
             assert trades and trades[-1][20001] == ok[0], f"{cid}: swap {ok[0]} on chain, reports {[r.raw for r in got]}"
@@ -402,4 +406,5 @@ def check_chaos(devnet, journal, reports: dict[str, list], wallet: str, first: i
         else:
             assert outcome != "2" and not fills, f"{cid}: ended {outcome} with fills {fills} but no swap on chain"
     assert journal_fills == chain_swaps, (journal_fills ^ chain_swaps)
-    print(f"chaos outcomes (39): {outcomes}; wallet transactions {len(on_chain)}, swaps {len(chain_swaps)}")
+    print(f"chaos outcomes (39): {outcomes}; wallet transactions {len(on_chain)}, swaps {len(chain_swaps)}; why not filled:",
+          *[f"{n} x {why}" for why, n in sorted(reasons.items(), key=lambda x: -x[1])], sep="\n  ")
