@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from web3 import Web3
 from web3._utils.error_formatters_utils import raise_contract_logic_error_on_revert
-from web3.exceptions import Web3RPCError
+from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.providers.rpc import HTTPProvider
 
 
@@ -263,10 +263,15 @@ def eth_call(w3: Web3, to: str, data: bytes) -> bytes:
     pin = p.current_pin() if isinstance(p, PinnableHTTPProvider) else None
     res = p.pinned_call(pin, {"to": to, "data": "0x" + bytes(data).hex()}) if pin is not None else None
     if res is None:
-        return bytes(w3.eth.call({"to": to, "data": data}))
+        try:
+            return bytes(w3.eth.call({"to": to, "data": data}))
+        except ContractLogicError:
+            raise
+        except Web3RPCError as e:  # not a revert: the node's trouble, never a venue's answer
+            raise NodeError(f"eth_call failed: {e}") from None
     if "error" in res:
         raise_contract_logic_error_on_revert(res)  # a revert: ContractLogicError with its reason
-        raise Web3RPCError(f"eth_call failed: {res['error']}")
+        raise NodeError(f"eth_call failed: {res['error']}")
     return bytes.fromhex(res["result"][2:])
 
 

@@ -470,7 +470,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 q = v.quote(token_in.address, token_out.address, exact, amount)
             except Exception as e:
                 errors[v.name] = _short(e)
-                node_errors = node_errors or not isinstance(e, ContractLogicError)
+                node_errors = node_errors or isinstance(e, OSError)  # NodeError: the node failed, not the venue
                 continue
             if len(venues) > 1 and gas_price is None:
                 gas_price = self._gas_price(self.spec.venues[v.name].chain)
