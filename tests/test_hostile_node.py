@@ -295,6 +295,13 @@ def add_random_faults(p: RpcProxy, rng: random.Random) -> list[str]:
     return [f"{f.kind}({sorted(f.methods) if f.methods else 'all'}, p={f.probability:.3f})" for f in made]
 
 
+def add_burst(p: RpcProxy, rng: random.Random):
+    """A method failing every time for a moment (while a wave of orders goes in)."""
+    method = rng.choice(["eth_call", "eth_estimateGas", "eth_blockNumber", "eth_sendRawTransaction",
+                         "eth_getTransactionReceipt", "eth_getTransactionCount"])
+    return rng.choice([lambda: p.error(method), lambda: p.http_status(503, method), lambda: p.reset(method)])()
+
+
 def test_chaos(devnet, tmp_path):
     seed = int(os.environ.get("FIXBRIDGE_CHAOS_SEED") or random.SystemRandom().randrange(2**32))
     print(f"\nchaos seed {seed} (FIXBRIDGE_CHAOS_SEED={seed} to run it again)")
@@ -318,8 +325,12 @@ def test_chaos(devnet, tmp_path):
                 print("faults:", *add_random_faults(p, rng), sep="\n  ")
                 reports: dict[str, list] = {}
                 ids = [f"chaos-{seed}-{i}" for i in range(CHAOS_ORDERS)]
+                bursts: list[str] = []
                 for start in range(0, len(ids), CHAOS_WAVE):
                     wave = ids[start:start + CHAOS_WAVE]
+                    burst = add_burst(p, rng) if rng.random() < 0.4 else None
+                    if burst is not None:
+                        bursts.append(f"{burst.kind} {sorted(burst.methods or [])}")
                     for cid in wave:
                         reports[cid] = []
                         side = rng.choice("12")
@@ -330,7 +341,11 @@ def test_chaos(devnet, tmp_path):
                         if rng.random() < 0.2:
                             kw["ex_destination"] = rng.choice(["uniswap_v2", "uniswap_v3"])
                         c.send(new_order_single(cid, "WETH/USDC", side, qty, tif=rng.choice("34"), **kw))
+                    if burst is not None:
+                        time.sleep(rng.uniform(0.3, 2.0))
+                        p.remove(burst)
                     collect(c, reports, wave, timeout=120)
+                print("bursts:", *bursts, sep="\n  ")
                 p.clear()
                 time.sleep(4)  # a healthy node for a few blocks: anything still to come would come now
                 collect(c, reports, [], timeout=0.5)
