@@ -345,6 +345,8 @@ def test_chaos(devnet, tmp_path):
                         time.sleep(rng.uniform(0.3, 2.0))
                         p.remove(burst)
                     collect(c, reports, wave, timeout=120)
+                    if burst is not None:
+                        time.sleep(1.0)  # the next wave meets a node that answers again (else: all rejected, unreachable)
                 print("bursts:", *bursts, sep="\n  ")
                 p.clear()
                 time.sleep(4)  # a healthy node for a few blocks: anything still to come would come now
