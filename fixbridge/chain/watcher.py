@@ -180,7 +180,8 @@ class BlockWatcher:
             raise ConnectionError(f"eth_blockNumber: {res.get('error')}")
         height = int(res["result"], 16)
         now = time.monotonic()
-        if height == self.head and now - self._checked_at < FULL_CHECK_SECONDS:
+        if self.head is not None and height <= self.head and now - self._checked_at < FULL_CHECK_SECONDS:
+            # Nothing new (a height below ours is a node behind, or a rollback: the full check sees it).
             self.polled = (asked_at, height)
             return self._between_blocks()
         self._checked_at = now
@@ -368,5 +369,6 @@ def _unsupported(error: object) -> bool:
     if not isinstance(error, dict):
         return False
     msg = str(error.get("message", "")).lower()
-    return error.get("code") == -32601 or any(w in msg for w in ("not found", "not supported", "does not exist",
+    # Not "header not found" (-32000, geth's transient answer for a block it has not indexed yet).
+    return error.get("code") == -32601 or any(w in msg for w in ("method not found", "not supported", "does not exist",
                                                                    "not available", "unsupported"))
