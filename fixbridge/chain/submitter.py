@@ -140,8 +140,8 @@ class Submitter:
     def broadcast_many(self, sents: list[SentTx]) -> list[str | NoAnswer | None]:
         """Broadcast signed transactions in one JSON-RPC batch (one HTTP round trip), in the order
         given: the node's refusal for each, None where it took it (or already had it), NoAnswer
-        where the answer was lost (the node may have it: never a refusal, its nonce stays taken).
-        A refused transaction's nonce is given back when it was the last one taken."""
+        where the answer was lost (the node may have it: never a refusal). Nonces are not given back
+        here: a refusal of a retried broadcast may follow a first try that arrived (the caller asks)."""
         try:
             res = batch_call(self.w3, [("eth_sendRawTransaction", [s.signed.raw]) for s in sents])
         except Exception as e:  # no answer after the retries: whether anything arrived is unknown
@@ -154,12 +154,16 @@ class Submitter:
             if msg is not None and ("already" in msg.lower() or "known" in msg.lower()):
                 msg = None
             out.append(msg)
-        for sent, msg in reversed(list(zip(sents, out))):
-            # "nonce too low": the nonce is used, maybe by this very transaction (an earlier try's
-            # answer was lost): never handed out again.
-            if msg is not None and not nonce_used(msg):
-                self.nonces.give_back(sent.nonce)
         return out
+
+    def holds(self, tx_hash: str) -> bool | None:
+        """Whether the node has the transaction (pending or mined); None: it cannot say now."""
+        try:
+            return self.w3.eth.get_transaction(tx_hash) is not None
+        except TransactionNotFound:
+            return False
+        except Exception:
+            return None
 
     def broadcast(self, raw: str) -> None:
         try:

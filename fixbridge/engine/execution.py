@@ -620,7 +620,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             w = group[0][0].wallet
             handed_over = datetime.now(timezone.utc)
             refusals = w.submitter.broadcast_many([sent for _, sent in group])
-            accepted = []
+            accepted, refused = [], []
             for (flight, sent), refusal in zip(group, refusals):
                 if refusal is None:
                     accepted.append(sent.signed.tx_hash)
@@ -634,9 +634,21 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                         # the chain decides, through the watcher and the nonce check, not this answer.
                         log.info("broadcast refused after the fact", tx=sent.signed.tx_hash, refusal=refusal[:200])
                         continue
+                if w.submitter.holds(sent.signed.tx_hash) is not False:
+                    # The node has it after all (a retried broadcast: the first try arrived, its answer
+                    # was lost, the retry was refused), or cannot say: in flight, sent again.
+                    self.resend_later(flight, f"refused ({refusal[:100]}) but the node may hold it")
+                    continue
+                with self._lock:
+                    if self.in_flight(flight.order.order_id) is not flight or flight.receipt is not None:
+                        continue
                     self.untrack(flight)
                     self.journal.set_tx_status(sent.signed.tx_hash, "failed")
                     self._finish_no_fill(flight.order, OrdStatus.CANCELED, f"Not sent, the node refused it: {refusal}")
+                refused.append(sent)
+            for sent in reversed(refused):  # the last nonces taken go back to the book, no gap left
+                w.submitter.nonces.give_back(sent.nonce)
+            for sent in refused:  # a hole below later nonces: a no-op fills it
                 self.fill_nonce_gap(w, sent.nonce)
             # The watcher may already have recorded a receipt (automine): never step back from it.
             self.journal.set_tx_status_many(accepted, "broadcast", only_from=("signed",), ts=handed_over)
