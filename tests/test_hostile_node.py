@@ -20,7 +20,7 @@ from web3 import Web3
 from conftest import ADDR, KEYS, acceptor_cfg, start_bridge, start_devnet
 from fixbridge.fix.client import FixClient, new_order_single
 from fixbridge.orders.model import OrdStatus
-from helpers import eventually, tx_count
+from helpers import balance, eventually, tx_count
 from rpc_proxy import RpcProxy
 
 pytestmark = pytest.mark.e2e
@@ -127,15 +127,23 @@ def test_receipts_late_by_three_blocks_end_filled_never_canceled(client, journal
     fault = proxy.late_receipts(3)
     ids = [f"{cl_ord_id}-{i}" for i in range(3)]
     nonce0 = tx_count(devnet.rpc_url, ADDR[1])
+    weth0, usdc0 = (balance(devnet.rpc_url, t, ADDR[1]) for t in (devnet.deployment.weth, devnet.deployment.usdc))
     for i, cid in enumerate(ids):
         client.send(new_order_single(cid, "WETH/USDC", "1" if i % 2 else "2", Decimal("0.01"), tif="3"))
-    for cid in ids:
+    weth_moved = usdc_moved = 0
+    for i, cid in enumerate(ids):
         reports = client.reports_until_terminal(cid, timeout=60)
         tx = check_filled(devnet, journal, cid, reports)
         mined_in = w3_of(devnet).eth.get_transaction_receipt(tx)["blockNumber"]
         assert int(reports[-1][20002]) == mined_in
+        (fill,) = journal.fills_for(journal.find_order(S1, cid).order_id)
+        sign = 1 if i % 2 else -1  # a buy receives WETH and pays USDC
+        weth_moved, usdc_moved = weth_moved + sign * fill.base_units, usdc_moved - sign * fill.quote_units
     assert fault.fired > 0  # receipts really were held back
     assert tx_count(devnet.rpc_url, ADDR[1]) == nonce0 + len(ids)  # one transaction per order
+    # The wallet's balances moved by exactly what the journal's fills say (gas is paid in ETH).
+    assert balance(devnet.rpc_url, devnet.deployment.weth, ADDR[1]) - weth0 == weth_moved
+    assert balance(devnet.rpc_url, devnet.deployment.usdc, ADDR[1]) - usdc0 == usdc_moved
 
 
 def test_block_announced_before_its_receipts_are_served(client, journal, devnet, proxy, approved, cl_ord_id):
