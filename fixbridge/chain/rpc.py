@@ -7,13 +7,24 @@ Pinned reads: an intake worker that takes a batch of orders reads the chain at o
 of them (``pinned_reads``). Its ``eth_call``s (through ``eth_call`` below) go to that block number,
 and the same call is answered once: a hundred orders of one pair cost one quote, one balanceOf,
 one allowance. A call at a fixed block is a pure function of its arguments, so the cache is exact;
-it is kept, on the worker's own thread, while the node's head has not moved."""
+it is kept, on the worker's own thread, while the node's head has not moved.
+
+A node that is slow or failing: every request, web3's included (`PinnableHTTPProvider.make_request`
+goes through `FastRPC`), is asked again with backoff when the node's trouble is transient — a reset
+or refused connection, a timeout, HTTP 429 or 5xx, a JSON-RPC error that is neither a revert nor a
+refusal of the transaction itself (e.g. -32000 "header not found"). What is still failing after
+RETRY_ATTEMPTS raises `NodeError`, or, for a JSON-RPC error, is answered to the caller as such. An
+error answer to eth_sendRawTransaction is the node's refusal and is never asked again; a broadcast
+whose answer was lost is (the same signed bytes: a node that has it says "already known")."""
 from __future__ import annotations
 
 import http.client
 import itertools
 import json
+import os
+import random
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,7 +32,7 @@ from urllib.parse import urlsplit
 
 from web3 import Web3
 from web3._utils.error_formatters_utils import raise_contract_logic_error_on_revert
-from web3.exceptions import Web3RPCError
+from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.providers.rpc import HTTPProvider
 
 
@@ -51,18 +62,63 @@ class _Pin:
         self.block, self.cache_block, self.cache = None, None, {}
 
 
+RETRY_ATTEMPTS = 4         # tries of one request before its failure is the caller's
+RETRY_BACKOFF_S = 0.05     # before the 2nd try; doubled each time, with jitter
+RETRY_AFTER_MAX_S = 2.0    # the longest a 429's Retry-After is honoured
+MAX_TIMEOUTS = 2           # a node that hangs is not helped by waiting a third time
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+# JSON-RPC error codes that are the node's own trouble (server error, internal, limit exceeded,
+# resource unavailable), unless the message says the call reverted or the transaction is refused.
+TRANSIENT_CODES = frozenset({-32000, -32002, -32005, -32603})
+REFUSAL_WORDS = ("revert", "insufficient funds", "nonce too", "underpriced", "already known", "intrinsic gas",
+                 "exceeds block gas limit", "gas required exceeds", "invalid", "not supported", "does not exist")
+NEVER_ASKED_AGAIN = frozenset({"eth_sendRawTransaction"})  # an error answer to a broadcast is a refusal
+
+
+class NodeError(ConnectionError):
+    """The node did not answer after the retries: its connection failed, it timed out, or it answered
+    with an HTTP error."""
+
+
+def default_timeout() -> float:
+    """Seconds one request may take (FIXBRIDGE_RPC_TIMEOUT, default 15): a node that hangs longer
+    is given up on and asked again."""
+    return float(os.environ.get("FIXBRIDGE_RPC_TIMEOUT") or 15.0)
+
+
+def transient_error(error: object) -> bool:
+    """A JSON-RPC error worth asking again: the node's trouble, not a revert or a refusal."""
+    if not isinstance(error, dict):
+        return False
+    msg = str(error.get("message", "")).lower()
+    return error.get("code") in TRANSIENT_CODES and not any(w in msg for w in REFUSAL_WORDS)
+
+
+def describe(e: BaseException) -> str:
+    """A node error in one short line, for a report's Text."""
+    s = str(e) or type(e).__name__
+    s = s if isinstance(e, NodeError) else f"{type(e).__name__}: {s}"
+    return s if len(s) <= 160 else s[:160] + "…"
+
+
+class _Transient(Exception):
+    def __init__(self, why: str, wait: float = 0.0, timeout: bool = False) -> None:
+        super().__init__(why)
+        self.wait, self.timeout = wait, timeout
+
+
 class FastRPC:
     """A bare JSON-RPC client, one keep-alive HTTP connection per thread, for what the hot path asks
     many times a second (the head's number, a batch of broadcasts, a block's receipts). web3's
     request stack (middleware, requests, urllib3) costs several times more CPU per call; the
     answers here are the node's raw JSON, which these callers read as such."""
 
-    def __init__(self, url: str, timeout: float = 15.0) -> None:
+    def __init__(self, url: str, timeout: float | None = None) -> None:
         u = urlsplit(url)
         self._https = u.scheme == "https"
         self._host, self._port = u.hostname or "127.0.0.1", u.port
         self._path = (u.path or "/") + (f"?{u.query}" if u.query else "")
-        self._timeout = timeout
+        self._timeout = default_timeout() if timeout is None else timeout
         self._tls = threading.local()
         self._ids = itertools.count(1)
 
@@ -73,41 +129,104 @@ class FastRPC:
             c = self._tls.conn = cls(self._host, self._port, timeout=self._timeout)
         return c
 
-    def _post(self, body: bytes) -> Any:
-        for attempt in (0, 1):  # a keep-alive connection the node closed is reopened once
+    def _post_once(self, body: bytes) -> Any:
+        """One exchange; a transient failure raises _Transient."""
+        for attempt in (0, 1):
             c = self._conn()
+            reused = getattr(c, "_fb_used", False)
             try:
                 c.request("POST", self._path, body, {"Content-Type": "application/json"})
                 r = c.getresponse()
                 data = r.read()
-                if r.status != 200:
-                    raise ConnectionError(f"HTTP {r.status}: {data[:200]!r}")
-                return json.loads(data)
-            except (http.client.HTTPException, OSError):
+            except (http.client.HTTPException, OSError) as e:
                 c.close()
                 self._tls.conn = None
-                if attempt:
-                    raise
+                timed_out = isinstance(e, TimeoutError)
+                if reused and not attempt and not timed_out:
+                    continue  # a keep-alive connection the node closed meanwhile: reopen at once
+                raise _Transient(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, timeout=timed_out) from None
+            c._fb_used = True  # type: ignore[attr-defined]
+            if r.status == 200:
+                try:
+                    return json.loads(data)
+                except ValueError:
+                    raise _Transient(f"unreadable answer: {data[:80]!r}") from None
+            why = f"HTTP {r.status}: {data[:120].decode(errors='replace')}"
+            if r.status in RETRY_STATUS:
+                try:
+                    wait = min(float(r.getheader("Retry-After") or 0), RETRY_AFTER_MAX_S)
+                except ValueError:
+                    wait = 0.0
+                raise _Transient(why, wait)
+            raise NodeError(why)
         raise AssertionError("unreachable")
 
+    def _post(self, body: bytes, again: Any = None) -> Any:
+        """POST with retries: transient failures, and answers `again(answer)` says to ask again,
+        are retried with backoff; what still fails after RETRY_ATTEMPTS raises NodeError (or, for
+        an answer, is returned)."""
+        pause, timeouts = RETRY_BACKOFF_S, 0
+        for attempt in range(RETRY_ATTEMPTS):
+            last = attempt == RETRY_ATTEMPTS - 1
+            wait = 0.0
+            try:
+                out = self._post_once(body)
+                if again is None or last or not again(out):
+                    return out
+            except _Transient as e:
+                timeouts += e.timeout
+                if last or timeouts >= MAX_TIMEOUTS:
+                    raise NodeError(f"{e} (after {attempt + 1} attempts)") from None
+                wait = e.wait
+            time.sleep(max(wait, pause * (0.5 + random.random())))
+            pause *= 2
+        raise AssertionError("unreachable")
+
+    def send(self, body: bytes, method: str) -> Any:
+        """An encoded JSON-RPC request (web3's), answered as decoded JSON, retried as above."""
+        return self._post(body, None if method in NEVER_ASKED_AGAIN else _asks_again)
+
     def call(self, method: str, params: list[Any]) -> dict[str, Any]:
-        return self._post(json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method,
-                                      "params": params}).encode())
+        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}).encode()
+        return self.send(body, method)
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
-        payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-        body = self._post(json.dumps(payload).encode())
-        if isinstance(body, dict):  # the node refused the batch as a whole
-            return [body for _ in calls]
-        by_id = {r.get("id"): r for r in body}
-        return [by_id.get(i, {"error": {"message": "no response"}}) for i in range(len(calls))]
+        """Several calls in one request; a call answered with a transient error is asked again (in a
+        smaller batch), a broadcast's error answer never."""
+        answers: list[dict[str, Any]] = [{"error": {"message": "no response"}}] * len(calls)
+        todo = list(range(len(calls)))
+        pause = RETRY_BACKOFF_S
+        for attempt in range(RETRY_ATTEMPTS):
+            payload = [{"jsonrpc": "2.0", "id": i, "method": calls[i][0], "params": calls[i][1]} for i in todo]
+            body = self._post(json.dumps(payload).encode())
+            if isinstance(body, dict):  # the node refused the batch as a whole
+                for i in todo:
+                    answers[i] = body
+            else:
+                by_id = {r.get("id"): r for r in body}
+                for i in todo:
+                    answers[i] = by_id.get(i, {"error": {"message": "no response"}})
+            todo = [i for i in todo if calls[i][0] not in NEVER_ASKED_AGAIN and _asks_again(answers[i])]
+            if not todo or attempt == RETRY_ATTEMPTS - 1:
+                break
+            time.sleep(pause * (0.5 + random.random()))
+            pause *= 2
+        return answers
+
+
+def _asks_again(answer: Any) -> bool:
+    return isinstance(answer, dict) and transient_error(answer.get("error"))
 
 
 class PinnableHTTPProvider(HTTPProvider):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._tls = threading.local()
-        self.fast = FastRPC(str(self.endpoint_uri))
+        self.fast = FastRPC(str(self.endpoint_uri), (kwargs.get("request_kwargs") or {}).get("timeout"))
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        """web3's requests go through FastRPC too: one connection per thread, one retry policy."""
+        return self.fast.send(self.encode_rpc_request(method, params), str(method))
 
     def pinned_call(self, pin: _Pin, call: dict[str, Any]) -> dict[str, Any] | None:
         """eth_call of `call` at the pin's block, answered once per block (None: no head to pin to)."""
@@ -144,10 +263,15 @@ def eth_call(w3: Web3, to: str, data: bytes) -> bytes:
     pin = p.current_pin() if isinstance(p, PinnableHTTPProvider) else None
     res = p.pinned_call(pin, {"to": to, "data": "0x" + bytes(data).hex()}) if pin is not None else None
     if res is None:
-        return bytes(w3.eth.call({"to": to, "data": data}))
+        try:
+            return bytes(w3.eth.call({"to": to, "data": data}))
+        except ContractLogicError:
+            raise
+        except Web3RPCError as e:  # not a revert: the node's trouble, never a venue's answer
+            raise NodeError(f"eth_call failed: {e}") from None
     if "error" in res:
         raise_contract_logic_error_on_revert(res)  # a revert: ContractLogicError with its reason
-        raise Web3RPCError(f"eth_call failed: {res['error']}")
+        raise NodeError(f"eth_call failed: {res['error']}")
     return bytes.fromhex(res["result"][2:])
 
 
@@ -175,9 +299,9 @@ def refresh_pin(w3: Web3) -> None:
             pin.refresh()
 
 
-def connect(rpc_url: str, timeout: float = 15.0) -> Web3:
+def connect(rpc_url: str, timeout: float | None = None) -> Web3:
     # No request caching: web3's cache keeps blocks by number, which a reorg makes wrong.
-    w3 = Web3(PinnableHTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    w3 = Web3(PinnableHTTPProvider(rpc_url, request_kwargs={"timeout": timeout or default_timeout()}))
     for name in ("validation", "ens_name_to_address"):
         try:
             w3.middleware_onion.remove(name)
@@ -203,7 +327,7 @@ def raw_call(w3: Web3, method: str, params: list[Any]) -> dict[str, Any]:
     return p.fast.call(method, params) if isinstance(p, PinnableHTTPProvider) else p.make_request(method, params)
 
 
-class RpcError(ConnectionError):
+class RpcError(NodeError):
     """A node did not answer, or answered a request with an error."""
 
 

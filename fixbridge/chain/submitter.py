@@ -15,7 +15,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from fixbridge.chain.nonces import NonceBook
-from fixbridge.chain.rpc import batch_call, latest_base_fee
+from fixbridge.chain.rpc import NodeError, batch_call, describe, latest_base_fee
 from fixbridge.chain.wallet import SignedTx, Wallet
 from fixbridge.venues.base import revert_reason
 
@@ -47,6 +47,13 @@ class BroadcastRejected(Exception):
     def __init__(self, sent: "SentTx", reason: str) -> None:
         super().__init__(reason)
         self.sent, self.reason = sent, reason
+
+
+@dataclass(frozen=True)
+class NoAnswer:
+    """A broadcast whose answer was lost (connection reset, timeout, HTTP 5xx after the retries):
+    the node may hold the transaction or not. It is neither accepted nor refused."""
+    error: str
 
 
 @dataclass(frozen=True)
@@ -85,12 +92,15 @@ class Submitter:
 
     def simulate(self, to: str, data: bytes, value: int = 0) -> int:
         """Gas estimate of the call from our wallet against the pending state (our own transactions
-        still in flight included); raises WouldRevert with the reason."""
+        still in flight included); raises WouldRevert with the reason, or NodeError naming what the
+        node answered when that is not a revert (HTTP 429/5xx, a timeout, insufficient funds for gas …)."""
         try:
             return int(self.w3.eth.estimate_gas({"from": self.wallet.address, "to": to, "data": data, "value": value},
                                                 "pending"))
         except ContractLogicError as e:
             raise WouldRevert(_reason_of(e)) from None
+        except Exception as e:
+            raise NodeError(f"eth_estimateGas failed: {describe(e)}") from e
 
     def sign(self, to: str, data: bytes, gas_estimate: int, *, nonce: int | None = None, value: int = 0,
              max_fee: int | None = None, tip: int | None = None, gas_limit: int | None = None) -> SentTx:
@@ -133,32 +143,33 @@ class Submitter:
             self.nonces.give_back(sent.nonce)
             raise BroadcastRejected(sent, str(e)) from None
 
-    def broadcast_many(self, sents: list[SentTx]) -> list[str | None]:
+    def broadcast_many(self, sents: list[SentTx]) -> list[str | NoAnswer | None]:
         """Broadcast signed transactions in one JSON-RPC batch (one HTTP round trip), in the order
-        given: the node's refusal for each, None where it took it (or already had it). A refused
-        transaction's nonce is given back when it was the last one taken."""
+        given: the node's refusal for each, None where it took it (or already had it), NoAnswer
+        where the answer was lost (the node may have it: never a refusal). Nonces are not given back
+        here: a refusal of a retried broadcast may follow a first try that arrived (the caller asks)."""
         try:
             res = batch_call(self.w3, [("eth_sendRawTransaction", [s.signed.raw]) for s in sents])
-        except Exception as e:  # the node is unreachable: nothing is known to have arrived
-            log.warning("batch broadcast failed; sending one by one", error=str(e)[:200], count=len(sents))
-            res = []
-            for s in sents:
-                try:
-                    self.broadcast(s.signed.raw)
-                    res.append({"result": s.signed.tx_hash})
-                except Exception as e1:
-                    res.append({"error": {"message": str(e1)}})
-        out: list[str | None] = []
+        except Exception as e:  # no answer after the retries: whether anything arrived is unknown
+            log.warning("batch broadcast got no answer; sent again later", error=str(e)[:200], count=len(sents))
+            return [NoAnswer(describe(e)) for _ in sents]
+        out: list[str | NoAnswer | None] = []
         for r in res:
             err = r.get("error")
             msg = None if err is None else str(err.get("message", err) if isinstance(err, dict) else err)
             if msg is not None and ("already" in msg.lower() or "known" in msg.lower()):
                 msg = None
             out.append(msg)
-        for sent, msg in reversed(list(zip(sents, out))):
-            if msg is not None:
-                self.nonces.give_back(sent.nonce)
         return out
+
+    def holds(self, tx_hash: str) -> bool | None:
+        """Whether the node has the transaction (pending or mined); None: it cannot say now."""
+        try:
+            return self.w3.eth.get_transaction(tx_hash) is not None
+        except TransactionNotFound:
+            return False
+        except Exception:
+            return None
 
     def broadcast(self, raw: str) -> None:
         try:
@@ -168,11 +179,14 @@ class Submitter:
             if "already" not in str(e).lower() and "known" not in str(e).lower():
                 raise
 
-    def wait_receipt(self, tx_hash: str, timeout: float = 120.0, stop: "threading.Event | None" = None) -> Receipt:
-        """Poll for the receipt: first after 1 ms, backing off to poll_seconds. Raises Stopping
-        once `stop` is set."""
+    def wait_receipt(self, tx_hash: str, timeout: float = 120.0, resend: str | None = None,
+                     stop: "threading.Event | None" = None) -> Receipt:
+        """Poll for the receipt: first after 1 ms, backing off to poll_seconds. A node that fails
+        meanwhile is asked again until the timeout; `resend` (the signed bytes) is broadcast again
+        every second while the node does not know the transaction (its first broadcast got no answer).
+        Raises Stopping once `stop` is set."""
         deadline = time.monotonic() + timeout
-        pause = 0.001
+        pause, resent_at, error = 0.001, time.monotonic(), None
         while True:
             try:
                 r = self.w3.eth.get_transaction_receipt(tx_hash)
@@ -180,8 +194,21 @@ class Submitter:
                     return self.to_receipt(r)
             except TransactionNotFound:
                 pass
+            except Exception as e:  # the node failing is not the transaction failing: ask again
+                error = describe(e)
+            if resend is not None and time.monotonic() - resent_at > 1.0:
+                resent_at = time.monotonic()
+                try:
+                    self.w3.eth.get_transaction(tx_hash)
+                except TransactionNotFound:
+                    try:
+                        self.broadcast(resend)
+                    except Exception as e:
+                        error = describe(e)
+                except Exception as e:
+                    error = describe(e)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no receipt for {tx_hash} after {timeout:.0f}s")
+                raise TimeoutError(f"no receipt for {tx_hash} after {timeout:.0f}s" + (f" (node: {error})" if error else ""))
             if stop is not None:
                 if stop.wait(pause):
                     raise Stopping(f"stopped while waiting for the receipt of {tx_hash}")
@@ -234,6 +261,11 @@ class Submitter:
         except Exception as e:  # the node may not keep old state; the status still says it reverted
             return f"reverted (reason unavailable: {type(e).__name__})"
         return "reverted (reason unavailable)"
+
+
+def nonce_used(refusal: str) -> bool:
+    """The node refused a transaction because its nonce is already used on chain."""
+    return "nonce too low" in refusal.lower()
 
 
 def _reason_of(e: ContractLogicError) -> str:

@@ -25,8 +25,8 @@ from typing import Protocol
 import structlog
 from web3.exceptions import ContractLogicError
 
-from fixbridge.chain.rpc import new_pin, pinned_reads, refresh_pin
-from fixbridge.chain.submitter import BroadcastRejected, SentTx, Stopping, WouldRevert
+from fixbridge.chain.rpc import describe, new_pin, pinned_reads, refresh_pin
+from fixbridge.chain.submitter import BroadcastRejected, NoAnswer, SentTx, Stopping, WouldRevert, nonce_used
 from fixbridge.config import Counterparty, SessionsConfig, Spec, Token
 from fixbridge.engine.faults import crash_point
 from fixbridge.engine.nonce_gaps import NonceGapCloser
@@ -354,8 +354,10 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 except Stopping as e:
                     log.info("stopping: order left for the next start", item=item, why=str(e))
                     break
-                except Exception:
+                except Exception as e:
                     log.exception("order processing failed", item=item)
+                    if kind == "new":
+                        self._end_unsent(ref, orders.get(ref), e)
                 if b.age() >= FLUSH_AFTER_S:
                     b.flush()  # to the writer thread; this worker goes on with the next order
 
@@ -385,18 +387,25 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 # Policy: reject rather than queue; an OMS wants a prompt answer it can act on.
                 return self._reject(order, Rejection(RejectReason.EXCHANGE_CLOSED, f"Chain {chain.name} is unreachable "
                                                      f"({self.outage(chain.name)}); nothing was sent, try again"))
+        stage = "quoting"
         try:
             plan = self._plan(order, cp)
+            stage = "checking risk"
             if order.status is OrdStatus.PENDING_NEW:
                 rej = self.risk.check(order, cp, self._trade_context(order, plan))
                 if rej:
                     self.journal.add_event(order.order_id, "risk", rej.text)
                     raise PlanError(rej)
+            stage = "checking funds"
             self._check_funds(order, plan, cp)
         except PlanError as e:
             if order.status is OrdStatus.PENDING_NEW:
                 return self._reject(order, e.rejection)
             return self._finish_no_fill(order, OrdStatus.CANCELED, e.rejection.text)
+        except Stopping:
+            raise  # not the order's end: the next start takes it up again
+        except Exception as e:  # the node failed (not a revert): the order ends here, with the reason
+            return self._node_failed(order, stage, e)
         if order.status is OrdStatus.PENDING_NEW:
             self._transition(order, OrdStatus.NEW, f"accepted: {plan.venue.name} {plan.intent.exact.value} "
                              f"amount {plan.intent.amount} bound {plan.intent.bound}", exec_type="0",
@@ -467,16 +476,21 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         considered: list[VenueQuote] = []
         errors: dict[str, str] = {}
         gas_price = None
+        node_errors = False
         for v in venues:
             try:
                 q = v.quote(token_in.address, token_out.address, exact, amount)
             except Exception as e:
                 errors[v.name] = _short(e)
+                node_errors = node_errors or isinstance(e, OSError)  # NodeError: the node failed, not the venue
                 continue
             if len(venues) > 1 and gas_price is None:
                 gas_price = self._gas_price(self.spec.venues[v.name].chain)
             gas_cost = self._gas_in(other, v, gas_price) if len(venues) > 1 else 0
             considered.append(VenueQuote.of(v.name, q, gas_cost, exact))
+        if not considered and node_errors:  # not the venues' answer: the node's
+            raise PlanError(Rejection(RejectReason.OTHER, f"Not quoted: node error while quoting {order.symbol}: "
+                                      + "; ".join(f"{k}: {m}" for k, m in errors.items()) + "; nothing was sent"))
         try:
             decision = decide(order.symbol, exact, considered, errors)
         except NotPlannable as e:
@@ -541,8 +555,16 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         data = approve_calldata(spender, amount)
         try:
             gas = w.submitter.simulate(token.address, data)
-            sent = w.submitter.send(token.address, data, gas, self._write_ahead(order.order_id, "approve", w))
-            receipt = w.submitter.wait_receipt(sent.signed.tx_hash, stop=self._stopping)
+            sent = w.submitter.sign(token.address, data, gas)
+            self._write_ahead(order.order_id, "approve", w)(sent)
+            try:
+                w.submitter.broadcast_new(sent)
+                resend = None
+            except BroadcastRejected:
+                raise
+            except Exception:  # no answer: it is journaled, and sent again while it is waited for
+                resend = sent.signed.raw
+            receipt = w.submitter.wait_receipt(sent.signed.tx_hash, resend=resend, stop=self._stopping)
             refresh_pin(w.submitter.w3)  # later orders of this batch must see the approval
             self._record_receipt(receipt)
         except Stopping:
@@ -572,7 +594,13 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 gas = w.submitter.simulate(call.to, call.data)
             except WouldRevert as e:
                 return self._finish_no_fill(order, _revert_status(e.reason), f"Not sent, simulation reverted: {e.reason}")
+            except Exception as e:  # not a revert: the node failed
+                return self._node_failed(order, "simulating", e)
             self._learn_gas(plan, call, gas)
+        try:
+            w.submitter.base_fee()  # read before the signature (usually cached): a failure ends the order unsigned
+        except Exception as e:
+            return self._node_failed(order, "reading the base fee", e)
         with self._lock:  # a cancel racing the signature either wins here or is told it is too late
             if self._take_cancel(order):
                 return
@@ -598,16 +626,36 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             w = group[0][0].wallet
             handed_over = datetime.now(timezone.utc)
             refusals = w.submitter.broadcast_many([sent for _, sent in group])
-            accepted = []
+            accepted, refused = [], []
             for (flight, sent), refusal in zip(group, refusals):
                 if refusal is None:
                     accepted.append(sent.signed.tx_hash)
                     continue
-                self.untrack(flight)
-                self.journal.set_tx_status(sent.signed.tx_hash, "failed")
-                self.fill_nonce_gap(w, sent.nonce)
+                if isinstance(refusal, NoAnswer):  # may have arrived: journaled, in flight, sent again
+                    self.resend_later(flight, refusal.error)
+                    continue
                 with self._lock:
+                    if self.in_flight(flight.order.order_id) is not flight or flight.receipt is not None or nonce_used(refusal):
+                        # Mined already (a lost answer's retry is refused), or its nonce is used:
+                        # the chain decides, through the watcher and the nonce check, not this answer.
+                        log.info("broadcast refused after the fact", tx=sent.signed.tx_hash, refusal=refusal[:200])
+                        continue
+                if w.submitter.holds(sent.signed.tx_hash) is not False:
+                    # The node has it after all (a retried broadcast: the first try arrived, its answer
+                    # was lost, the retry was refused), or cannot say: in flight, sent again.
+                    self.resend_later(flight, f"refused ({refusal[:100]}) but the node may hold it")
+                    continue
+                with self._lock:
+                    if self.in_flight(flight.order.order_id) is not flight or flight.receipt is not None:
+                        continue
+                    self.untrack(flight)
+                    self.journal.set_tx_status(sent.signed.tx_hash, "failed")
                     self._finish_no_fill(flight.order, OrdStatus.CANCELED, f"Not sent, the node refused it: {refusal}")
+                refused.append(sent)
+            for sent in reversed(refused):  # the last nonces taken go back to the book, no gap left
+                w.submitter.nonces.give_back(sent.nonce)
+            for sent in refused:  # a hole below later nonces: a no-op fills it
+                self.fill_nonce_gap(w, sent.nonce)
             # The watcher may already have recorded a receipt (automine): never step back from it.
             self.journal.set_tx_status_many(accepted, "broadcast", only_from=("signed",), ts=handed_over)
             crash_point("after_broadcast")
@@ -704,6 +752,31 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
 
     def counterparty(self, session_id: str) -> Counterparty:
         return self.sessions.sessions[session_counterparty(session_id)]
+
+    def _node_failed(self, order: Order, stage: str, e: Exception) -> None:
+        """The node failed (not a revert) while the order was being decided: nothing was signed or
+        sent, and the order ends here with a report naming the node's error — Rejected before the
+        New went out, Canceled after it (a cancel the client asked for meanwhile is answered)."""
+        why = f"node error while {stage}: {describe(e)}; nothing was sent"
+        log.warning("order ended by a node error", order_id=order.order_id, stage=stage, error=describe(e))
+        if order.status is OrdStatus.PENDING_NEW:
+            return self._reject(order, Rejection(RejectReason.OTHER, f"Rejected: {why}"))
+        if not self._take_cancel(order):
+            self._finish_no_fill(order, OrdStatus.CANCELED, f"Not sent: {why}")
+
+    def _end_unsent(self, order_id: str, order: Order | None, e: Exception) -> None:
+        """An order whose processing failed for any reason still gets its terminal report, unless a
+        transaction was tracked for it (then the chain decides)."""
+        try:
+            with self._lock:
+                if order is None:
+                    row = self.journal.get_order(order_id)
+                    order = self._order_from_row(row) if row is not None else None
+                if order is None or order.status.terminal or self.in_flight(order_id) is not None:
+                    return
+                self._node_failed(order, "processing the order", e)
+        except Exception:
+            log.exception("order could not be ended", order_id=order_id)
 
     def _take_cancel(self, order: Order) -> bool:
         req = self._cancel_requests.pop(order.order_id, None)

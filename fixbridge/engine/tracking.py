@@ -5,13 +5,17 @@ For each block: settle the transactions it includes (or hold them until the sess
 confirmations), then look after the rest — a transaction unmined for its chain's
 `replace_after_blocks` is rebroadcast if the node lost it, or replaced with the same call at fees
 `fee_bump_percent` higher, never above the chain's `max_fee_per_gas_gwei`; a nonce the chain
-has passed without our transaction means someone else used it. A reorg takes back what it
-removed: fills already reported get a Trade Cancel (150=H) and the order waits for its
-transaction again.
+has passed without our transaction means someone else used it — decided only once the node says,
+for every attempt, that it has neither a receipt nor a mined transaction (a receipt the node serves
+late is waited for, never taken for a nonce used outside). A reorg takes back what it removed:
+fills already reported get a Trade Cancel (150=H) and the order waits for its transaction again.
+
+A node that fails while a transaction is looked after is asked again at the next block: a read
+that fails decides nothing, and a broadcast whose answer was lost (reset, timeout, 5xx) stays
+journaled and in flight and is sent again (`unsent`), never taken for a refusal.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -20,10 +24,11 @@ import structlog
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
+from web3.exceptions import TransactionNotFound, Web3RPCError
 
-from fixbridge.chain.rpc import batch_call, latest_base_fee
+from fixbridge.chain.rpc import batch_call, describe, latest_base_fee
 from fixbridge.chain.submitter import Receipt, SentTx
-from fixbridge.chain.watcher import RECEIPT_RETRIES, RECEIPT_RETRY_SECONDS, Block, BlockWatcher
+from fixbridge.chain.watcher import Block, BlockWatcher
 from fixbridge.orders import lifecycle
 from fixbridge.orders.model import Fill, Order, OrdStatus, Side
 from fixbridge.orders.units import from_units, price
@@ -76,10 +81,22 @@ class InFlight:
     mined_attempt: Attempt | None = None
     generation: int = 0                    # times a reorg took the fill back (keeps ExecIDs unique)
     reported_exec_ids: list[str] = field(default_factory=list)
+    unsent: bool = False                   # the last attempt's broadcast got no answer: send it again
 
     @property
     def chain(self) -> str:
         return self.wallet.chain
+
+
+@dataclass
+class Loose:
+    """A transaction that holds a nonce for no order (a gap's no-op) and must reach the chain, or
+    every later nonce of the wallet waits behind it."""
+    wallet: "TradingWallet"
+    nonce: int
+    tx_hash: str
+    raw: str
+    unsent: bool = False  # its broadcast got no answer: sent again at the next tick
 
 
 class TrackingMixin:
@@ -90,6 +107,7 @@ class TrackingMixin:
         self._reservations: dict[tuple[str, str], int] = {}
         self._watchers: dict[str, BlockWatcher] = {}
         self._down: dict[str, str] = {}
+        self._loose: dict[tuple[str, str, int], Loose] = {}  # (chain, wallet address, nonce) -> its no-op
 
     # ---- set-up ------------------------------------------------------------------------------
     def start_tracking(self: "ExecutionEngine") -> None:
@@ -148,7 +166,33 @@ class TrackingMixin:
         if error is None:
             self._down.pop(chain, None)
         else:
-            self._down[chain] = f"{type(error).__name__}"
+            self._down[chain] = describe(error)
+
+    def on_receipts(self: "ExecutionEngine", chain: str, receipts: dict[str, dict]) -> None:
+        """Receipts the node served after their block was delivered."""
+        try:
+            with self._lock, self.journal.batch():
+                self._take_receipts(chain, receipts, self.head(chain))
+        except Exception:
+            log.exception("late receipts not settled", chain=chain)
+
+    def on_tick(self: "ExecutionEngine", chain: str) -> None:
+        """Between blocks too: send again what got no answer (an automine devnet makes no block
+        until it has the transaction)."""
+        try:
+            with self._lock:
+                unsent = sorted((f for f in self._flights.values() if f.chain == chain and f.unsent and f.receipt is None),
+                                key=lambda f: f.nonce)
+            if not unsent and not any(k[0] == chain and l.unsent for k, l in self._loose.items()):
+                return
+            with self._lock, self.journal.batch():
+                for f in unsent:
+                    self._resend(f)
+                for key, loose in list(self._loose.items()):
+                    if key[0] == chain and loose.unsent:
+                        self._send_loose(loose)
+        except Exception:
+            log.exception("resend failed", chain=chain)
 
     def on_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
         with self._lock:  # one at a time with cancels and sends, so an order moves through one state at a time
@@ -160,6 +204,15 @@ class TrackingMixin:
                 self._after_block(chain, block)
 
     def _on_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
+        settle = self._take_receipts(chain, block.receipts(), block.number)
+        hashes = self._watchers[chain].hashes
+        for f in [f for f in list(self._flights.values()) if f.chain == chain and f.receipt is not None]:
+            if self._confirmed(f, block.number, hashes):
+                settle(f)
+
+    def _take_receipts(self: "ExecutionEngine", chain: str, receipts: dict[str, dict], head: int):
+        """Record the receipts of our transactions; settle those already deep enough. Returns the
+        settling function (flushing the journal every SETTLE_FLUSH_EVERY orders)."""
         b = self.journal.in_batch()
         settled = 0
 
@@ -170,18 +223,22 @@ class TrackingMixin:
             if b is not None and settled % SETTLE_FLUSH_EVERY == 0:
                 b.flush()  # the first reports of a full block leave while the rest settle
 
-        hashes = self._watchers[chain].hashes
-        for tx_hash, raw in block.receipts().items():
+        watcher = self._watchers[chain]
+        for tx_hash, raw in receipts.items():
             oid = self._by_hash.get(tx_hash)
             f = self._flights.get(oid) if oid else None
             if f is None or f.receipt is not None:
                 continue
-            self._mined(f, f.wallet.submitter.receipt_from_json(raw), tx_hash)
-            if self._confirmed(f, block.number, hashes):
+            try:
+                receipt = f.wallet.submitter.receipt_from_json(raw)
+            except Exception as e:  # e.g. a revert's reason could not be read: the node is failing
+                log.info("receipt not read; asked again", tx=tx_hash, error=str(e)[:200])
+                watcher.owe(tx_hash, int(raw["blockNumber"], 16))
+                continue
+            self._mined(f, receipt, tx_hash)
+            if self._confirmed(f, head, watcher.hashes):
                 settle(f)  # reported at inclusion: at once, not after the rest of the block's receipts
-        for f in [f for f in list(self._flights.values()) if f.chain == chain and f.receipt is not None]:
-            if self._confirmed(f, block.number, hashes):
-                settle(f)
+        return settle
 
     def _confirmed(self: "ExecutionEngine", f: InFlight, head: int, hashes: dict[int, str]) -> bool:
         """Mined, deep enough for its session, and its block still the one the watcher follows."""
@@ -191,6 +248,7 @@ class TrackingMixin:
 
     def _after_block(self: "ExecutionEngine", chain: str, block: Block) -> None:
         self._look_after(chain, block.number, block.timestamp)
+        self._look_after_loose(chain, block.number)
         if self.spec.options_markets:
             self.check_settlements(chain, block.number)
         for oid, (_, n) in list(self._settled.items()):
@@ -321,7 +379,7 @@ class TrackingMixin:
         pending = [f for f in list(self._flights.values()) if f.chain == chain and f.receipt is None]
         if not pending:
             return
-        chain_nonces: dict[str, int] = {}
+        chain_nonces: dict[str, int | None] = {}
         lowest: dict[str, int] = {}
         for f in pending:
             addr = f.wallet.wallet.address
@@ -331,23 +389,65 @@ class TrackingMixin:
             if addr not in chain_nonces:
                 # At the block being looked after, not 'latest': a newer block may hold our own
                 # transaction, and its receipt is this watcher's to process next.
-                chain_nonces[addr] = f.wallet.submitter.w3.eth.get_transaction_count(addr, head)
-            if f.nonce < chain_nonces[addr]:
-                self._nonce_passed(f, chain_nonces[addr])
-            elif f.nonce != lowest[addr]:
-                # Waiting behind the wallet's own earlier nonce is not being stuck: only the lowest
-                # pending nonce is ever revived, and the rest get their time once it is mined.
-                f.last_action_block = head
-            elif f.attempts[-1].kind != "cancel" and head_time > (deadline := self._deadline_of(f)):
-                # Mined now it could only revert (the router checks block.timestamp <= deadline),
-                # paying a swap's gas for nothing, and a price ceiling may keep it from ever being
-                # mined: a no-op takes its nonce and the order ends Expired.
-                f.last_action_block = head
-                self._replace(f, "cancel", f"deadline {deadline} passed unmined (block {head} at {head_time}): "
-                              "no-op replacement")
-            elif head - f.last_action_block >= self.spec.chains[chain].replace_after_blocks:
-                f.last_action_block = head
-                self._revive(f)
+                try:
+                    chain_nonces[addr] = f.wallet.submitter.w3.eth.get_transaction_count(addr, head)
+                except Exception as e:  # the node is failing: nothing is decided on a guess; next block
+                    log.info("nonce not read; looked after next block", wallet=f.wallet.wallet.name, error=str(e)[:200])
+                    chain_nonces[addr] = None
+            chain_nonce = chain_nonces[addr]
+            if chain_nonce is None:
+                continue
+            try:
+                self._look_after_one(f, chain_nonce, lowest[addr], head, head_time)
+            except Exception as e:  # a node error mid-way: the transaction is journaled; next block again
+                log.warning("looking after a transaction failed; again next block", order_id=f.order.order_id,
+                            error=f"{type(e).__name__}: {e}"[:300])
+
+    def _look_after_one(self: "ExecutionEngine", f: InFlight, chain_nonce: int, lowest: int, head: int,
+                        head_time: int) -> None:
+        if f.nonce < chain_nonce:
+            return self._nonce_passed(f, chain_nonce, head)
+        if f.unsent:
+            self._resend(f)
+        if f.nonce != lowest:
+            # Waiting behind the wallet's own earlier nonce is not being stuck: only the lowest
+            # pending nonce is ever revived, and the rest get their time once it is mined.
+            f.last_action_block = head
+        elif f.attempts[-1].kind != "cancel" and head_time > (deadline := self._deadline_of(f)):
+            # Mined now it could only revert (the router checks block.timestamp <= deadline),
+            # paying a swap's gas for nothing, and a price ceiling may keep it from ever being
+            # mined: a no-op takes its nonce and the order ends Expired.
+            f.last_action_block = head
+            self._replace(f, "cancel", f"deadline {deadline} passed unmined (block {head} at {head_time}): "
+                          "no-op replacement")
+        elif head - f.last_action_block >= self.spec.chains[f.chain].replace_after_blocks:
+            f.last_action_block = head
+            self._revive(f)
+
+    def resend_later(self: "ExecutionEngine", f: InFlight, why: str) -> None:
+        """The broadcast got no answer (connection reset, timeout, HTTP 5xx): the node may have the
+        transaction or not. It stays journaled and in flight, and is sent again (same bytes) until
+        the node takes it or its nonce is used."""
+        f.unsent = True
+        self.journal.add_event(f.order.order_id, "tx", f"broadcast of {f.attempts[-1].tx_hash} got no answer "
+                               f"({why[:160]}): sent again from the journal")
+
+    def _resend(self: "ExecutionEngine", f: InFlight) -> None:
+        latest = f.attempts[-1]
+        try:
+            f.wallet.submitter.broadcast(latest.raw)
+        except (ValueError, Web3RPCError) as e:
+            # A refusal (e.g. the nonce was used meanwhile: by this very transaction, if the lost
+            # answer was the node's yes). The nonce check and re-pricing take it from here.
+            f.unsent = False
+            log.info("resend refused", tx=latest.tx_hash, error=str(e)[:200])
+            return
+        except Exception as e:
+            log.info("resend got no answer; again", tx=latest.tx_hash, error=str(e)[:200])
+            return
+        f.unsent = False
+        self.journal.set_tx_status(latest.tx_hash, "broadcast", only_from=("signed",))
+        self.journal.add_event(f.order.order_id, "tx", f"sent again: {latest.tx_hash}")
 
     def _deadline_of(self: "ExecutionEngine", f: InFlight) -> int:
         """The swap's deadline; for an order recovered after a restart, the one its quote journaled
@@ -357,22 +457,39 @@ class TrackingMixin:
             f.deadline = 2**256 if known is None else int(known)
         return f.deadline
 
-    def _nonce_passed(self: "ExecutionEngine", f: InFlight, chain_nonce: int) -> None:
-        """The chain is past our nonce: one of our attempts was mined (and we missed its block while
-        away, or the node had not served its receipt yet: asked again, briefly), or a transaction
-        the bridge did not send used the nonce."""
+    def _nonce_passed(self: "ExecutionEngine", f: InFlight, chain_nonce: int, head: int) -> None:
+        """The chain is past our nonce: one of our attempts was mined (its receipt not served yet, or
+        mined while we were away), or a transaction the bridge did not send used the nonce. Only
+        the second ends the order, and only once the node says so for every attempt: no receipt,
+        and no mined transaction. A node that cannot answer is asked again next block."""
+        watcher = self._watchers.get(f.chain)
+        if watcher is not None and any(watcher.owes(a.tx_hash) for a in f.attempts):
+            return  # ours is in a block the watcher delivered; its receipt is owed and asked for
         submitter = f.wallet.submitter
-        for attempt in range(RECEIPT_RETRIES):
-            if attempt:
-                time.sleep(RECEIPT_RETRY_SECONDS)
-            for a in f.attempts:
+        try:
+            answers = batch_call(submitter.w3, [c for a in f.attempts for c in (
+                ("eth_getTransactionReceipt", [a.tx_hash]), ("eth_getTransactionByHash", [a.tx_hash]))])
+        except Exception as e:
+            log.info("nonce passed; lookups not answered, decided later", order_id=f.order.order_id, error=str(e)[:200])
+            return
+        for i, a in enumerate(f.attempts):
+            receipt, tx = answers[2 * i], answers[2 * i + 1]
+            if "error" in receipt or "error" in tx:
+                log.info("nonce passed; the node could not say whose, decided later", order_id=f.order.order_id,
+                         error=str(receipt.get("error") or tx.get("error"))[:200])
+                return
+            if receipt.get("result"):
                 try:
-                    r = submitter.w3.eth.get_transaction_receipt(a.tx_hash)
-                except Exception:
-                    r = None
-                if r is not None:
-                    self._mined(f, submitter.to_receipt(r), a.tx_hash)
+                    mined = submitter.receipt_from_json(receipt["result"])
+                except Exception as e:
+                    log.info("nonce passed; receipt not read, decided later", tx=a.tx_hash, error=str(e)[:200])
                     return
+                self._mined(f, mined, a.tx_hash)
+                if watcher is not None and self._confirmed(f, head, watcher.hashes):
+                    self._settle(f)
+                return
+            if (tx.get("result") or {}).get("blockNumber") is not None:
+                return  # mined, and the node does not serve its receipt yet: wait for it
         self.untrack(f)
         submitter.nonces.resync(chain_nonce)
         for a in f.attempts:
@@ -389,20 +506,23 @@ class TrackingMixin:
         w3 = f.wallet.submitter.w3
         try:
             known = w3.eth.get_transaction(latest.tx_hash) is not None
-        except Exception:
+        except TransactionNotFound:
             known = False
+        # Any other error: the node is failing, and what it holds is unknown; next block again.
         if not known:
             self.journal.add_event(f.order.order_id, "tx", f"rebroadcast {latest.tx_hash}: the node no longer had it")
             try:
                 f.wallet.submitter.broadcast(latest.raw)
                 self.journal.set_tx_status(latest.tx_hash, "broadcast")
                 return
-            except Exception as e:
+            except (ValueError, Web3RPCError) as e:
                 if "nonce" in str(e).lower():
                     return  # mined or replaced meanwhile: the nonce check settles it next block
                 # Typically underpriced now (the base fee rose past its max fee): re-price it.
                 log.info("rebroadcast refused; re-pricing", tx=latest.tx_hash, error=str(e)[:200])
                 return self._replace(f, latest.kind, f"rebroadcast refused ({str(e)[:120]}): re-priced")
+            except Exception as e:  # no answer: sent again at the next tick
+                return self.resend_later(f, describe(e))
         if reprice:
             self._replace(f, latest.kind, "stuck: re-priced")
 
@@ -443,26 +563,70 @@ class TrackingMixin:
         self.metrics.replaced(f.chain, kind)
         self.journal.add_event(f.order.order_id, "tx", f"{why}: {attempt.tx_hash} replaces {prev.tx_hash}",
                                detail={"nonce": f.nonce, "max_fee": str(max_fee), "tip": str(tip)})
+        f.unsent = False
         try:
             f.wallet.submitter.broadcast(sent.signed.raw)
             self.journal.set_tx_status(attempt.tx_hash, "broadcast", only_from=("signed",))
-        except Exception as e:
+        except (ValueError, Web3RPCError) as e:
             # Most likely the original was mined meanwhile (nonce too low): the next block settles it.
             self.journal.set_tx_status(attempt.tx_hash, "failed")
             log.info("replacement refused", order_id=f.order.order_id, error=str(e)[:200])
+        except Exception as e:  # no answer: the node may have it; it stays journaled and is sent again
+            self.resend_later(f, describe(e))
 
     def fill_nonce_gap(self: "ExecutionEngine", w: "TradingWallet", nonce: int) -> None:
-        """A refused transaction left a hole below later ones: fill it with a no-op so they can mine."""
+        """A refused transaction left a hole below later ones: fill it with a no-op so they can mine.
+        The no-op is looked after until the chain passes its nonce (sent again if it got no answer
+        or the node lost it): every later nonce of the wallet waits for it."""
         if w.submitter.nonces.peek() <= nonce:
             return  # it was the last one taken and was given back
         sent = w.submitter.sign(w.wallet.address, b"", 21_000, nonce=nonce, gas_limit=21_000)
         self._write_ahead(None, "gap_fill", w)(sent)
+        loose = Loose(w, nonce, sent.signed.tx_hash.lower(), sent.signed.raw)
+        self._loose[(w.chain, w.wallet.address, nonce)] = loose
+        self._send_loose(loose)
+
+    def _send_loose(self: "ExecutionEngine", loose: Loose) -> None:
+        """Refused or unanswered, it is looked after each block until its nonce is used."""
+        loose.unsent = False
         try:
-            w.submitter.broadcast(sent.signed.raw)
-            self.journal.set_tx_status(sent.signed.tx_hash, "broadcast", only_from=("signed",))
+            loose.wallet.submitter.broadcast(loose.raw)
+            self.journal.set_tx_status(loose.tx_hash, "broadcast", only_from=("signed",))
+        except (ValueError, Web3RPCError) as e:
+            log.warning("nonce gap's no-op refused", wallet=loose.wallet.wallet.name, nonce=loose.nonce, error=str(e)[:200])
         except Exception as e:
-            self.journal.set_tx_status(sent.signed.tx_hash, "failed")
-            log.error("could not fill a nonce gap", wallet=w.wallet.name, nonce=nonce, error=str(e)[:200])
+            loose.unsent = True
+            log.warning("nonce gap's no-op got no answer", wallet=loose.wallet.wallet.name, nonce=loose.nonce,
+                        error=str(e)[:200])
+
+    def _look_after_loose(self: "ExecutionEngine", chain: str, head: int) -> None:
+        """Each block: a gap's no-op whose nonce the chain has passed is done; one the node does not
+        hold is sent again, and re-signed at current fees if the node refuses its bytes."""
+        for key, loose in list(self._loose.items()):
+            if key[0] != chain:
+                continue
+            w = loose.wallet
+            try:
+                if w.submitter.w3.eth.get_transaction_count(w.wallet.address, head) > loose.nonce:
+                    self._loose.pop(key, None)
+                    continue
+                try:
+                    held = w.submitter.w3.eth.get_transaction(loose.tx_hash) is not None
+                except TransactionNotFound:
+                    held = False
+                if held:
+                    continue
+                try:
+                    w.submitter.broadcast(loose.raw)
+                    loose.unsent = False
+                except (ValueError, Web3RPCError) as e:  # refused (underpriced now?): new fees, same nonce
+                    log.info("gap no-op refused; re-signed", nonce=loose.nonce, error=str(e)[:200])
+                    sent = w.submitter.sign(w.wallet.address, b"", 21_000, nonce=loose.nonce, gas_limit=21_000)
+                    self._write_ahead(None, "gap_fill", w)(sent)
+                    loose.tx_hash, loose.raw = sent.signed.tx_hash.lower(), sent.signed.raw
+                    self._send_loose(loose)
+            except Exception as e:
+                log.info("gap no-op not looked after this block", nonce=loose.nonce, error=str(e)[:200])
 
     # ---- recovery ------------------------------------------------------------------------------
     def recover_in_flight(self: "ExecutionEngine", items: list) -> None:
