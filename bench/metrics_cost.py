@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timezone
 
 from fixbridge.ops.metrics import BridgeMetrics, _CountingRPC
-from fixbridge.orders.model import ExecutionReport, OrdStatus, Side
+from fixbridge.orders.model import ExecEvent, ExecutionReport, OrdStatus, Side
 from decimal import Decimal
 
 N = 200_000
@@ -30,7 +30,7 @@ class _Nothing:
 def main() -> None:
     m = BridgeMetrics()
     received = datetime.now(timezone.utc)
-    ack = ExecutionReport(order_id="X", cl_ord_id="c", exec_id="e", exec_type="0", ord_status=OrdStatus.NEW, side=Side.BUY,
+    ack = ExecutionReport(order_id="X", cl_ord_id="c", exec_id="e", event=ExecEvent.NEW, ord_status=OrdStatus.NEW, side=Side.BUY,
                           symbol="WETH/USDC", order_qty=Decimal(1), cash_order_qty=None, price=None, cum_qty=Decimal(0),
                           leaves_qty=Decimal(1), avg_px=Decimal(0))
     rpc = _CountingRPC(_Nothing(), "devnet", m)

@@ -29,7 +29,7 @@ from fixbridge.engine.positions import Position
 from fixbridge.engine.settlement import SettlementReport
 from fixbridge.fix import refdata
 from fixbridge.fix import translate as t
-from fixbridge.orders.model import ExecutionReport, OrdStatus, RejectReason, Side
+from fixbridge.orders.model import ExecEvent, ExecutionReport, OrdStatus, RejectReason, Side
 from fixbridge.orders.units import fmt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,7 +284,7 @@ def _request(msg_type: str, *fields: tuple[int, str], seq: int = 7) -> fix.Messa
 
 
 def _fill(**over) -> ExecutionReport:
-    er = dict(order_id="O-1", cl_ord_id="C-1", exec_id="0xabc:3", exec_type="F", ord_status=OrdStatus.FILLED,
+    er = dict(order_id="O-1", cl_ord_id="C-1", exec_id="0xabc:3", event=ExecEvent.TRADE, ord_status=OrdStatus.FILLED,
               side=Side.BUY, symbol="WETH/USDC", order_qty=Decimal("0.5"), cash_order_qty=None,
               price=Decimal("3100"), cum_qty=Decimal("0.5"), leaves_qty=Decimal("0"), avg_px=Decimal("3001.5"),
               last_qty=Decimal("0.5"), last_px=Decimal("3001.5"), text="filled on uniswap_v3",
@@ -306,16 +306,16 @@ def outbound(spec) -> dict[str, fix.Message]:
     positions = _request("AN", (710, "P-1"), (724, "0"), (1, "w1"), (581, "1"))
     return {
         "ExecutionReport Trade with MiscFees": t.execution_report(_fill()),
-        "ExecutionReport New": t.execution_report(_fill(exec_type="0", ord_status=OrdStatus.NEW, exec_id="N-1",
+        "ExecutionReport New": t.execution_report(_fill(event=ExecEvent.NEW, ord_status=OrdStatus.NEW, exec_id="N-1",
                                                         last_qty=None, last_px=None, fee_eth=None, tx_hash=None,
                                                         cum_qty=Decimal(0), leaves_qty=Decimal("0.5"),
                                                         avg_px=Decimal(0), text=None)),
-        "ExecutionReport Trade Cancel": t.execution_report(_fill(exec_type="H", ord_status=OrdStatus.NEW,
+        "ExecutionReport Trade Cancel": t.execution_report(_fill(event=ExecEvent.TRADE_CANCEL, ord_status=OrdStatus.NEW,
                                                                  exec_id="0xdef:1", exec_ref_id="0xabc:3")),
-        "ExecutionReport Rejected": t.execution_report(_fill(exec_type="8", ord_status=OrdStatus.REJECTED,
+        "ExecutionReport Rejected": t.execution_report(_fill(event=ExecEvent.REJECTED, ord_status=OrdStatus.REJECTED,
                                                              rej_reason=RejectReason.UNKNOWN_SYMBOL, fee_eth=None,
                                                              cum_qty=Decimal(0), leaves_qty=Decimal(0))),
-        "ExecutionReport status (150=I)": t.execution_report(_fill(exec_type="I", ord_status_req_id="S-1",
+        "ExecutionReport status (150=I)": t.execution_report(_fill(event=ExecEvent.ORDER_STATUS, ord_status_req_id="S-1",
                                                                    orig_cl_ord_id="C-0")),
         "ExecutionReport drop copy": t.drop_copy(_fill(), "CLIENT1"),
         "ExecutionReport unparsed reject": t.unparsed_reject(new_order, RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC,

@@ -1,7 +1,8 @@
 """The order state machine."""
 import pytest
 
-from fixbridge.orders.lifecycle import EXEC_TYPE_FOR, IllegalTransition, check
+from fixbridge.fix.translate import EXEC_TYPE_CODE
+from fixbridge.orders.lifecycle import EVENT_FOR, IllegalTransition, check
 from fixbridge.orders.model import OrdStatus as S
 
 
@@ -23,4 +24,5 @@ def test_illegal(a, b):
 
 def test_terminal_states_and_their_exec_types():
     assert {s for s in S if s.terminal} == {S.FILLED, S.CANCELED, S.EXPIRED, S.REJECTED}
-    assert (EXEC_TYPE_FOR[S.NEW], EXEC_TYPE_FOR[S.CANCELED], EXEC_TYPE_FOR[S.EXPIRED], EXEC_TYPE_FOR[S.REJECTED]) == ("0", "4", "C", "8")
+    codes = [EXEC_TYPE_CODE[EVENT_FOR[s]] for s in (S.NEW, S.CANCELED, S.EXPIRED, S.REJECTED, S.FILLED, S.PARTIALLY_FILLED)]
+    assert codes == ["0", "4", "C", "8", "F", "F"]  # the domain's events, as the FIX edge writes them

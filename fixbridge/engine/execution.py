@@ -36,7 +36,7 @@ from fixbridge.engine.tracking import CANCEL_CL_ORD_ID, Attempt, InFlight, Track
 from fixbridge.journal import DuplicateClOrdID, Journal
 from fixbridge.ops.metrics import BridgeMetrics
 from fixbridge.orders import lifecycle
-from fixbridge.orders.model import ExecutionReport, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
+from fixbridge.orders.model import ExecEvent, ExecutionReport, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
 from fixbridge.orders.risk import PreTradeRisk, TradeContext
 from fixbridge.orders.units import fmt, from_units, price
 from fixbridge.orders.intent import (NotPlannable, SwapTerms, expected_base, may_sell_to_open, swap_deadline,
@@ -205,7 +205,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         if not isinstance(error, DuplicateClOrdID):
             log.error("order not journaled", session=order.session_id, cl_ord_id=order.cl_ord_id,
                       error=f"{type(error).__name__}: {error}"[:300])
-            self._send(order.session_id, self._er(order, "8", order_id="NONE", ord_status=OrdStatus.REJECTED,
+            self._send(order.session_id, self._er(order, ExecEvent.REJECTED, order_id="NONE", ord_status=OrdStatus.REJECTED,
                                                   rej=RejectReason.OTHER,
                                                   text=f"Order could not be journaled ({type(error).__name__}); nothing was sent"))
             return
@@ -216,7 +216,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             log.info("resent NewOrderSingle of a known order", session=order.session_id, cl_ord_id=order.cl_ord_id)
             return self.status(order.session_id, order.cl_ord_id, prior.order_id, None)
         log.info("duplicate ClOrdID", session=order.session_id, cl_ord_id=order.cl_ord_id)
-        self._send(order.session_id, self._er(order, "8", order_id=prior.order_id if prior else "NONE",
+        self._send(order.session_id, self._er(order, ExecEvent.REJECTED, order_id=prior.order_id if prior else "NONE",
                                               ord_status=OrdStatus.REJECTED, rej=RejectReason.DUPLICATE_ORDER,
                                               text=f"Duplicate ClOrdID {order.cl_ord_id!r} on this session"))
 
@@ -261,7 +261,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 # Sent but not mined: race a same-nonce no-op with higher fees against it.
                 flight.cancel = (session_id, cl_ord_id)
                 self._transition(flight.order, OrdStatus.PENDING_CANCEL, f"cancel requested by {cl_ord_id}: "
-                                 "replacing the pending transaction with a no-op", exec_type="6",
+                                 "replacing the pending transaction with a no-op", event=ExecEvent.PENDING_CANCEL,
                                  cancel_cl_ord_id=cl_ord_id, detail={CANCEL_CL_ORD_ID: cl_ord_id})
                 q = self._queues[flight.wallet.wallet.name]
                 self.journal.after_commit(lambda: q.put(("cancel", row.order_id)))
@@ -272,26 +272,26 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                                detail={CANCEL_CL_ORD_ID: cl_ord_id})
 
     def status(self, session_id: str, cl_ord_id: str, order_id: str | None, req_id: str | None,
-               exec_type: str | None = lifecycle.EXEC_TYPE_STATUS) -> None:
-        """Answer an OrderStatusRequest (150=I) from the journal; with exec_type=None, re-send the
+               event: ExecEvent | None = ExecEvent.ORDER_STATUS) -> None:
+        """Answer an OrderStatusRequest (150=I) from the journal; with event=None, re-send the
         order's outcome report (150 by its status) after a crash swallowed it."""
         row = self.journal.get_order(order_id) if order_id else None
         row = row or self.journal.find_order(session_id, cl_ord_id)
         if row is None or row.session_id != session_id:
             probe = Order(session_id=session_id, cl_ord_id=cl_ord_id, symbol="[N/A]", side=Side.BUY,
                           ord_type=OrdType.MARKET, time_in_force=TimeInForce.IOC)
-            self._send(session_id, self._er(probe, "I", order_id=order_id or "NONE", ord_status=OrdStatus.REJECTED,
+            self._send(session_id, self._er(probe, ExecEvent.ORDER_STATUS, order_id=order_id or "NONE", ord_status=OrdStatus.REJECTED,
                                             rej=RejectReason.UNKNOWN_ORDER, text="Unknown order", req_id=req_id))
             return
         order = self._order_from_row(row)
         fills = self.journal.fills_for(row.order_id)
         last = fills[-1] if fills else None
         proof = dict(tx_hash=last.tx_hash if last else None, block=last.block_number if last else None)
-        if exec_type is None:
-            exec_type = lifecycle.EXEC_TYPE_FOR[order.status]
+        if event is None:
+            event = lifecycle.EVENT_FOR[order.status]
             if last is not None and order.status is OrdStatus.FILLED:
                 proof.update(exec_id=last.exec_id, last_qty=last.last_qty, last_px=last.last_px, fee=last.fee_eth)
-        self._send(session_id, self._er(order, exec_type, req_id=req_id, text=row.text, rej=_rej(row.rej_reason),
+        self._send(session_id, self._er(order, event, req_id=req_id, text=row.text, rej=_rej(row.rej_reason),
                                         **proof))
 
     # ---- intake worker (one per wallet) ----------------------------------------------------
@@ -408,7 +408,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             return self._node_failed(order, stage, e)
         if order.status is OrdStatus.PENDING_NEW:
             self._transition(order, OrdStatus.NEW, f"accepted: {plan.venue.name} {plan.intent.exact.value} "
-                             f"amount {plan.intent.amount} bound {plan.intent.bound}", exec_type="0",
+                             f"amount {plan.intent.amount} bound {plan.intent.bound}", event=ExecEvent.NEW,
                              venue=plan.venue.name, wallet=plan.wallet.wallet.name)
         if self._take_cancel(order):
             return
@@ -701,7 +701,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                      with_new=row.order_id in unacked)
             if row.order_id in unacked:
                 self._resend_new(row)
-            self.status(row.session_id, row.cl_ord_id, row.order_id, None, exec_type=None)
+            self.status(row.session_id, row.cl_ord_id, row.order_id, None, event=None)
         for row in open_rows:
             if row.order_id in unacked:
                 log.info("recovery: send the New the client never got", order_id=row.order_id)
@@ -722,7 +722,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         """The New as it went out when the order was accepted: nothing filled yet, all of it open."""
         order = self._order_from_row(row)
         order.cum_qty, order.avg_px = Decimal(0), Decimal(0)
-        self._send(row.session_id, self._er(order, "0", ord_status=OrdStatus.NEW, text=None))
+        self._send(row.session_id, self._er(order, ExecEvent.NEW, ord_status=OrdStatus.NEW, text=None))
 
     def _recover_unsent(self, row) -> None:
         # Rule: an order nothing was sent for is sent now if it is younger than its session's
@@ -783,7 +783,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         if req is None:
             return False
         self._transition(order, OrdStatus.CANCELED, f"canceled by request {req[1]} before any transaction",
-                         exec_type="4", cancel_cl_ord_id=req[1], leaves=Decimal(0))
+                         event=ExecEvent.CANCELED, cancel_cl_ord_id=req[1], leaves=Decimal(0))
         return True
 
     def _write_ahead(self, order_id: str, purpose: str, w: TradingWallet, deferred: bool = False,
@@ -814,14 +814,14 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                                            "data": "0x" + l["data"].hex(), "logIndex": l["logIndex"]} for l in r.logs])
 
     def _reject(self, order: Order, rej: Rejection) -> None:
-        self._transition(order, OrdStatus.REJECTED, rej.text, exec_type="8", rej=rej.reason, text=rej.text,
+        self._transition(order, OrdStatus.REJECTED, rej.text, event=ExecEvent.REJECTED, rej=rej.reason, text=rej.text,
                          leaves=Decimal(0))
 
     def _finish_no_fill(self, order: Order, status: OrdStatus, text: str, **proof) -> None:
-        self._transition(order, status, text, exec_type=lifecycle.EXEC_TYPE_FOR[status], text=text,
+        self._transition(order, status, text, event=lifecycle.EVENT_FOR[status], text=text,
                          leaves=Decimal(0), **proof)
 
-    def _transition(self, order: Order, status: OrdStatus, reason: str, *, exec_type: str, leaves: Decimal | None = None,
+    def _transition(self, order: Order, status: OrdStatus, reason: str, *, event: ExecEvent, leaves: Decimal | None = None,
                     rej: RejectReason | None = None, text: str | None = None, venue: str | None = None,
                     wallet: str | None = None, trade_cancel: bool = False, detail: dict | None = None,
                     **report) -> None:
@@ -842,10 +842,10 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             self.journal.after_commit(lambda: crash_point("before_report"))
         elif status is OrdStatus.NEW:
             self.journal.after_commit(lambda: crash_point("before_ack"))
-        self._send(order.session_id, self._er(order, exec_type, leaves=leaves, rej=rej, text=text, **report),
-                   received=order.created_at if previous is OrdStatus.PENDING_NEW or exec_type == "F" else None)
+        self._send(order.session_id, self._er(order, event, leaves=leaves, rej=rej, text=text, **report),
+                   received=order.created_at if previous is OrdStatus.PENDING_NEW or event is ExecEvent.TRADE else None)
 
-    def _er(self, order: Order, exec_type: str, *, order_id: str | None = None, ord_status: OrdStatus | None = None,
+    def _er(self, order: Order, event: ExecEvent, *, order_id: str | None = None, ord_status: OrdStatus | None = None,
             leaves: Decimal | None = None, rej: RejectReason | None = None, text: str | None = None,
             exec_id: str | None = None, last_qty: Decimal | None = None, last_px: Decimal | None = None,
             fee: Decimal | None = None, tx_hash: str | None = None, block: int | None = None,
@@ -860,7 +860,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         return ExecutionReport(
             order_id=oid, cl_ord_id=cancel_cl_ord_id or order.cl_ord_id,
             orig_cl_ord_id=order.cl_ord_id if cancel_cl_ord_id else None,
-            exec_id=exec_id or self._exec_id(oid), exec_type=exec_type, ord_status=status, side=order.side,
+            exec_id=exec_id or self._exec_id(oid), event=event, ord_status=status, side=order.side,
             symbol=order.symbol, order_qty=order.order_qty, cash_order_qty=order.cash_order_qty, price=order.price,
             cum_qty=order.cum_qty, leaves_qty=leaves, avg_px=order.avg_px, last_qty=last_qty, last_px=last_px,
             text=text, rej_reason=rej, fee_eth=fee, tx_hash=tx_hash, block_number=block, chain_id=chain_id,

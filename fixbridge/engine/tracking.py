@@ -29,8 +29,7 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 from fixbridge.chain.rpc import batch_call, describe, latest_base_fee
 from fixbridge.chain.submitter import Receipt, SentTx
 from fixbridge.chain.watcher import Block, BlockWatcher
-from fixbridge.orders import lifecycle
-from fixbridge.orders.model import Fill, Order, OrdStatus, Side
+from fixbridge.orders.model import ExecEvent, Fill, Order, OrdStatus, Side
 from fixbridge.orders.units import from_units, price
 from fixbridge.venues.base import Exact
 
@@ -284,7 +283,7 @@ class TrackingMixin:
                 order.order_qty = None
             for i, exec_id in enumerate(busted):
                 self._transition(order, OrdStatus.NEW, f"{reason}; fill {exec_id} canceled",
-                                 exec_type=lifecycle.EXEC_TYPE_TRADE_CANCEL, exec_ref_id=exec_id,
+                                 event=ExecEvent.TRADE_CANCEL, exec_ref_id=exec_id,
                                  trade_cancel=True, text=f"Trade canceled by a chain reorg: {exec_id}")
             f.reported_exec_ids = []
         f.receipt, f.mined_attempt = None, None
@@ -322,7 +321,7 @@ class TrackingMixin:
         if attempt.kind == "cancel":
             who = f.cancel[1]
             return self._transition(order, OrdStatus.CANCELED, f"canceled: the no-op replacement {receipt.tx_hash} "
-                                    "was mined in place of the swap", exec_type="4", leaves=Decimal(0),
+                                    "was mined in place of the swap", event=ExecEvent.CANCELED, leaves=Decimal(0),
                                     cancel_cl_ord_id=who, text="Canceled: replaced on chain before it executed",
                                     **proof)
         if receipt.status != 1:
@@ -366,7 +365,7 @@ class TrackingMixin:
             status = OrdStatus.FILLED if last and complete else OrdStatus.PARTIALLY_FILLED
             leaves = Decimal(0) if status is OrdStatus.FILLED else None
             self._transition(order, status, f"fill {fill.exec_id}: {fill.last_qty} @ {fill.last_px}",
-                             exec_type=lifecycle.EXEC_TYPE_TRADE, exec_id=fill.exec_id, last_qty=fill.last_qty,
+                             event=ExecEvent.TRADE, exec_id=fill.exec_id, last_qty=fill.last_qty,
                              last_px=fill.last_px, leaves=leaves,
                              **{**proof, "fee": proof["fee"] if last else None})
         if order.status is OrdStatus.PARTIALLY_FILLED:

@@ -10,12 +10,21 @@ from decimal import Decimal, InvalidOperation
 import quickfix as fix
 import quickfix44 as fix44
 
-from fixbridge.orders.lifecycle import ORD_STATUS_CODE
-from fixbridge.orders.model import (ExecutionReport, Order, OrdStatus, OrdType, RejectReason, SecurityClaims, Side,
+from fixbridge.orders.model import (ExecEvent, ExecutionReport, Order, OrdStatus, OrdType, RejectReason, SecurityClaims, Side,
                                     TimeInForce)
 from fixbridge.orders.units import fmt
 
 # User-defined tags, declared in specs/FIX44.xml.
+# The wire codes of the domain's statuses and events: FIX stays at the edge.
+ORD_STATUS_CODE: dict[OrdStatus, str] = {
+    OrdStatus.PENDING_NEW: "A", OrdStatus.NEW: "0", OrdStatus.PARTIALLY_FILLED: "1", OrdStatus.FILLED: "2",
+    OrdStatus.PENDING_CANCEL: "6", OrdStatus.CANCELED: "4", OrdStatus.EXPIRED: "C", OrdStatus.REJECTED: "8",
+}
+EXEC_TYPE_CODE: dict[ExecEvent, str] = {
+    ExecEvent.NEW: "0", ExecEvent.TRADE: "F", ExecEvent.CANCELED: "4", ExecEvent.PENDING_CANCEL: "6",
+    ExecEvent.EXPIRED: "C", ExecEvent.REJECTED: "8", ExecEvent.TRADE_CANCEL: "H", ExecEvent.ORDER_STATUS: "I",
+}
+
 TAG_CHAIN_TX_HASH = 20001
 TAG_CHAIN_BLOCK = 20002
 TAG_CHAIN_ID = 20003
@@ -125,7 +134,7 @@ def execution_report(er: ExecutionReport) -> fix.Message:
     _s(m, 790, er.ord_status_req_id)
     _s(m, 17, er.exec_id)
     _s(m, 19, er.exec_ref_id)
-    _s(m, 150, er.exec_type)
+    _s(m, 150, EXEC_TYPE_CODE[er.event])
     _s(m, 39, ORD_STATUS_CODE[er.ord_status])
     _s(m, 103, int(er.rej_reason) if er.rej_reason is not None else None)
     _s(m, 1, er.account)

@@ -21,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from fixbridge.orders.model import ExecEvent
+
 if TYPE_CHECKING:
     from fixbridge.journal import Journal
     from fixbridge.ops.view import BridgeView
@@ -103,7 +105,7 @@ class BridgeMetrics:
             return
         now = time.time()
         latency = max(0.0, now - received.timestamp())
-        if er.exec_type == "F":
+        if er.event is ExecEvent.TRADE:
             self.fill_latency.observe(latency)
             self.fill_recent.add(latency, now)
         else:

@@ -1,6 +1,8 @@
-"""The order state machine: which OrdStatus may follow which, and the ExecType that reports it."""
+"""The order state machine: which OrdStatus may follow which, and the event that reports it."""
 from __future__ import annotations
 
+
+from fixbridge.orders.model import ExecEvent
 from fixbridge.orders.model import OrdStatus as S
 
 
@@ -19,21 +21,14 @@ ALLOWED: dict[S, frozenset[S]] = {
     S.REJECTED: frozenset(),
 }
 
-# ExecType (150) that announces entering each status; a fill is always 'F' (Trade).
-EXEC_TYPE_FOR: dict[S, str] = {
-    S.NEW: "0", S.PENDING_CANCEL: "6", S.CANCELED: "4", S.EXPIRED: "C", S.REJECTED: "8",
-    S.PARTIALLY_FILLED: "F", S.FILLED: "F",
+# The event that announces entering each status; a fill is always a Trade.
+EVENT_FOR: dict[S, ExecEvent] = {
+    S.NEW: ExecEvent.NEW, S.PENDING_CANCEL: ExecEvent.PENDING_CANCEL, S.CANCELED: ExecEvent.CANCELED,
+    S.EXPIRED: ExecEvent.EXPIRED, S.REJECTED: ExecEvent.REJECTED,
+    S.PARTIALLY_FILLED: ExecEvent.TRADE, S.FILLED: ExecEvent.TRADE,
 }
-ORD_STATUS_CODE: dict[S, str] = {
-    S.PENDING_NEW: "A", S.NEW: "0", S.PARTIALLY_FILLED: "1", S.FILLED: "2", S.PENDING_CANCEL: "6",
-    S.CANCELED: "4", S.EXPIRED: "C", S.REJECTED: "8",
-}
-EXEC_TYPE_TRADE = "F"
-EXEC_TYPE_TRADE_CANCEL = "H"
 # A reorg that removes a reported fill takes the order back to New (FIX Trade Cancel).
 TRADE_CANCEL_FROM = frozenset({S.FILLED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.NEW})
-EXEC_TYPE_STATUS = "I"
-
 
 def check(current: S, nxt: S, *, trade_cancel: bool = False) -> None:
     if trade_cancel and nxt is S.NEW and current in TRADE_CANCEL_FROM:

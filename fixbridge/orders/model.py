@@ -117,13 +117,26 @@ class Fill:
     quote_units: int
 
 
+class ExecEvent(str, enum.Enum):
+    """What a report tells the client happened to its order, in the trade's language; the FIX edge
+    maps it to ExecType (150) (fixbridge/fix/translate.py)."""
+    NEW = "new"
+    TRADE = "trade"
+    CANCELED = "canceled"
+    PENDING_CANCEL = "pending_cancel"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    TRADE_CANCEL = "trade_cancel"    # a reported fill taken back (a reorg removed its block)
+    ORDER_STATUS = "order_status"    # the answer to a status request: nothing happened
+
+
 @dataclass(frozen=True)
 class ExecutionReport:
     """What the bridge tells the client about an order; the FIX edge renders it as 35=8."""
     order_id: str
     cl_ord_id: str
     exec_id: str
-    exec_type: str          # FIX ExecType (150) code
+    event: ExecEvent        # what happened (the FIX edge renders it as ExecType 150)
     ord_status: OrdStatus
     side: Side
     symbol: str
