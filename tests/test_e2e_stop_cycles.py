@@ -74,6 +74,8 @@ def test_start_trade_stop_cycles(backend: str, journal_url: str, devnet, session
                         assert (new[11], new[150]) == (pending, "0"), new.raw  # signed and journaled
                 sig = signal.SIGINT if n % 2 else signal.SIGTERM
                 assert stop_with(b, sig) == 0, (n, sig, b.log()[-3000:])
+                # The journal drained and the session logged out: nothing QuickFIX counted is missing.
+                assert (state / "fix" / "clean-stop").exists(), (n, b.log()[-3000:])
                 assert eventually(lambda: not c.logged_on, bool, timeout=10), n
             finally:
                 b.kill9()  # only if the stop above failed
