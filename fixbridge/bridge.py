@@ -195,7 +195,7 @@ class Bridge:
         """The FIX edge first (no new orders), then the engine (what is in hand gets its journal
         rows; waits for the chain are given up), then the journal drains and closes. Everything in
         flight is journaled, so the next start resumes it."""
-        self.acceptor.stop()
+        logged_out = self.acceptor.stop()
         if not self.engine.stop():
             log.warning("an intake worker was still busy at the stop; the next start recovers its order")
         self._renewing.set()
@@ -205,7 +205,7 @@ class Bridge:
             self.journal.release(self.instance)
         except Exception:
             log.exception("could not release leases (they expire on their own)")
-        if self.journal.close():
+        if self.journal.close() and logged_out:
             self.acceptor.mark_clean_stop()
 
     def run_until_signal(self, on_ready=None) -> None:

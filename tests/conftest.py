@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,59 @@ confirmations = 3             # fills reported only once 3 blocks deep
 [sessions.CLIENT4]
 wallets = ["w4"]
 """
+
+
+# ---- journal backends ------------------------------------------------------------------------
+PG_HOST = "127.0.0.1:5432"
+PG_ADMIN_URL = f"postgresql+psycopg://postgres@{PG_HOST}/postgres"
+# Parametrize a test's `backend` with these to run it on both journals (SQLite is the default).
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def pg_new_database():
+    """Makes uniquely named databases on the test server; drops them all at the end of the run.
+
+    The one place a PostgreSQL test may skip: the server does not answer at connect time. Anything
+    that fails after that (creating a database, the test itself) is a failure."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        conn = admin.connect()
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL at {PG_HOST} not reachable: {exc.orig}")
+    created: list[str] = []
+
+    def new_database() -> str:
+        name = f"fixbridge_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return f"postgresql+psycopg://postgres@{PG_HOST}/{name}"
+
+    try:
+        yield new_database
+    finally:
+        for name in created:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+        admin.dispose()
+
+
+@pytest.fixture
+def backend() -> str:
+    """The journal backend of a test: SQLite unless the test parametrizes `backend` with BACKENDS."""
+    return "sqlite"
+
+
+@pytest.fixture
+def journal_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh journal for the test on its backend: a SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    return request.getfixturevalue("pg_new_database")()
 
 
 def free_port() -> int:

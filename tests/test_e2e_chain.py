@@ -12,13 +12,14 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from conftest import ADDR, KEYS, start_devnet
+from conftest import ADDR, BACKENDS, KEYS, acceptor_cfg, start_bridge, start_devnet
 from fixbridge.fix.client import FixClient, new_order_single, order_cancel_request
 from fixbridge.orders.model import OrdStatus
 from helpers import tx_count
 
 pytestmark = pytest.mark.e2e
 S1 = "FIX.4.4:FIXBRIDGE->CLIENT1"
+S6 = "FIX.4.4:FIXBRIDGE->CLIENT6"  # the PostgreSQL bridge's session (pg_chain)
 GWEI = 10**9
 CEILING = 100 * GWEI   # this module's chain: re-pricing never bids more (max_fee_per_gas_gwei)
 BUMP_PERCENT = 50      # and each re-price bids 50 % more (fee_bump_percent), after 2 blocks
@@ -51,6 +52,31 @@ def approved(client):
         assert client.reports_until_terminal(cid, timeout=60)[-1][39] == "2"
 
 
+@pytest.fixture(scope="module")
+def pg_chain(devnet, pg_new_database, tmp_path_factory):
+    """A second bridge on this chain, journaling to PostgreSQL: CLIENT6 trading from wallet #4 (no
+    other test of this module uses it), its approvals mined. (client, journal)"""
+    from fixbridge.journal import Journal
+
+    d = tmp_path_factory.mktemp("pg-bridge")
+    (d / "acceptor.cfg").write_text(acceptor_cfg(["CLIENT6"]))
+    (d / "counterparties.toml").write_text(f'[wallets.w4]\nchain = "devnet"\nprivate_key = "{KEYS[4]}"\n'
+                                           '[sessions.CLIENT6]\nwallets = ["w4"]\n')
+    b = start_bridge([devnet.spec_path], d / "counterparties.toml", d / "state", journal=pg_new_database())
+    c = FixClient("127.0.0.1", b.port, "CLIENT6", "FIXBRIDGE", data_dir=d / "client").start()
+    j = Journal(b.journal_url)
+    try:
+        for side in ("1", "2"):
+            cid = f"pg-warm-{side}-{time.time_ns()}"
+            c.send(new_order_single(cid, "WETH/USDC", side, Decimal("0.01"), tif="3"))
+            assert c.reports_until_terminal(cid, timeout=60)[-1][39] == "2"
+        yield c, j
+    finally:
+        j.close()
+        c.stop()
+        b.stop()
+
+
 @pytest.fixture
 def paused(devnet, approved):
     """Interval mining off for the test: blocks come only when the test mines them."""
@@ -74,10 +100,10 @@ def wait_for(pred, timeout=20.0, what="condition"):
     raise TimeoutError(what)
 
 
-def wait_broadcast(journal, cl_ord_id, n=1):
+def wait_broadcast(journal, cl_ord_id, n=1, session=S1):
     def ready():
         try:
-            row, txs = swap_txs(journal, cl_ord_id)
+            row, txs = swap_txs(journal, cl_ord_id, session)
         except AttributeError:
             return None
         return txs if len([t for t in txs if t.status == "broadcast"]) >= n else None
@@ -250,10 +276,16 @@ def test_nonce_used_outside_the_bridge(client, journal, devnet, paused, cl_ord_i
     assert client.reports_until_terminal(cl_ord_id + "-next", timeout=30)[-1][39] == "2"
 
 
-@pytest.mark.parametrize("depth", [1, 3, 5])
-def test_reorg_cancels_reported_fill_then_reports_new_outcome(client, journal, devnet, paused, cl_ord_id, depth):
+@pytest.mark.parametrize("depth, backend", [(1, "sqlite"), (3, "sqlite"), (5, "sqlite"),
+                                            pytest.param(3, "postgres", marks=BACKENDS[1].marks)])
+def test_reorg_cancels_reported_fill_then_reports_new_outcome(request, devnet, cl_ord_id, depth, backend):
+    # On PostgreSQL: a bridge of its own (pg_chain), set up before mining is paused.
+    client, journal = ((request.getfixturevalue("client"), request.getfixturevalue("journal")) if backend == "sqlite"
+                       else request.getfixturevalue("pg_chain"))
+    session = S1 if backend == "sqlite" else S6
+    request.getfixturevalue("paused")
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
-    wait_broadcast(journal, cl_ord_id)
+    wait_broadcast(journal, cl_ord_id, session=session)
     devnet.rpc("evm_mine")
     first = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
     assert first[150] == "F"
@@ -263,11 +295,11 @@ def test_reorg_cancels_reported_fill_then_reports_new_outcome(client, journal, d
     devnet.rpc("anvil_reorg", [depth, []])  # the last `depth` blocks replaced by empty ones
     bust = client.receive(30, "8")
     assert (bust[150], bust[19], bust[39], bust[14]) == ("H", first[17], "0", "0")
-    wait_for(lambda: swap_txs(journal, cl_ord_id)[1][0].status == "broadcast", what="back in flight")
+    wait_for(lambda: swap_txs(journal, cl_ord_id, session)[1][0].status == "broadcast", what="back in flight")
     devnet.rpc("evm_mine")
     again = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
     assert again[150] == "F" and again[39] == "2" and again[17] != first[17]
-    row = journal.find_order(S1, cl_ord_id)
+    row = journal.find_order(session, cl_ord_id)
     fills = journal.fills_for(row.order_id)
     assert [f.busted_at is not None for f in fills] == [True, False]  # the journal keeps both
     assert row.status is OrdStatus.FILLED

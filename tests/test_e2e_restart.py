@@ -1,5 +1,10 @@
 """Restarts and crashes: the journal carries ClOrdID uniqueness and in-flight orders across a
-stop or a kill -9, and every order gets exactly one transaction and its terminal report."""
+stop or a kill -9, and every order gets exactly one transaction and its terminal report.
+
+Every test runs on SQLite; a representative subset runs on PostgreSQL too (`backend`, a fresh
+database per test): a kill -9 after the write-ahead, one under load, the rewind of an order counted
+but not journaled, and a PendingCancel recovered. The rest would cost a bridge pair each again
+for paths no different between the two databases."""
 from __future__ import annotations
 
 import re
@@ -9,7 +14,7 @@ from decimal import Decimal
 import pytest
 from web3 import Web3
 
-from conftest import ADDR, BridgeProcess, free_port, start_bridge
+from conftest import ADDR, BACKENDS, BridgeProcess, free_port, start_bridge
 from fixbridge.fix.client import FixClient, new_order_single, order_cancel_request
 from fixbridge.journal import Journal
 from fixbridge.orders.model import OrdStatus
@@ -17,17 +22,19 @@ from helpers import eventually, tx_count
 
 pytestmark = pytest.mark.e2e
 SESSION = "FIX.4.4:FIXBRIDGE->CLIENT1"
+PG = BACKENDS[1]
 
 
 @pytest.fixture
-def make_bridge(devnet, sessions_dir, tmp_path):
-    """Bridges sharing one journal and one FIX store, as the same deployment restarted."""
+def make_bridge(devnet, sessions_dir, tmp_path, journal_url):
+    """Bridges sharing one journal (the test's backend) and one FIX store, as the same deployment
+    restarted."""
     port = free_port()
     started: list[BridgeProcess] = []
 
     def make(crash_at: str | None = None) -> BridgeProcess:
         b = start_bridge([devnet.spec_path], sessions_dir / "counterparties.toml", tmp_path,
-                         env={"FIXBRIDGE_CRASH_AT": crash_at} if crash_at else {}, port=port)
+                         env={"FIXBRIDGE_CRASH_AT": crash_at} if crash_at else {}, port=port, journal=journal_url)
         started.append(b)
         return b
 
@@ -56,8 +63,10 @@ def test_duplicate_cl_ord_id_after_restart(make_bridge, devnet, tmp_path, cl_ord
     assert tx_count(devnet.rpc_url, ADDR[1]) == sent
 
 
-@pytest.mark.parametrize("crash_at", ["before_ack", "before_sign", "after_write_ahead", "after_broadcast", "after_receipt",
-                                      "before_report"])
+@pytest.mark.parametrize("crash_at, backend", [
+    *[(c, "sqlite") for c in ("before_ack", "before_sign", "after_write_ahead", "after_broadcast", "after_receipt",
+                              "before_report")],
+    pytest.param("after_write_ahead", "postgres", marks=PG.marks)])
 def test_kill_9_mid_order_then_restart_finishes_it_once(make_bridge, devnet, tmp_path, cl_ord_id, crash_at):
     w3 = Web3(Web3.HTTPProvider(devnet.rpc_url))
     b = make_bridge(crash_at=crash_at)
@@ -91,7 +100,9 @@ def test_kill_9_mid_order_then_restart_finishes_it_once(make_bridge, devnet, tmp
     j.close()
 
 
-@pytest.mark.parametrize("crash_at", ["after_write_ahead:5", "after_broadcast:3", "after_receipt:4"])
+@pytest.mark.parametrize("crash_at, backend", [
+    *[(c, "sqlite") for c in ("after_write_ahead:5", "after_broadcast:3", "after_receipt:4")],
+    pytest.param("after_broadcast:3", "postgres", marks=PG.marks)])
 def test_kill_9_under_load_then_restart(make_bridge, devnet, tmp_path, cl_ord_id, crash_at):
     """Twelve orders in flight at once; the bridge dies at the n-th crossing of a crash point. After
     the restart every order has reached a terminal report, none has more than one mined swap, and
@@ -157,6 +168,7 @@ def _bump_inbound_seq_num(state_dir) -> int:
     return target + 1
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_order_counted_but_not_journaled_before_a_crash_is_asked_for_again(make_bridge, devnet, tmp_path, cl_ord_id):
     """fromApp does not wait for the journal's commit, so QuickFIX may count a NewOrderSingle whose
     row dies with the process. After a kill -9 the acceptor expects again what the journal lacks:
@@ -246,6 +258,7 @@ def order_id_of(journal_url: str, cl_ord_id: str, session: str = SESSION) -> str
     return row.order_id
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_pending_cancel_recovered_after_kill_9_answers_the_clients_cancel(make_bridge, devnet, tmp_path, cl_ord_id):
     """kill -9 between PendingCancel and the no-op's block: after the restart the Canceled report
     names the client's cancel (11 = its ClOrdID, 41 = the order's), as it would have without the crash."""

@@ -11,7 +11,8 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import ADDR, FIXBRIDGE, ROOT
+import conftest
+from conftest import ADDR, BACKENDS, FIXBRIDGE, ROOT
 from fixbridge.fix.client import FixClient, new_order_single, order_status_request
 from fixbridge.security.passwords import hash_password
 from helpers import eventually, tx_count
@@ -285,3 +286,45 @@ def test_halt_all_sessions(clients, sbridge, sjournal, devnet, cl_id):
 
 def test_bridge_still_up(sbridge):
     assert sbridge.proc.poll() is None
+
+
+# ---- across a restart ------------------------------------------------------------------------
+
+LOCKED_OUT = f"""
+[wallets.w2]
+chain = "devnet"
+private_key = "{{k2}}"
+[sessions.CLIENT3]
+wallets = ["w2"]
+username = "desk3"
+password_hash = "{hash_password(PW3)}"
+max_logon_failures = 3
+lockout_seconds = 900
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lockout_survives_a_restart(devnet, journal_url, tmp_path):
+    """A CompID locked out stays locked out when the bridge is stopped and started again on its
+    journal: the failures and the lockout are journal rows, not the process's memory."""
+    toml = write_sessions(tmp_path / "sessions", LOCKED_OUT, comp_ids=("CLIENT3",))
+    b = conftest.start_bridge([devnet.spec_path], toml, tmp_path / "state", journal=journal_url)
+    try:
+        for i in range(3):
+            ans, _ = raw_logon(b.port, "CLIENT3", username="desk3", password=f"guess-{i}")
+        assert ans.type == "5" and "locked out" in ans[58], ans.raw
+    finally:
+        b.stop()
+    assert b.proc.returncode == 0
+    b = conftest.start_bridge([devnet.spec_path], toml, tmp_path / "state", journal=journal_url)
+    try:
+        ans, _ = raw_logon(b.port, "CLIENT3", username="desk3", password=PW3)  # right, but still locked
+        assert ans.type == "5" and "locked out until" in ans[58], ans.raw
+    finally:
+        b.stop()
+    from fixbridge.journal import Journal
+    j = Journal(journal_url)
+    try:
+        assert [a.outcome for a in j.logon_attempts("CLIENT3")] == ["bad_password"] * 3 + ["locked_out"]
+    finally:
+        j.close()

@@ -552,6 +552,9 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
 
     def _approve(self, order: Order, w: TradingWallet, token: Token, spender: str, amount: int, policy: str) -> None:
         """Approvals are rare (standing) and a swap cannot simulate without one: wait for it."""
+        if self.ownership_lost:  # an approval is a signature too: none without the wallet's lease
+            raise PlanError(Rejection(RejectReason.OTHER, "Not sent: this bridge instance no longer holds its "
+                                      f"wallet lease ({self.ownership_lost})"))
         data = approve_calldata(spender, amount)
         try:
             gas = w.submitter.simulate(token.address, data)

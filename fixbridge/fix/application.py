@@ -34,6 +34,7 @@ class BridgeApplication(fix.Application):
         self.throttle = Throttle(engine.sessions)             # max_messages_per_second
         self.logon_guard = LogonGuard(engine.sessions, journal)  # password_hash, lockout
         self.secret_dirs: list = []  # QuickFIX log dirs to mask Password (554) in (set by FixAcceptor)
+        self.closing = False  # set by FixAcceptor.stop: the bridge is stopping, no session may log on
 
     # ---- session events ----------------------------------------------------------------------
     def onCreate(self, sessionID: fix.SessionID) -> None:
@@ -53,6 +54,8 @@ class BridgeApplication(fix.Application):
             log.exception("masking passwords in the QuickFIX log failed")
 
     def toAdmin(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        if self.closing:  # the journal is closing: a refused Logon's Logout is not journaled
+            return
         try:  # session-level Rejects and Logouts say why a message or a session was refused: journal them
             msg_type = message.getHeader().getField(35)
             self.metrics.message("out", msg_type)
@@ -66,6 +69,8 @@ class BridgeApplication(fix.Application):
         if message.getHeader().getField(35) != fix.MsgType_Logon:
             return
         self._scrub()  # QuickFIX logged the Logon as it arrived: mask its Password (554) first
+        if self.closing:
+            raise fix.RejectLogon("the bridge is stopping")
         try:
             self.logon_guard.check(sessionID.toString(), t.get(message, 553), t.get(message, 554))
         except LogonRejected as e:
