@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import conftest
-from conftest import KEYS, BridgeProcess, acceptor_cfg
+import support
+from support import KEYS, BridgeProcess, acceptor_cfg
 
 SOH = "\x01"
 
@@ -28,7 +28,7 @@ def write_sessions(d: Path, counterparties: str, *, acceptor_default: str = "", 
 
 
 def start_bridge(devnet, counterparties_toml: Path, state: Path, env: dict | None = None) -> BridgeProcess:
-    return conftest.start_bridge([devnet.spec_path], counterparties_toml, state, env=env)
+    return support.start_bridge([devnet.spec_path], counterparties_toml, state, env=env)
 
 
 # ---- raw FIX -------------------------------------------------------------------------------

@@ -1,0 +1,339 @@
+"""The chain as it really behaves: blocks every second, many orders per block, confirmations,
+stuck and dropped transactions, nonces used behind the bridge's back, reorgs, a node that goes
+away. A real anvil with --block-time; the bridge as a subprocess; a real FIX initiator."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from support import ADDR, BACKENDS, KEYS, acceptor_cfg, start_bridge, start_devnet
+from fixbridge.fix.client import FixClient, new_order_single, order_cancel_request
+from fixbridge.orders.model import OrdStatus
+from helpers import tx_count
+
+pytestmark = pytest.mark.e2e
+S1 = "FIX.4.4:FIXBRIDGE->CLIENT1"
+S6 = "FIX.4.4:FIXBRIDGE->CLIENT6"  # the PostgreSQL bridge's session (pg_chain)
+GWEI = 10**9
+CEILING = 100 * GWEI   # this module's chain: re-pricing never bids more (max_fee_per_gas_gwei)
+BUMP_PERCENT = 50      # and each re-price bids 50 % more (fee_bump_percent), after 2 blocks
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory):
+    """A devnet that mines a block every second, as a real chain does (its state saved every second,
+    so the outage test can restart it). The shared bridge, journal and client fixtures run on it."""
+    d = tmp_path_factory.mktemp("chain")
+    net = start_devnet(d, block_time=1, extra_args=["--state", str(d / "state.json"), "--state-interval", "1"])
+    # Not the defaults, so the tests show the chain's replacement policy is the one honoured.
+    text = net.spec_path.read_text()
+    for line, ours in (("replace_after_blocks = 3", "replace_after_blocks = 2"),
+                       ("fee_bump_percent = 20", f"fee_bump_percent = {BUMP_PERCENT}"),
+                       ('max_fee_per_gas_gwei = "500"', f'max_fee_per_gas_gwei = "{CEILING // GWEI}"')):
+        assert line in text
+        text = text.replace(line, ours)
+    net.spec_path.write_text(text)
+    yield net
+    net.anvil.stop()
+
+
+@pytest.fixture(scope="module")
+def approved(client):
+    """One buy and one sell first, so the wallet's approvals are mined before mining is paused."""
+    for side in ("1", "2"):
+        cid = f"warm-{side}-{time.time_ns()}"
+        client.send(new_order_single(cid, "WETH/USDC", side, Decimal("0.01"), tif="3"))
+        assert client.reports_until_terminal(cid, timeout=60)[-1][39] == "2"
+
+
+@pytest.fixture(scope="module")
+def pg_chain(devnet, pg_new_database, tmp_path_factory):
+    """A second bridge on this chain, journaling to PostgreSQL: CLIENT6 trading from wallet #4 (no
+    other test of this module uses it), its approvals mined. (client, journal)"""
+    from fixbridge.journal import Journal
+
+    d = tmp_path_factory.mktemp("pg-bridge")
+    (d / "acceptor.cfg").write_text(acceptor_cfg(["CLIENT6"]))
+    (d / "counterparties.toml").write_text(f'[wallets.w4]\nchain = "devnet"\nprivate_key = "{KEYS[4]}"\n'
+                                           '[sessions.CLIENT6]\nwallets = ["w4"]\n')
+    b = start_bridge([devnet.spec_path], d / "counterparties.toml", d / "state", journal=pg_new_database())
+    c = FixClient("127.0.0.1", b.port, "CLIENT6", "FIXBRIDGE", data_dir=d / "client").start()
+    j = Journal(b.journal_url)
+    try:
+        for side in ("1", "2"):
+            cid = f"pg-warm-{side}-{time.time_ns()}"
+            c.send(new_order_single(cid, "WETH/USDC", side, Decimal("0.01"), tif="3"))
+            assert c.reports_until_terminal(cid, timeout=60)[-1][39] == "2"
+        yield c, j
+    finally:
+        j.close()
+        c.stop()
+        b.stop()
+
+
+@pytest.fixture
+def paused(devnet, approved):
+    """Interval mining off for the test: blocks come only when the test mines them."""
+    devnet.rpc("anvil_setIntervalMining", [0])
+    yield
+    devnet.rpc("anvil_setIntervalMining", [1])
+
+
+def swap_txs(journal, cl_ord_id, session=S1):
+    row = journal.find_order(session, cl_ord_id)
+    return row, [t for t in journal.transactions_for(row.order_id) if t.purpose in ("swap", "cancel")]
+
+
+def wait_for(pred, timeout=20.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def wait_broadcast(journal, cl_ord_id, n=1, session=S1):
+    def ready():
+        try:
+            row, txs = swap_txs(journal, cl_ord_id, session)
+        except AttributeError:
+            return None
+        return txs if len([t for t in txs if t.status == "broadcast"]) >= n else None
+    return wait_for(ready, what=f"{n} broadcast transaction(s) for {cl_ord_id}")
+
+
+def node_has(devnet, tx_hash: str) -> bool:
+    """The node holds the transaction (in its mempool or mined). A journal row alone is not enough:
+    the write-ahead row is committed before the broadcast, by design."""
+    return devnet.rpc("eth_getTransactionByHash", [tx_hash]) is not None
+
+
+def wait_in_mempool(devnet, journal, cl_ord_id, pick, what):
+    """The journaled transaction `pick` chooses, once the node has it."""
+    def ready():
+        t = pick(swap_txs(journal, cl_ord_id)[1])
+        return t if t is not None and node_has(devnet, t.tx_hash) else None
+    return wait_for(ready, what=what)
+
+
+def test_many_orders_share_blocks(client, journal, devnet, cl_ord_id):
+    """Pipelining: 24 orders sent at once are mined in a few blocks, gapless nonces, all filled."""
+    ids = [f"{cl_ord_id}-{i}" for i in range(24)]
+    nonce0 = tx_count(devnet.rpc_url, ADDR[1])
+    for i, cid in enumerate(ids):
+        side = "1" if i % 2 == 0 else "2"
+        client.send(new_order_single(cid, "WETH/USDC", side, Decimal("0.01"), tif="3"))
+    blocks, nonces = set(), []
+    for cid in ids:
+        trade = client.reports_until_terminal(cid, timeout=60)[-1]
+        assert trade[39] == "2", trade.raw
+        blocks.add(int(trade[20002]))
+        row = journal.find_order(S1, cid)
+        nonces += [t.nonce for t in journal.transactions_for(row.order_id) if t.status == "mined"]  # swaps + approvals
+    assert len(blocks) <= 6, f"24 swaps took {len(blocks)} blocks"
+    assert sorted(nonces) == list(range(nonce0, nonce0 + len(nonces))) and len(nonces) >= 24
+    assert tx_count(devnet.rpc_url, ADDR[1]) >= nonce0 + 24
+
+
+def test_fills_after_confirmations(bridge, devnet, tmp_path, cl_ord_id):
+    with FixClient("127.0.0.1", bridge.port, "CLIENT5", "FIXBRIDGE", data_dir=tmp_path / "c5") as c:
+        c.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+        trade = c.reports_until_terminal(cl_ord_id, timeout=60)[-1]
+        head = Web3(Web3.HTTPProvider(devnet.rpc_url)).eth.block_number
+    assert trade[39] == "2" and head >= int(trade[20002]) + 2  # reported 3 blocks deep, not before
+
+
+def test_cancel_of_a_pending_transaction_replaces_it(client, journal, devnet, paused, cl_ord_id):
+    nonce0 = tx_count(devnet.rpc_url, ADDR[1])
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    assert client.receive(30, "8")[150] == "0"
+    wait_broadcast(journal, cl_ord_id)
+    client.send(order_cancel_request(cl_ord_id + "-c", cl_ord_id, side="2", symbol="WETH/USDC"))
+    pending = client.receive(30, "8")
+    assert (pending[150], pending[39], pending[11], pending[41]) == ("6", "6", cl_ord_id + "-c", cl_ord_id)
+    wait_in_mempool(devnet, journal, cl_ord_id, lambda txs: next((t for t in txs if t.purpose == "cancel"), None),
+                    what="the no-op replacement in the node's mempool")
+    devnet.rpc("evm_mine")
+    done = client.reports_until_terminal(cl_ord_id + "-c", timeout=30)[-1]
+    assert (done[150], done[39], done[14], done[41]) == ("4", "4", "0", cl_ord_id)
+    row, txs = swap_txs(journal, cl_ord_id)
+    assert row.status is OrdStatus.CANCELED and journal.fills_for(row.order_id) == []
+    assert {t.purpose: t.status for t in txs} == {"swap": "replaced", "cancel": "mined"}
+    assert tx_count(devnet.rpc_url, ADDR[1]) == nonce0 + 1  # the nonce went to the no-op, not the swap
+
+
+def test_underpriced_transaction_is_repriced(client, journal, devnet, paused, cl_ord_id):
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+    wait_broadcast(journal, cl_ord_id)
+    base = Web3(Web3.HTTPProvider(devnet.rpc_url)).eth.get_block("latest")["baseFeePerGas"]
+    devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(base * 50)])  # our max fee no longer covers it
+    for _ in range(4):
+        devnet.rpc("evm_mine")
+        time.sleep(0.3)
+    wait_in_mempool(devnet, journal, cl_ord_id, lambda txs: txs[1] if len(txs) >= 2 else None,
+                    what="a re-priced replacement in the node's mempool")
+    devnet.rpc("evm_mine")
+    trade = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    assert trade[39] == "2"
+    row, txs = swap_txs(journal, cl_ord_id)
+    assert [t.status for t in txs] == ["replaced", "mined"] and txs[0].nonce == txs[1].nonce
+    assert txs[1].max_fee_per_gas > txs[0].max_fee_per_gas and trade[20001] == txs[1].tx_hash
+    bumped = txs[0].max_priority_fee_per_gas * (100 + BUMP_PERCENT) // 100
+    assert txs[1].max_priority_fee_per_gas == bumped  # the chain's fee_bump_percent, not a default
+
+
+def test_repricing_stops_at_the_chains_ceiling(client, journal, devnet, paused, cl_ord_id):
+    """The base fee jumps over the chain's max_fee_per_gas_gwei: the swap is re-priced once, to
+    the ceiling, then waits there (journaled, not re-priced again) until the base fee falls back."""
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    wait_broadcast(journal, cl_ord_id)
+    devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(2 * CEILING)])  # then -12.5 % per empty block
+    try:
+        for _ in range(5):  # base fees 200, 175, 153, 134, 117 gwei: all over the ceiling
+            devnet.rpc("evm_mine")
+            time.sleep(0.4)
+        wait_for(lambda: any("max_fee_per_gas_gwei allows" in e.reason
+                             for e in journal.events(swap_txs(journal, cl_ord_id)[0].order_id)), what="held at the ceiling")
+        row, txs = swap_txs(journal, cl_ord_id)
+        assert [t.max_fee_per_gas for t in txs][1:] == [CEILING] and row.status is OrdStatus.NEW
+        for _ in range(4):  # 103, then 90 gwei: the ceiling's bid is included
+            devnet.rpc("evm_mine")
+            time.sleep(0.2)
+        trade = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    finally:
+        devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
+        devnet.rpc("evm_mine")
+    row, txs = swap_txs(journal, cl_ord_id)
+    assert trade[39] == "2" and trade[20001] == txs[1].tx_hash
+    assert [(t.status, t.max_fee_per_gas <= CEILING) for t in txs] == [("replaced", True), ("mined", True)]
+
+
+def test_a_swap_unmined_past_its_deadline_is_replaced_by_a_noop_and_expires(client, journal, devnet, paused, cl_ord_id):
+    """The base fee stays over what the swap may bid (the ceiling) until its deadline passes: mined
+    after that it could only revert, so a no-op takes its nonce and the order ends Expired."""
+    expire = datetime.now(timezone.utc) + timedelta(seconds=30)
+    nonce0 = tx_count(devnet.rpc_url, ADDR[1])
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3", expire_time=expire))
+    wait_broadcast(journal, cl_ord_id)
+    try:
+        devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(10 * CEILING)])  # over the ceiling for ~17 blocks
+        devnet.rpc("evm_setNextBlockTimestamp", [int(expire.timestamp()) + 1])
+        devnet.rpc("evm_mine")  # past the deadline, without the swap: it cannot pay this base fee
+        noop = wait_in_mempool(devnet, journal, cl_ord_id, lambda txs: next((t for t in txs if t.purpose == "cancel"), None),
+                               what="a no-op replacing the expired swap")
+        devnet.rpc("evm_mine")
+        last = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    finally:
+        devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
+        devnet.rpc("evm_mine")
+    assert (last[150], last[39], last[14]) == ("C", "C", "0") and "deadline passed" in last[58]
+    assert last[20001] == noop.tx_hash
+    row, txs = swap_txs(journal, cl_ord_id)
+    assert row.status is OrdStatus.EXPIRED and journal.fills_for(row.order_id) == []
+    assert {t.purpose: t.status for t in txs} == {"swap": "replaced", "cancel": "mined"}
+    assert tx_count(devnet.rpc_url, ADDR[1]) == nonce0 + 1  # the nonce went to the no-op, not the swap
+
+
+def test_dropped_transaction_is_rebroadcast(client, journal, devnet, paused, cl_ord_id):
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    (tx,) = wait_broadcast(journal, cl_ord_id)
+    devnet.rpc("anvil_dropTransaction", [tx.tx_hash])
+    for _ in range(4):
+        devnet.rpc("evm_mine")
+        time.sleep(0.3)
+    wait_for(lambda: any("rebroadcast" in e.reason for e in journal.events(swap_txs(journal, cl_ord_id)[0].order_id)),
+             what="rebroadcast")
+    wait_for(lambda: node_has(devnet, tx.tx_hash), what="the same transaction back in the node's mempool")
+    devnet.rpc("evm_mine")
+    trade = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    assert trade[39] == "2" and trade[20001] == tx.tx_hash  # the same journaled bytes, mined
+
+
+def test_nonce_used_outside_the_bridge(client, journal, devnet, paused, cl_ord_id):
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+    (tx,) = wait_broadcast(journal, cl_ord_id)
+    w3 = Web3(Web3.HTTPProvider(devnet.rpc_url))
+    # Someone with the wallet's key sends their own transaction at the bridge's nonce, paying more.
+    acct = Account.from_key(KEYS[1])
+    outside = acct.sign_transaction({"to": acct.address, "value": 0, "nonce": tx.nonce, "gas": 21000, "chainId": 31337,
+                                     "maxFeePerGas": 10 * tx.max_fee_per_gas, "maxPriorityFeePerGas": 5 * tx.max_priority_fee_per_gas})
+    w3.eth.send_raw_transaction(outside.raw_transaction)
+    devnet.rpc("evm_mine")
+    last = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    assert (last[150], last[39], last[14]) == ("4", "4", "0") and "used by a transaction the bridge did not send" in last[58]
+    # The bridge moved its nonce past it: the next order trades.
+    client.send(new_order_single(cl_ord_id + "-next", "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+    wait_broadcast(journal, cl_ord_id + "-next")
+    devnet.rpc("evm_mine")
+    assert client.reports_until_terminal(cl_ord_id + "-next", timeout=30)[-1][39] == "2"
+
+
+@pytest.mark.parametrize("depth, backend", [(1, "sqlite"), (3, "sqlite"), (5, "sqlite"),
+                                            pytest.param(3, "postgres", marks=BACKENDS[1].marks)])
+def test_reorg_cancels_reported_fill_then_reports_new_outcome(request, devnet, cl_ord_id, depth, backend):
+    # On PostgreSQL: a bridge of its own (pg_chain), set up before mining is paused.
+    client, journal = ((request.getfixturevalue("client"), request.getfixturevalue("journal")) if backend == "sqlite"
+                       else request.getfixturevalue("pg_chain"))
+    session = S1 if backend == "sqlite" else S6
+    request.getfixturevalue("paused")
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    wait_broadcast(journal, cl_ord_id, session=session)
+    devnet.rpc("evm_mine")
+    first = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    assert first[150] == "F"
+    for _ in range(depth - 1):
+        devnet.rpc("evm_mine")
+    time.sleep(0.3)
+    devnet.rpc("anvil_reorg", [depth, []])  # the last `depth` blocks replaced by empty ones
+    bust = client.receive(30, "8")
+    assert (bust[150], bust[19], bust[39], bust[14]) == ("H", first[17], "0", "0")
+    wait_for(lambda: swap_txs(journal, cl_ord_id, session)[1][0].status == "broadcast", what="back in flight")
+    devnet.rpc("evm_mine")
+    again = client.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    assert again[150] == "F" and again[39] == "2" and again[17] != first[17]
+    row = journal.find_order(session, cl_ord_id)
+    fills = journal.fills_for(row.order_id)
+    assert [f.busted_at is not None for f in fills] == [True, False]  # the journal keeps both
+    assert row.status is OrdStatus.FILLED
+
+
+def test_node_outage_then_recovery(client, journal, devnet, bridge, cl_ord_id):
+    """anvil killed mid-flight and restarted from its saved state: orders meanwhile are rejected
+    with the reason, the in-flight one is rebroadcast from the journal and fills."""
+    from fixbridge.devnet.anvil import Anvil
+
+    devnet.rpc("anvil_setIntervalMining", [0])
+    # With mining paused the chain stands still: keep a whole copy of the state anvil saves each second.
+    saved, snapshot = devnet.spec_path.parent / "state.json", devnet.spec_path.parent / "snapshot.json"
+    def copy_whole() -> bool:
+        time.sleep(1.2)
+        text = saved.read_text()
+        try:
+            json.loads(text)
+        except ValueError:
+            return False  # caught mid-write
+        snapshot.write_text(text)
+        return True
+    wait_for(copy_whole, what="a complete anvil state file")
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+    (tx,) = wait_broadcast(journal, cl_ord_id)
+    port = devnet.anvil.port
+    devnet.anvil._kill()  # a crash: its mempool is lost
+    time.sleep(1.5)
+    client.send(new_order_single(cl_ord_id + "-down", "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+    down = client.reports_until_terminal(cl_ord_id + "-down", timeout=30)[-1]
+    assert down[39] == "8" and "unreachable" in down[58]
+    assert bridge.proc.poll() is None  # the bridge stayed up
+    node = Anvil("127.0.0.1", port, block_time=1, log_path=devnet.anvil.log_path,
+                 extra_args=["--state", str(snapshot), "--state-interval", "1"]).start()
+    devnet.anvil = node
+    trade = client.reports_until_terminal(cl_ord_id, timeout=60)[-1]
+    assert trade[39] == "2" and trade[20001] == tx.tx_hash
