@@ -19,7 +19,7 @@ Then `--lookups` random orders (half by OrderID, half by ClOrdID, whose lookup d
 the session) are traced with `fixbridge.ops.trail.order_trail` on a `Journal`, one call per
 order, each timed with perf_counter from call to returned entries. The first `--warmup` are not
 counted. Results: bench/results/trail_1m.json (one entry per backend and size) and
-bench/results/trail_1m.md. Not part of the test suite (tests/test_bench_trail.py builds 10,000
+bench/results/trail_1m.md. Not part of the test suite (tests/e2e/test_bench_trail.py builds 10,000
 orders with the same code and checks the trails, without timing).
 """
 from __future__ import annotations

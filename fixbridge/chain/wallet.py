@@ -3,7 +3,7 @@
 EIP-1559 (type 2) transactions, the only kind the bridge sends, are encoded and signed here with
 rlp and coincurve directly (~0.1 ms); eth-account's general path (validation, typed-transaction
 objects) costs about ten times that per order. Both produce the same bytes: RFC 6979 nonces, low-s
-signatures (tests/test_wallet.py checks them against eth-account). Other transactions go through
+signatures (tests/unit/test_wallet.py checks them against eth-account). Other transactions go through
 eth-account.
 """
 from __future__ import annotations

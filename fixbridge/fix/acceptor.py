@@ -76,7 +76,7 @@ class FixAcceptor:
         answers). The native acceptor is left to the process's exit: QuickFIX's stop() closes the
         socket server from this thread while its own thread, seeing the stop, closes and deletes it
         (SocketAcceptor::onStop against onStart); it crashed the process (SIGSEGV inside stop) in
-        several of sixty stops (tests/test_e2e_stop_cycles.py). `fixbridge run` leaves with
+        several of sixty stops (tests/e2e/test_e2e_stop_cycles.py). `fixbridge run` leaves with
         os._exit after the stop, which ends QuickFIX's thread.
         True if every session logged out."""
         sessions = [s for s in map(fix.Session.lookupSession, self._app.sessions.values()) if s is not None]

@@ -6,7 +6,7 @@ Repeating groups are QuickFIX's typed FIX 4.4 groups (quickfix44), which write t
 order of the message definition, as FIX requires; a generic fix.Group(count, delim) writes tag
 order, and a strict engine reads an option's entry 55,15,107,167,... as Symbol and Currency only.
 Their order arrays lack the count tags of groups nested inside components (SecurityAltID 454,
-UnderlyingStips 887, ...), which would go last: the bridge writes none of those. tests/test_fix_wire.py
+UnderlyingStips 887, ...), which would go last: the bridge writes none of those. tests/unit/test_fix_wire.py
 checks every message against specs/FIX44.xml."""
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ eth_abi spends ~35 µs validating and dispatching to encode a V2 swap's five arg
 order encodes two calls (the quote and the swap) and decodes two results: at a few hundred orders a
 second that was the largest item of an intake worker's own time (bench/results/throughput.md).
 The types those calls use — uint256, address, bool and dynamic arrays of uint256 or address — are
-32-byte words, simple enough to write here exactly: the same bytes as eth_abi (tests/test_abi.py
+32-byte words, simple enough to write here exactly: the same bytes as eth_abi (tests/unit/test_abi.py
 compares them over generated values), the same refusal of what does not fit (values out of
 range, addresses that are not 20 bytes: eth_abi's own error, because those go to eth_abi). Like
 eth_abi, neither checks a mixed-case address against its EIP-55 checksum; the spec loader writes
