@@ -71,6 +71,10 @@ class SettlementMixin:
                               ("release", market.release_collateral(ins.series_id) if written else None)):
             if call is None:
                 continue
+            if self.ownership_lost:  # no signature without the wallet's lease
+                log.warning("settlement not sent: wallet lease lost", wallet=w.wallet.name, purpose=purpose,
+                            why=self.ownership_lost)
+                continue
             try:
                 gas = w.submitter.simulate(call.to, call.data)
                 sent = w.submitter.send(call.to, call.data, gas, self._write_ahead(None, purpose, w))

@@ -74,6 +74,7 @@ class InFlight:
     reserved: tuple[str, int]              # (token_in, most it can take) held against the balance
     last_action_block: int = -1
     at_ceiling: bool = False               # re-pricing stopped at the chain's max fee (journaled once)
+    lease_held_back: bool = False          # not re-signed: this instance lost its wallet lease (journaled once)
     deadline: int | None = None            # the call's deadline (unix s); None: not known yet (recovered)
     cancel: tuple[str, str] | None = None  # (session_id, cancel ClOrdID) once a cancel was asked
     receipt: Receipt | None = None         # mined, waiting for confirmations
@@ -534,6 +535,14 @@ class TrackingMixin:
 
     def _replace(self: "ExecutionEngine", f: InFlight, kind: str, why: str) -> None:
         prev = f.attempts[-1]
+        if self.ownership_lost:
+            # No signature without the wallet's lease: another instance may be signing at this
+            # nonce now. The transaction already sent stays tracked; its outcome is still reported.
+            if not f.lease_held_back:
+                f.lease_held_back = True
+                self.journal.add_event(f.order.order_id, "tx", f"{why}: not re-signed, this bridge instance no "
+                                       f"longer holds its wallet lease ({self.ownership_lost})", detail={"nonce": f.nonce})
+            return
         policy = self.spec.chains[f.chain]
         base_fee = latest_base_fee(f.wallet.submitter.w3)
         tip = _bumped(prev.tip, policy.fee_bump_percent)
@@ -579,6 +588,9 @@ class TrackingMixin:
         or the node lost it): every later nonce of the wallet waits for it."""
         if w.submitter.nonces.peek() <= nonce:
             return  # it was the last one taken and was given back
+        if self.ownership_lost:  # no signature without the wallet's lease: whoever holds it now fills it
+            log.warning("nonce gap not filled: wallet lease lost", wallet=w.wallet.name, nonce=nonce)
+            return
         sent = w.submitter.sign(w.wallet.address, b"", 21_000, nonce=nonce, gas_limit=21_000)
         self._write_ahead(None, "gap_fill", w)(sent)
         loose = Loose(w, nonce, sent.signed.tx_hash.lower(), sent.signed.raw)
@@ -619,6 +631,8 @@ class TrackingMixin:
                     w.submitter.broadcast(loose.raw)
                     loose.unsent = False
                 except (ValueError, Web3RPCError) as e:  # refused (underpriced now?): new fees, same nonce
+                    if self.ownership_lost:
+                        continue  # no signature without the wallet's lease
                     log.info("gap no-op refused; re-signed", nonce=loose.nonce, error=str(e)[:200])
                     sent = w.submitter.sign(w.wallet.address, b"", 21_000, nonce=loose.nonce, gas_limit=21_000)
                     self._write_ahead(None, "gap_fill", w)(sent)

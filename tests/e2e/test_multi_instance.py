@@ -136,3 +136,50 @@ def test_an_instance_that_lost_its_lease_signs_nothing(devnet, pg_url, tmp_path)
             j.close()
     finally:
         a.stop()
+
+
+def test_a_swap_in_flight_when_the_lease_is_lost_is_not_re_signed(devnet, pg_url, tmp_path):
+    """A swap the node holds but does not mine (the base fee is over its bid) would be re-priced
+    after the chain's replace_after_blocks; once the instance lost its wallet lease it is not
+    re-signed (another instance may be signing at that nonce), and it still settles when mined."""
+    cfg = sessions(tmp_path / "s", "CLIENT4", KEYS[4])
+    a = start_bridge([devnet.spec_path], cfg, tmp_path / "a", journal=pg_url)
+
+    def mine_over_its_bid(blocks: int) -> None:
+        for _ in range(blocks):
+            devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(10**15)])  # 1,000,000 gwei: no swap of ours bids that
+            devnet.rpc("evm_mine")
+
+    try:
+        assert trade(a, "CLIENT4", "lease-warm", tmp_path / "c0", side="2") == "2"  # the approval is made
+        devnet.rpc("evm_setAutomine", [False])
+        try:
+            with FixClient("127.0.0.1", a.port, "CLIENT4", "FIXBRIDGE", data_dir=tmp_path / "c4") as c:
+                c.send(new_order_single("lease-stuck", "WETH/USDC", "2", Decimal("0.01"), tif="3",
+                                        ex_destination="uniswap_v2"))
+                assert c.receive(msg_type="8")[150] == "0"
+                j = Journal(pg_url)
+                row = eventually(lambda: j.find_order("FIX.4.4:FIXBRIDGE->CLIENT4", "lease-stuck"),
+                                 lambda r: r is not None and j.transactions_for(r.order_id), timeout=20)
+                swap = j.transactions_for(row.order_id)[0]
+                assert eventually(lambda: devnet.rpc("eth_getTransactionByHash", [swap.tx_hash]), bool, timeout=20)
+                engine = sa.create_engine(pg_url)
+                with engine.begin() as conn:
+                    conn.execute(sa.text("UPDATE leases SET owner = 'another-instance', expires_at = now() + interval '1 hour'"))
+                engine.dispose()
+                assert eventually(lambda: "ownership lease not renewed" in a.log(), bool, timeout=20), a.log()[-3000:]
+                mine_over_its_bid(5)
+                held = eventually(lambda: [e.reason for e in j.events(row.order_id) if "not re-signed" in e.reason],
+                                  bool, timeout=20)
+                assert held and "no longer holds its wallet lease" in held[0]
+                assert [t.tx_hash for t in j.transactions_for(row.order_id)] == [swap.tx_hash]  # nothing re-signed
+                devnet.rpc("evm_setAutomine", [True])
+                devnet.rpc("anvil_setNextBlockBaseFeePerGas", [hex(10**9)])
+                devnet.rpc("evm_mine")
+                last = c.reports_until_terminal("lease-stuck")[-1]
+                assert last[39] == "2" and last[20001] == swap.tx_hash, last.raw  # its outcome still reported
+                j.close()
+        finally:
+            devnet.rpc("evm_setAutomine", [True])
+    finally:
+        a.stop()
