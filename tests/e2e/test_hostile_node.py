@@ -198,6 +198,9 @@ def test_insufficient_funds_for_gas_is_not_retried_and_ends_the_order(client, jo
 def test_node_error_while_quoting_is_a_reject_with_the_reason(client, journal, devnet, proxy, approved, cl_ord_id,
                                                               fault):
     """Before New: Rejected (39=8), Text naming the node's error."""
+    # A new block first: reads the intake already made at this block (an order before this one)
+    # are answered from its pin, and rightly so; this order's quote must reach the node.
+    devnet.rpc("evm_mine")
     FAULTS[fault](proxy, "eth_call")
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
     reports = client.reports_until_terminal(cl_ord_id, timeout=60)
