@@ -286,6 +286,7 @@ def _secondary_indexes_sqlite(con: sqlite3.Connection) -> list[tuple[str, str]]:
 def build_sqlite(path: Path, n_orders: int, seed: int = 1, chunk: int = 20_000, log=print) -> tuple[Generator, dict]:
     """A SQLite journal at ``path`` with ``n_orders`` orders. Returns the generator (keys) and timings."""
     from fixbridge.journal import Journal
+    from fixbridge.ops.progress import tracked
     Journal(f"sqlite:///{path}").close()  # schema by the real migrations
     gen = Generator(n_orders, seed)
     con = sqlite3.connect(path, isolation_level=None)
@@ -299,7 +300,7 @@ def build_sqlite(path: Path, n_orders: int, seed: int = 1, chunk: int = 20_000, 
     t0 = time.perf_counter()
     counts = dict.fromkeys(COLUMNS, 0)
     sql = {t: f"INSERT INTO {t} ({', '.join(c)}) VALUES ({', '.join('?' * len(c))})" for t, c in COLUMNS.items()}
-    for n, rows in enumerate(gen.chunks(chunk)):
+    for n, rows in enumerate(tracked(gen.chunks(chunk), "loading orders", total=-(-n_orders // chunk))):
         con.execute("BEGIN")
         for t in LOAD_ORDER:
             con.executemany(sql[t], rows[t])
@@ -323,6 +324,7 @@ def build_postgres(url: str, n_orders: int, seed: int = 1, chunk: int = 20_000, 
     from sqlalchemy.engine import make_url
 
     from fixbridge.journal import Journal
+    from fixbridge.ops.progress import tracked
     Journal(url).close()
     gen = Generator(n_orders, seed)
     u = make_url(url)
@@ -335,7 +337,7 @@ def build_postgres(url: str, n_orders: int, seed: int = 1, chunk: int = 20_000, 
         for name, _ in indexes:
             con.execute(f"DROP INDEX {name}")
         t0 = time.perf_counter()
-        for n, rows in enumerate(gen.chunks(chunk)):
+        for n, rows in enumerate(tracked(gen.chunks(chunk), "loading orders", total=-(-n_orders // chunk))):
             with con.transaction():
                 con.execute("SET LOCAL session_replication_role = replica")  # no FK triggers during the load
                 with con.cursor() as cur:

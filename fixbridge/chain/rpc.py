@@ -25,7 +25,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -339,7 +339,8 @@ def _url(w3: Web3) -> str:
     return str(getattr(w3.provider, "endpoint_uri", w3.provider))
 
 
-def results(w3: Web3, calls: list[tuple[str, list[Any]]], batch_size: int = BATCH_SIZE) -> list[Any]:
+def results(w3: Web3, calls: list[tuple[str, list[Any]]], batch_size: int = BATCH_SIZE,
+            on_batch: Callable[[int], None] | None = None) -> list[Any]:
     """The results of several requests, in order, batch_size per HTTP round trip; RpcError naming
     the first request the node failed (or the node, when it did not answer at all)."""
     out: list[Any] = []
@@ -353,6 +354,8 @@ def results(w3: Web3, calls: list[tuple[str, list[Any]]], batch_size: int = BATC
             if "error" in a:
                 raise RpcError(f"{method} failed at {_url(w3)}: {a['error']}")
             out.append(a.get("result"))
+        if on_batch is not None:
+            on_batch(len(part))  # progress: requests answered so far
     return out
 
 
@@ -362,7 +365,7 @@ def result(w3: Web3, method: str, params: list[Any]) -> Any:
 
 
 def get_logs(w3: Web3, from_block: int, to_block: int, topics: list[Any], address: str | list[str] | None = None,
-             chunk: int = LOG_CHUNK) -> list[dict[str, Any]]:
+             chunk: int = LOG_CHUNK, on_batch: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """eth_getLogs over from_block..to_block (inclusive) in chunks of blocks, one batch for all
     chunks; the node's raw JSON logs, in block order."""
     calls = []
@@ -371,7 +374,7 @@ def get_logs(w3: Web3, from_block: int, to_block: int, topics: list[Any], addres
         if address is not None:
             f["address"] = address
         calls.append(("eth_getLogs", [f]))
-    return [log for part in results(w3, calls) for log in part or []]
+    return [log for part in results(w3, calls, on_batch=on_batch) for log in part or []]
 
 
 def block_by_number(w3: Web3, which: int | str) -> dict[str, Any] | None:

@@ -66,7 +66,8 @@ from eth_utils import keccak, to_checksum_address
 from sqlalchemy import and_, or_, select
 from web3 import Web3
 
-from fixbridge.chain.rpc import RpcError, connect, get_logs, result, results
+from fixbridge.chain.rpc import LOG_CHUNK, RpcError, connect, get_logs, result, results
+from fixbridge.ops.progress import progress
 from fixbridge.config import SessionsConfig, Spec
 from fixbridge.journal import Journal
 from fixbridge.journal import schema as db
@@ -282,7 +283,11 @@ class Reconciler:
         return self._pools[key]
 
     def _logs(self, lo: int, hi: int, topics: list) -> list[dict]:
-        return get_logs(self.w3, lo, hi, topics)
+        chunks = (hi - lo) // LOG_CHUNK + 1
+        if chunks < 2:
+            return get_logs(self.w3, lo, hi, topics)
+        with progress(f"logs of blocks {lo}..{hi}", chunks) as advance:  # a terminal only
+            return get_logs(self.w3, lo, hi, topics, on_batch=advance)
 
     def _amount(self, token: str, units: int) -> str:
         t = self.tokens.get(token.lower())

@@ -307,6 +307,7 @@ def replay(msgs: list[Msg], session: str, sessions_file: Path, *, timeout: float
     """Replay the inbound messages of ``msgs`` on a fresh devnet + bridge; diff the answers."""
     from fixbridge.fix.client import FixClient
     from fixbridge.ops.harness import Stack
+    from fixbridge.ops.progress import tracked
 
     say = log or (lambda _m: None)
     _begin, acceptor, counterparty = parse_session(session)
@@ -319,7 +320,7 @@ def replay(msgs: list[Msg], session: str, sessions_file: Path, *, timeout: float
         client = FixClient("127.0.0.1", stack.port, counterparty, acceptor,
                            data_dir=stack.dir / "client").start()
         try:
-            for gi, g in enumerate(groups):
+            for gi, g in enumerate(tracked(groups, f"replaying {session}")):  # a bar on a terminal only
                 num = gi if groups[0].inbound is None else gi + 1  # 0: answers recorded before any inbound
                 if g.inbound is None:
                     got = _collect(client, len(g.expected), timeout)

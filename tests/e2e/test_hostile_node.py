@@ -17,7 +17,7 @@ import pytest
 from eth_utils import keccak
 from web3 import Web3
 
-from support import ADDR, KEYS, acceptor_cfg, start_bridge, start_devnet
+from support import ADDR, BACKENDS, KEYS, acceptor_cfg, start_bridge, start_devnet
 from fixbridge.fix.client import FixClient, new_order_single
 from fixbridge.orders.model import OrdStatus
 from helpers import balance, eventually, tx_count
@@ -313,7 +313,9 @@ def add_burst(p: RpcProxy, rng: random.Random):
     return rng.choice([lambda: p.error(method), lambda: p.http_status(503, method), lambda: p.reset(method)])()
 
 
-def test_chaos(devnet, tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_chaos(devnet, tmp_path, journal_url):
+    """On SQLite and PostgreSQL journals alike (`backend`)."""
     seed = int(os.environ.get("FIXBRIDGE_CHAOS_SEED") or random.SystemRandom().randrange(2**32))
     print(f"\nchaos seed {seed} (FIXBRIDGE_CHAOS_SEED={seed} to run it again)")
     rng = random.Random(seed)
@@ -326,7 +328,7 @@ def test_chaos(devnet, tmp_path):
     started = time.monotonic()
     with RpcProxy(devnet.rpc_url, seed=seed) as p:
         b = start_bridge([spec_through(devnet, p, tmp_path / "devnet.toml")], tmp_path / "counterparties.toml",
-                         tmp_path / "state", env={"FIXBRIDGE_RPC_TIMEOUT": "1"})
+                         tmp_path / "state", env={"FIXBRIDGE_RPC_TIMEOUT": "1"}, journal=journal_url)
         from fixbridge.journal import Journal
         journal = Journal(b.journal_url)
         try:

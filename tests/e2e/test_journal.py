@@ -5,10 +5,8 @@ database per module, dropped afterwards; skipped if the server is not reachable)
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -18,8 +16,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import inspect
 
 from fixbridge.journal import (
     DuplicateClOrdID,
@@ -33,8 +30,8 @@ from fixbridge.journal.schema import metadata
 from fixbridge.journal.store import alembic_config, create_journal_engine
 from fixbridge.orders.model import Fill, OrdStatus, OrdType, Order, RejectReason, Side, TimeInForce
 
-PG_HOST = "127.0.0.1:5432"
-PG_ADMIN_URL = f"postgresql+psycopg://postgres@{PG_HOST}/postgres"
+from support import BACKENDS  # the parametrization the suite shares
+
 TABLES = ("fix_messages", "orders", "order_events", "transactions", "receipts", "fills", "approvals", "wallet_nonces")
 
 SESSION = "FIX.4.4:BRIDGE->OMS"
@@ -72,37 +69,8 @@ def make_order(order_id: str, cl_ord_id: str = "C1", session_id: str = SESSION, 
 
 
 @pytest.fixture(scope="module")
-def pg_new_database() -> Iterator[Callable[[], str]]:
-    """Creates uniquely named databases on the test server; drops them all at module end."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    try:
-        conn = admin.connect()
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at {PG_HOST} not reachable: {exc.orig}")
-    created: list[str] = []
-
-    def new_database() -> str:
-        name = f"fixbridge_test_journal_{os.getpid()}_{uuid.uuid4().hex[:10]}"
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        created.append(name)
-        return f"postgresql+psycopg://postgres@{PG_HOST}/{name}"
-
-    try:
-        yield new_database
-    finally:
-        for name in created:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
-        admin.dispose()
-
-
-@pytest.fixture(scope="module")
 def pg_url(pg_new_database: Callable[[], str]) -> str:
     return pg_new_database()
-
-
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(params=BACKENDS)
