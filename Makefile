@@ -48,8 +48,10 @@ setup: .venv/.installed node_modules/.installed chromium
 run: setup
 	.venv/bin/fixbridge run
 
+# Two workers, a test module each at a time (its devnet and bridge are module fixtures): most of
+# the suite waits on blocks, bridges and timeouts, not on the CPU.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: setup
 	$(PY) bench/latency.py
