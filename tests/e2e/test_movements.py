@@ -19,7 +19,6 @@ from fixbridge.ops.movements import (MovementError, MovementRequest, TokenRef, e
                                      resolve_token, resolve_wallet)
 from fixbridge.ops.reconcile import ReconcileError, resolve_range
 from fixbridge.venues.swaps import SWAP_V2_TOPIC, SWAP_V3_TOPIC, swap_amounts
-from test_journal import pg_new_database  # noqa: F401  (the fixture: databases on the test server)
 
 KEY = "0x" + "22" * 32
 WALLET = Account.from_key(KEY).address

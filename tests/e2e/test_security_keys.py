@@ -87,7 +87,7 @@ def test_keystore_wallets_load_and_decrypt(tmp_path, devnet, monkeypatch):
     (None, None, "wallets.k1.keystore", f"environment variable {KS_PW_ENV} is not set"),
     ("WRONG-" + KS1_PW, None, "wallets.k1.keystore", "cannot be decrypted: wrong password or damaged file"),
     (KS1_PW, "", "wallets.k3.keystore", "is empty"),
-])
+], ids=["unset", "wrong", "empty"])  # stable ids: the passwords are random per run (xdist collects twice)
 def test_keystore_errors_never_show_the_password(tmp_path, devnet, monkeypatch, env, fix_file, key, words):
     toml = make_sessions(tmp_path)
     if fix_file is not None:
