@@ -132,25 +132,13 @@ class Bridge:
             if got != chain.chain_id:
                 raise ConfigError(self.spec.path, f"chains.{name}.chain_id",
                                   f"the node at {chain.rpc_url} reports chain id {got}, the spec says {chain.chain_id}")
-            found = ChainIdentity(name, got, genesis_hash(self.markets.w3[name]), self._contracts(name))
+            found = ChainIdentity(name, got, genesis_hash(self.markets.w3[name]), self.spec.contracts_on(name))
             mismatch = self.journal.chains.check_or_record(found)
             if mismatch is not None:
                 raise ConfigError(self.journal, f"chain_identities.{name}",
                                   f"{mismatch}. Nothing was signed. Point chains.{name}.rpc_url in {self.spec.path} "
                                   "at the chain this journal belongs to, or start over with a journal of its own "
                                   "(`make clean` removes var/: the devnet's state and its journal; or --journal <new URL>)")
-
-    def _contracts(self, chain: str) -> dict[str, str]:
-        """The spec's contract addresses on `chain`, by role: what the journal's approvals and fills point at."""
-        spec = self.spec
-        roles = {f"token.{s}": t.address for s, t in spec.tokens.items() if t.chain == chain}
-        for n, v in spec.venues.items():
-            if v.chain == chain:
-                roles |= {f"venue.{n}.router": v.router, f"venue.{n}.factory": v.factory}
-                if v.quoter:
-                    roles[f"venue.{n}.quoter"] = v.quoter
-        roles |= {f"options_market.{n}": m.address for n, m in spec.options_markets.items() if m.chain == chain}
-        return roles
 
     def start(self) -> None:
         # The sessions exist since the acceptor was built, so recovery can address its reports:

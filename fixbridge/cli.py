@@ -295,10 +295,11 @@ def _emit(fmt: str, output: Optional[Path], *, rows=None, columns=(), table_colu
             with open(output, "w") as fh:
                 Console(file=fh, width=250).print(table)
         return
-    if output is not None and rows:  # an export to a file: a bar on a terminal while its rows are written
+    if fmt == "csv" and output is not None and rows:  # an export to a file: a bar on a terminal as rows are written
         from fixbridge.ops.progress import tracked
-        rows = list(tracked(rows, f"writing {output}"))
-    text = out.to_json(doc if doc is not None else rows) if fmt == "json" else out.to_csv(rows or [], columns)
+        text = out.to_csv(tracked(rows, f"writing {output}"), columns)
+    else:
+        text = out.to_json(doc if doc is not None else rows) if fmt == "json" else out.to_csv(rows or [], columns)
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -119,6 +119,16 @@ class Spec(_Strict):
     def chain_of(self, instrument: Instrument) -> Chain:
         return self.chains[self.tokens[instrument.base].chain]
 
+    def contracts_on(self, chain: str) -> dict[str, str]:
+        """Every contract the spec names on `chain`, by its config key ('venues.uniswap_v2.router')."""
+        out = {f"tokens.{s}": t.address for s, t in self.tokens.items() if t.chain == chain}
+        for n, v in self.venues.items():
+            if v.chain == chain:
+                out |= {f"venues.{n}.router": v.router, f"venues.{n}.factory": v.factory}
+                if v.quoter:
+                    out[f"venues.{n}.quoter"] = v.quoter
+        return out | {f"options_markets.{n}": m.address for n, m in self.options_markets.items() if m.chain == chain}
+
 
 def load_spec(path: Path | str | list[Path] | list[str]) -> Spec:
     """One spec file, or several (one per chain) merged: a name defined twice is an error."""

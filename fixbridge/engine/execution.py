@@ -141,7 +141,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
     def start(self, reporter: Reporter) -> None:
         self.reporter = reporter
         self.markets.open_wallets(self.journal.next_nonce)
-        gaps = NonceGapCloser(self.journal, self._write_ahead)
+        gaps = NonceGapCloser(self.journal, self.fill_nonce_gap)
         open_orders = {r.order_id for r in self.journal.open_orders()}
         for w in self.markets.wallets.values():
             gaps.close(w, open_orders)

@@ -12,6 +12,7 @@ rebroadcast here, so that the order, taken up again, finds it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 import structlog
@@ -35,11 +36,12 @@ class GapStep:
 
 
 class NonceGapCloser:
-    """Given the journal and how to write-ahead a no-op (the engine's `_write_ahead`)."""
+    """Given the journal and how to fill a nonce with a no-op (the engine's `fill_nonce_gap`, which
+    looks after the no-op until it is mined and returns its hash, or None if it signed nothing)."""
 
-    def __init__(self, journal: Journal, write_ahead: Callable) -> None:
+    def __init__(self, journal: Journal, fill_gap: Callable[[Any, int], str | None]) -> None:
         self._journal = journal
-        self._write_ahead = write_ahead
+        self._fill_gap = fill_gap
 
     def close(self, w, open_orders: set[str]) -> list[GapStep]:
         """Close the gap of trading wallet `w` (markets.TradingWallet). Returns what was done."""
@@ -56,33 +58,32 @@ class NonceGapCloser:
             attempts = [t for t in txs if t.nonce == nonce and t.status != "failed"]
             if any(t.order_id in open_orders and t.purpose in RECOVERED for t in attempts):
                 continue  # recovery finishes open orders' swaps and cancels: it rebroadcasts or settles them
-            steps.append(self._give_back(w, nonce, attempts, on_chain, journaled))
+            step = self._give_back(w, nonce, attempts, f"nonce gap at start: the chain's next nonce was {on_chain}, "
+                                                       f"the journal's {journaled}")
+            if step is not None:
+                steps.append(step)
         return steps
 
-    def _give_back(self, w, nonce: int, attempts: list, on_chain: int, journaled: int) -> GapStep:
-        why = f"nonce gap at start: the chain's next nonce was {on_chain}, the journal's {journaled}"
-        believed = sorted(attempts, key=lambda t: (_BELIEVED.index(t.status) if t.status in _BELIEVED else 99, -t.id))
-        for t in believed[:1]:
+    def _give_back(self, w, nonce: int, attempts: list, why: str) -> GapStep | None:
+        if attempts:  # the attempt the journal believes in: mined before anything merely sent
+            t = min(attempts, key=lambda t: (_BELIEVED.index(t.status) if t.status in _BELIEVED else 99, -t.id))
             try:
                 w.submitter.broadcast(t.raw_tx)
+                return self._noted(attempts, nonce, "rebroadcast", t.tx_hash,
+                                   f"{why}; rebroadcast its journaled transaction {t.tx_hash}")
             except Exception as e:  # refused (its fee, its funds): a no-op takes the nonce instead
                 log.warning("nonce gap: journaled transaction refused", nonce=nonce, tx=t.tx_hash, error=str(e)[:200])
                 why += f"; its journaled transaction {t.tx_hash} was refused ({str(e)[:120]})"
-                break
-            reason = f"{why}; rebroadcast its journaled transaction {t.tx_hash}"
-            if t.order_id:
-                self._journal.add_event(t.order_id, "note", reason, detail={"tx_hash": t.tx_hash, "nonce": nonce})
-            log.info("nonce gap: rebroadcast", nonce=nonce, tx=t.tx_hash)
-            return GapStep(nonce, "rebroadcast", t.tx_hash, reason)
         else:
             why += "; the journal holds no transaction for it"
-        sent = w.submitter.sign(w.wallet.address, b"", 21_000, nonce=nonce, gas_limit=21_000)
-        self._write_ahead(None, "gap_fill", w)(sent)
-        w.submitter.broadcast(sent.signed.raw)
-        self._journal.set_tx_status(sent.signed.tx_hash, "broadcast", only_from=("signed",))
-        for t in attempts:
-            if t.order_id:
-                self._journal.add_event(t.order_id, "note", f"{why}; a no-op {sent.signed.tx_hash} took the nonce",
-                                        detail={"tx_hash": sent.signed.tx_hash, "nonce": nonce})
-        log.warning("nonce gap: a no-op took the nonce", nonce=nonce, tx=sent.signed.tx_hash, why=why)
-        return GapStep(nonce, "no-op", sent.signed.tx_hash, why)
+        tx_hash = self._fill_gap(w, nonce)
+        if tx_hash is None:
+            return None
+        return self._noted(attempts, nonce, "no-op", tx_hash, f"{why}; a no-op {tx_hash} took the nonce")
+
+    def _noted(self, attempts: list, nonce: int, action: str, tx_hash: str, reason: str) -> GapStep:
+        """Each order that held the nonce says what became of it."""
+        for order_id in dict.fromkeys(t.order_id for t in attempts if t.order_id):
+            self._journal.add_event(order_id, "note", reason, detail={"tx_hash": tx_hash, "nonce": nonce})
+        log.warning("nonce gap closed", nonce=nonce, action=action, tx=tx_hash)
+        return GapStep(nonce, action, tx_hash, reason)

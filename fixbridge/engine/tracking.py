@@ -598,20 +598,22 @@ class TrackingMixin:
         except Exception as e:  # no answer: the node may have it; it stays journaled and is sent again
             self.resend_later(f, describe(e))
 
-    def fill_nonce_gap(self: "ExecutionEngine", w: "TradingWallet", nonce: int) -> None:
-        """A refused transaction left a hole below later ones: fill it with a no-op so they can mine.
-        The no-op is looked after until the chain passes its nonce (sent again if it got no answer
-        or the node lost it): every later nonce of the wallet waits for it."""
+    def fill_nonce_gap(self: "ExecutionEngine", w: "TradingWallet", nonce: int) -> str | None:
+        """A hole below later nonces (a refused transaction; at start, one the chain lost): fill it
+        with a no-op so they can mine. The no-op is looked after until the chain passes its nonce
+        (sent again if it got no answer or the node lost it): every later nonce of the wallet waits
+        for it. Returns its hash, or None when nothing was signed."""
         if w.submitter.nonces.peek() <= nonce:
-            return  # it was the last one taken and was given back
+            return None  # it was the last one taken and was given back
         if self.ownership_lost:  # no signature without the wallet's lease: whoever holds it now fills it
             log.warning("nonce gap not filled: wallet lease lost", wallet=w.wallet.name, nonce=nonce)
-            return
+            return None
         sent = w.submitter.sign(w.wallet.address, b"", 21_000, nonce=nonce, gas_limit=21_000)
         self._write_ahead(None, "gap_fill", w)(sent)
         loose = Loose(w, nonce, sent.signed.tx_hash.lower(), sent.signed.raw)
         self._loose[(w.chain, w.wallet.address, nonce)] = loose
         self._send_loose(loose)
+        return loose.tx_hash
 
     def _send_loose(self: "ExecutionEngine", loose: Loose) -> None:
         """Refused or unanswered, it is looked after each block until its nonce is used."""

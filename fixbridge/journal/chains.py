@@ -22,7 +22,7 @@ class ChainIdentity:
     name: str
     chain_id: int
     genesis_hash: str
-    contracts: dict[str, str] = field(default_factory=dict)  # role ('venue.uniswap_v2.router', 'token.USDC') -> address
+    contracts: dict[str, str] = field(default_factory=dict)  # the spec's key ('venues.uniswap_v2.router') -> address (Spec.contracts_on)
 
     def describe(self) -> str:
         return f"chain id {self.chain_id}, genesis {self.genesis_hash}"

@@ -223,21 +223,9 @@ def check_chain(report: Report, spec: Spec, name: str, node: Node) -> bool:
     return True
 
 
-def contracts_of(spec: Spec, chain: str) -> list[tuple[str, str]]:
-    """(config key, address) of every contract the spec names on `chain`."""
-    out = [(f"tokens.{s}", t.address) for s, t in spec.tokens.items() if t.chain == chain]
-    for n, v in spec.venues.items():
-        if v.chain == chain:
-            out += [(f"venues.{n}.router", v.router), (f"venues.{n}.factory", v.factory)]
-            if v.quoter:
-                out.append((f"venues.{n}.quoter", v.quoter))
-    out += [(f"options_markets.{n}", m.address) for n, m in spec.options_markets.items() if m.chain == chain]
-    return out
-
-
 def check_code(report: Report, spec: Spec, chain: str, node: Node) -> set[str]:
     """Code at every address of the spec on the chain; returns the keys that have none."""
-    items = contracts_of(spec, chain)
+    items = list(spec.contracts_on(chain).items())
     codes = node.many([("eth_getCode", [addr, "latest"]) for _, addr in items])
     missing = set()
     for (key, addr), code in zip(items, codes):
