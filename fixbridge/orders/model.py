@@ -19,11 +19,17 @@ class Side(str, enum.Enum):
 class OrdType(str, enum.Enum):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
+    STOP = "STOP"              # a market order once the touch reaches its StopPx (99)
+    STOP_LIMIT = "STOP_LIMIT"  # a limit order once the touch reaches its StopPx
 
 
 class TimeInForce(str, enum.Enum):
     IOC = "IOC"
     FOK = "FOK"
+    # Resting: the order waits in the bridge until the market meets it (orders/resting.py).
+    DAY = "DAY"
+    GTC = "GTC"
+    GTD = "GTD"
 
 
 class OrdStatus(str, enum.Enum):
