@@ -21,6 +21,7 @@ from fixbridge.orders.model import (
 
 from . import schema as db
 from .core import JournalCore
+from .resting import RestingRecords, RetiredClOrdIDUsed
 from .rows import (
     _TERMINAL_VALUES,
     DuplicateClOrdID,
@@ -39,8 +40,9 @@ _log = structlog.get_logger(__name__)
 class OrderRecords:
     """The `orders` and `order_events` tables."""
 
-    def __init__(self, journal: "JournalCore") -> None:
+    def __init__(self, journal: "JournalCore", resting: RestingRecords) -> None:
         self._j = journal
+        self._resting = resting  # ClOrdIDs retired by amends: a new order may not take one
 
     # ---- orders
 
@@ -84,16 +86,22 @@ class OrderRecords:
             created_at=order.created_at or now,
             updated_at=now,
         )
+        if order.resting or order.stop_px is not None:  # only resting orders carry these (a leaner hot path)
+            row.update(stop_px=order.stop_px, expire_at=order.expire_at, resting=order.resting,
+                       triggered=order.triggered)
         event_row = dict(order_id=order.order_id, ts=now, kind="transition", from_status=None,
                          to_status=status.value, reason=reason, detail=detail)
 
         prepared = self._j._prep_insert(db.Order.__table__, tuple(row))
 
         def op(s: Session) -> None:
+            self._resting.check_not_retired(s, order.session_id, order.cl_ord_id)
             prepared.run(s, row)
             self._j._append(s, db.OrderEvent.__table__, [event_row])
 
         def duplicate(exc: BaseException) -> BaseException:
+            if isinstance(exc, RetiredClOrdIDUsed):
+                return DuplicateClOrdID(order.session_id, order.cl_ord_id, self.get_order(exc.order_id))
             prior = self.find_order(order.session_id, order.cl_ord_id) if isinstance(exc, IntegrityError) else None
             return exc if prior is None else DuplicateClOrdID(order.session_id, order.cl_ord_id, prior)
 
@@ -104,7 +112,7 @@ class OrderRecords:
             return
         try:
             self._j._apply_now(op)
-        except IntegrityError as exc:
+        except (IntegrityError, RetiredClOrdIDUsed) as exc:
             err = duplicate(exc)
             if err is exc:
                 raise
@@ -200,11 +208,14 @@ class OrderRecords:
             return {r.order_id: _order_row(r) for r in rows}
 
     def find_order(self, session_id: str, cl_ord_id: str) -> OrderRow | None:
+        """The order known by `cl_ord_id` on the session: now, or before an amend renamed it."""
         with self._j._read() as s:
             r = s.scalar(
                 select(db.Order).where(db.Order.session_id == session_id, db.Order.cl_ord_id == cl_ord_id)
             )
-            return None if r is None else _order_row(r)
+            if r is not None:
+                return _order_row(r)
+        return self._resting.find_retired(session_id, cl_ord_id)
 
     def open_orders(self) -> list[OrderRow]:
         """Orders not yet Filled, Canceled, Expired or Rejected, oldest first."""

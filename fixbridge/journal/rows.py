@@ -87,6 +87,10 @@ class OrderRow:
     rej_reason: int | None
     created_at: datetime
     updated_at: datetime
+    stop_px: Decimal | None = None
+    expire_at: datetime | None = None
+    resting: bool = False
+    triggered: bool = False
 
     def to_order(self) -> Order:
         """The domain ``Order`` this row describes (e.g. to resume it after a restart)."""
@@ -111,6 +115,10 @@ class OrderRow:
             venue=self.venue,
             wallet=self.wallet,
             created_at=self.created_at,
+            stop_px=self.stop_px,
+            expire_at=self.expire_at,
+            resting=self.resting,
+            triggered=self.triggered,
         )
 
 
@@ -232,6 +240,10 @@ def _order_row(r: db.Order) -> OrderRow:
         rej_reason=r.rej_reason,
         created_at=r.created_at,
         updated_at=r.updated_at,
+        stop_px=r.stop_px,
+        expire_at=r.expire_at,
+        resting=bool(r.resting),
+        triggered=bool(r.triggered),
     )
 
 

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     BigInteger,
     CheckConstraint,
     ForeignKey,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
@@ -310,6 +312,12 @@ class Order(Base):
     rej_reason: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # Resting orders (migration 0007, orders/resting.py): waits in the bridge for the market; when its
+    # life ends (NULL: GTC or not resting); a stop's trigger price and whether it has triggered.
+    stop_px: Mapped[Decimal | None] = mapped_column(DecimalText)
+    expire_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resting: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    triggered: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
 
     __table_args__ = (
         UniqueConstraint("order_id", name="uq_orders_order_id"),
@@ -317,6 +325,27 @@ class Order(Base):
         Index("ix_orders_status", "status"),
         Index("ix_orders_created_at", "created_at"),
         Index("ix_orders_cl_ord_id", "cl_ord_id"),  # trail by ClOrdID alone (migration 0002)
+        Index("ix_orders_resting", "resting"),
+    )
+
+
+class RetiredClOrdID(Base):
+    """A ClOrdID an order was known by before an amend (G) gave it a new one (migration 0007): a
+    NewOrderSingle reusing it is a duplicate, and a status request by it still finds the order."""
+
+    __tablename__ = "order_cl_ord_ids"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String, nullable=False)
+    cl_ord_id: Mapped[str] = mapped_column(String, nullable=False)
+    order_id: Mapped[str] = mapped_column(
+        String, ForeignKey("orders.order_id", name="fk_order_cl_ord_ids_order_id_orders"), nullable=False
+    )
+    retired_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("session_id", "cl_ord_id", name="uq_order_cl_ord_ids_session_id_cl_ord_id"),
+        Index("ix_order_cl_ord_ids_order_id", "order_id"),
     )
 
 

@@ -10,6 +10,7 @@ each given the core in its constructor and owning its tables:
 | store | tables |
 |---|---|
 | ``order_records`` (orders.py) | orders, order_events |
+| ``resting_records`` (resting.py) | orders' resting columns, order_cl_ord_ids (ClOrdIDs amends retired) |
 | ``tx_records`` (transactions.py) | transactions, receipts, wallet_nonces |
 | ``fill_records`` (fills.py) | fills, approvals |
 | ``fix_records`` (fix_messages.py) | fix_messages |
@@ -41,6 +42,7 @@ from .leases import LeaseRecords
 from .movements import MovementRecords
 from .operations import OperationsRecords
 from .orders import OrderRecords
+from .resting import Replacement, RestingRecords
 from .rows import (
     ApprovalRow,
     DuplicateClOrdID,
@@ -70,6 +72,7 @@ __all__ = [
     "FixMessageRow",
     "ReceiptRow",
     "ApprovalRow",
+    "Replacement",
     "MIGRATIONS_DIR",
     "alembic_config",
     "create_journal_engine",
@@ -82,7 +85,8 @@ class Journal(JournalCore):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self.order_records = orders = OrderRecords(self)
+        self.resting_records = resting = RestingRecords(self)
+        self.order_records = orders = OrderRecords(self, resting)
         self.tx_records = txs = TransactionRecords(self)
         self.fill_records = fills = FillRecords(self)
         self.fix_records = fix = FixMessageRecords(self)
@@ -103,6 +107,10 @@ class Journal(JournalCore):
         self.unreported_acks = orders.unreported_acks
         self.unreported_terminal_orders = orders.unreported_terminal_orders
         self.events = orders.events
+        # resting orders and their amends
+        self.resting_orders = resting.resting_orders
+        self.set_resting = resting.set_resting
+        self.replace_order = resting.replace
         # transactions, receipts, nonces
         self.record_signed_tx = txs.record_signed_tx
         self.set_tx_status = txs.set_tx_status

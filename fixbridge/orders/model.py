@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 
@@ -101,6 +101,13 @@ class Order:
     wallet: str | None = None
     created_at: datetime | None = None
     claims: SecurityClaims | None = None
+    # Resting orders (orders/resting.py): a stop's trigger price (99), a GTD's ExpireDate (432), when
+    # the order's life ends (Day's close, GTD), whether it waits in the bridge, whether a stop triggered.
+    stop_px: Decimal | None = None
+    expire_date: date | None = None
+    expire_at: datetime | None = None
+    resting: bool = False
+    triggered: bool = False
 
     @property
     def leaves_qty(self) -> Decimal:
