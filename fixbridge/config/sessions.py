@@ -7,11 +7,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
+from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from eth_account import Account
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from fixbridge.config.errors import ConfigError, read_toml, validate
 from fixbridge.config.spec import Spec
+from fixbridge.orders.resting import DayClose
 
 
 class _Strict(BaseModel):
@@ -68,6 +72,14 @@ class Counterparty(_Strict):
     max_logon_failures: int = Field(default=5, ge=1)
     logon_failure_window_seconds: int = Field(default=300, gt=0)
     lockout_seconds: int = Field(default=900, ge=0)
+    # The session's trading day (orders/resting.py): a Day order expires at `day_close` (HH:MM) in
+    # `time_zone` (an IANA name), as does a GTD order given only an ExpireDate (432).
+    time_zone: str = "UTC"
+    day_close: str = "00:00"
+
+    def trading_day(self) -> DayClose:
+        h, m = (int(x) for x in self.day_close.split(":"))
+        return DayClose(self.time_zone, time(h, m))
 
 
 class SessionsConfig(_Strict):
@@ -150,6 +162,14 @@ def _check_limits(path: Path, where: str, cp: Counterparty, spec: Spec) -> None:
         for name in getattr(cp, key) or []:
             if name not in known:
                 raise ConfigError(path, f"{where}.{key}", f"unknown {key.split('_')[1][:-1]} {name!r}; expected one of {sorted(known)}")
+    try:
+        ZoneInfo(cp.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(path, f"{where}.time_zone", f"unknown time zone {cp.time_zone!r}; use an IANA name such as "
+                          "\"UTC\" or \"America/New_York\"") from None
+    hh, _, mm = cp.day_close.partition(":")
+    if not (hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
+        raise ConfigError(path, f"{where}.day_close", f"expected HH:MM (24-hour), e.g. \"17:00\"; got {cp.day_close!r}")
     if cp.password_hash is not None:
         try:
             parse_hash(cp.password_hash)

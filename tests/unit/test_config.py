@@ -71,12 +71,25 @@ def test_bad_spec_is_named(tmp_path, edit, key, words):
     (lambda s: s.replace('approval_policy = "standing"', 'approval_policy = "always"'), "sessions.CLIENT1.approval_policy", "'exact' or 'standing'"),
     (lambda s: s.replace("max_slippage_bps = 50", "max_slippage_bps = -1"), "sessions.CLIENT1.max_slippage_bps", "greater than or equal to 0"),
     (lambda s: s.replace('private_key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"', "", 1), "wallets.devnet-1", "exactly one of private_key"),
+    (lambda s: s.replace("deadline_seconds = 120", 'deadline_seconds = 120\ntime_zone = "Mars/Olympus"', 1), "sessions.CLIENT1.time_zone", "unknown time zone 'Mars/Olympus'"),
+    (lambda s: s.replace("deadline_seconds = 120", 'deadline_seconds = 120\nday_close = "5pm"', 1), "sessions.CLIENT1.day_close", "expected HH:MM"),
+    (lambda s: s.replace("deadline_seconds = 120", 'deadline_seconds = 120\nday_close = "24:00"', 1), "sessions.CLIENT1.day_close", "expected HH:MM"),
 ])
 def test_bad_sessions_are_named(tmp_path, edit, key, words):
     spec = load_spec(BOTH)
     with pytest.raises(ConfigError) as e:
         load_sessions(write(tmp_path, "counterparties.toml", edit(SESSIONS)), spec)
     assert e.value.key == key and words in e.value.problem
+
+
+def test_a_sessions_trading_day(tmp_path):
+    from datetime import datetime, timezone
+    spec = load_spec(BOTH)
+    edited = SESSIONS.replace("deadline_seconds = 120", 'deadline_seconds = 120\ntime_zone = "America/New_York"\nday_close = "17:00"', 1)
+    cp = load_sessions(write(tmp_path, "counterparties.toml", edited), spec).sessions["CLIENT1"]
+    # 15:00 UTC on 4 Dec 2026 is 10:00 in New York: the day ends at 17:00 there, 22:00 UTC.
+    assert cp.trading_day().next_after(datetime(2026, 12, 4, 15, tzinfo=timezone.utc)) == datetime(2026, 12, 4, 22, tzinfo=timezone.utc)
+    assert load_sessions(ROOT / "sessions" / "counterparties.toml", spec).sessions["CLIENT1"].trading_day().time_zone == "UTC"
 
 
 def test_raw_key_refused_off_devnet(tmp_path):
