@@ -331,7 +331,7 @@ class RawSwapper:
             gas = est + est // 2  # see GAS_NOTE
         t0 = time.perf_counter_ns()
         if preflight:
-            # what the bridge asks the node before it signs (engine._plan/_check_funds/_execute)
+            # what the bridge asks the node before it signs (Planner.plan, Intake._check_funds, Submission.execute)
             bound = self.quote_bound(side, qty_wei)
             token_in = self.usdc if side == "1" else self.weth
             self._erc20(token_in, "balanceOf(address)", ["address"], [self.acct.address])

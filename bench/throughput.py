@@ -106,7 +106,7 @@ from web3 import Web3  # noqa: E402
 from fixbridge.devnet.anvil import DEFAULT_MNEMONIC, Anvil  # noqa: E402
 from fixbridge.devnet.deploy import deploy_devnet, write_spec  # noqa: E402
 from fixbridge.fix.client import FixClient, Received, new_order_single  # noqa: E402
-from fixbridge.engine.tracking import SETTLE_FLUSH_EVERY  # noqa: E402
+from fixbridge.engine.confirmation import SETTLE_FLUSH_EVERY  # noqa: E402
 from latency import Procs, free_port, machine_info, summary, wait_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

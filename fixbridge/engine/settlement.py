@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 import structlog
 
+from fixbridge.config import SessionsConfig, Spec
+from fixbridge.engine.desk import OrderDesk
+from fixbridge.engine.journaling import WalletLease, WriteAhead, record_receipt
+from fixbridge.engine.markets import Markets
+from fixbridge.engine.queues import SettleSeries, WalletQueues
+from fixbridge.journal import Journal
 from fixbridge.orders.units import from_units
 from fixbridge.venues.options_market import OptionsMarketClient
-
-if TYPE_CHECKING:
-    from fixbridge.engine.execution import ExecutionEngine
 
 log = structlog.get_logger(__name__)
 
@@ -32,13 +34,24 @@ class SettlementReport:
     tx_hashes: tuple[str, ...]
 
 
-class SettlementMixin:
-    def _options_markets(self: "ExecutionEngine", chain: str) -> list[OptionsMarketClient]:
+class OptionSettlement:
+    """Seen by the watcher (a Settled event in a block), done by each wallet's intake worker (its
+    redeem and release are transactions of that wallet's nonces), reported to every session bound
+    to the wallet."""
+
+    def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, markets: Markets,
+                 queues: WalletQueues, desk: OrderDesk, write_ahead: WriteAhead, lease: WalletLease) -> None:
+        self.spec, self.sessions, self.journal, self.markets = spec, sessions, journal, markets
+        self.queues, self.desk, self.write_ahead, self.lease = queues, desk, write_ahead, lease
+
+    def _options_markets(self, chain: str) -> list[OptionsMarketClient]:
         return [OptionsMarketClient(self.markets.w3[chain], m.address)
                 for m in self.spec.options_markets.values() if m.chain == chain]
 
-    def check_settlements(self: "ExecutionEngine", chain: str, block_number: int) -> None:
+    def check_settlements(self, chain: str, block_number: int) -> None:
         """Called for each block: hand any Settled event to the wallets' workers."""
+        if not self.spec.options_markets:
+            return
         for market in self._options_markets(chain):
             for series_id, price, _ in market.settlements(block_number, block_number):
                 sym = next((s for s, i in self.spec.instruments.items()
@@ -49,11 +62,11 @@ class SettlementMixin:
                 log.info("series settled", symbol=sym, price=price, block=block_number)
                 for name, w in self.markets.wallets.items():
                     if w.chain == chain:
-                        self._queues[name].put(("settle", f"{sym}|{price}"))
+                        self.queues.put(name, SettleSeries(sym, int(price)))
 
-    def settle_series(self: "ExecutionEngine", wallet_name: str, arg: str) -> None:
+    def settle_series(self, wallet_name: str, item: SettleSeries) -> None:
         """On the wallet's worker: redeem what it holds, release what it wrote, then report."""
-        sym, raw_price = arg.split("|")
+        sym, raw_price = item.symbol, item.price_units
         ins = self.spec.instruments[sym]
         w = self.markets.wallets[wallet_name]
         token = self.spec.tokens[sym]
@@ -71,15 +84,15 @@ class SettlementMixin:
                               ("release", market.release_collateral(ins.series_id) if written else None)):
             if call is None:
                 continue
-            if self.ownership_lost:  # no signature without the wallet's lease
+            if self.lease.lost:  # no signature without the wallet's lease
                 log.warning("settlement not sent: wallet lease lost", wallet=w.wallet.name, purpose=purpose,
-                            why=self.ownership_lost)
+                            why=self.lease.lost)
                 continue
             try:
                 gas = w.submitter.simulate(call.to, call.data)
-                sent = w.submitter.send(call.to, call.data, gas, self._write_ahead(None, purpose, w))
+                sent = w.submitter.send(call.to, call.data, gas, self.write_ahead.hook(None, purpose, w))
                 r = w.submitter.wait_receipt(sent.signed.tx_hash)
-                self._record_receipt(r)
+                record_receipt(self.journal, r)
                 hashes.append(sent.signed.tx_hash)
             except Exception as e:
                 log.error("settlement transaction failed", wallet=wallet_name, symbol=sym, purpose=purpose, error=str(e)[:200])
@@ -90,6 +103,6 @@ class SettlementMixin:
             held=from_units(held, token.decimals), written=from_units(written, token.decimals),
             received=from_units(received, collateral.decimals), tx_hashes=tuple(hashes))
         for comp_id, cp in self.sessions.sessions.items():
-            if wallet_name in cp.wallets and self.reporter is not None:
-                for sid in self.session_ids_of(comp_id):
-                    self.reporter.settlement_report(sid, report)
+            if wallet_name in cp.wallets and self.desk.reporter is not None:
+                for sid in self.desk.session_ids_of(comp_id):
+                    self.desk.reporter.settlement_report(sid, report)

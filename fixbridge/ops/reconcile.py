@@ -294,11 +294,7 @@ class Reconciler:
         return f"{from_units(units, t.decimals)} {t.symbol}" if t else f"{units} units of {token}"
 
     def _symbol_decimals(self, token: str) -> tuple[str, int]:
-        """('ETH', 18) for ETH, else the spec's symbol and decimals of a token address."""
-        if token == ETH:
-            return ETH, 18
-        t = self.tokens.get(token)
-        return (t.symbol, t.decimals) if t else (token, 0)
+        return symbol_decimals(self.tokens, token)
 
     # ---- run -------------------------------------------------------------------------------
     def run(self, from_block: int, to_block: int, *, record: bool = True) -> Result:
@@ -377,7 +373,8 @@ class Reconciler:
         self._check_fills(res, fills, chain_rc, txs)
         self._check_logs(res, txs, fills, transfers_out, transfers_in, swaps, movements)
         self._check_nonces(res, txs, chain_rc, wallets, A, B, mv_txs)
-        self._check_balances(res, txs, receipts, fills, chain_rc, movements, mv_txs, wallets, A, B)
+        BalanceCheck(self.spec, self.w3, self.tokens, self.markets).check(res, txs, receipts, fills, chain_rc, movements,
+                                                                          mv_txs, wallets, A, B)
         res.breaks.sort(key=lambda b: (b.block if b.block is not None else -1, KINDS.index(b.kind)))
         if record:
             res.run_id = self.j.record_reconciliation_run(
@@ -614,8 +611,14 @@ class Reconciler:
         return found
 
 
-    # ---- balances: opening + what the journal says moved = closing ------------------------------
-    def _check_balances(self, res: Result, txs, receipts, fills, chain_rc, movements: list[MovementRow],
+class BalanceCheck:
+    """Balances: opening + what the journal says moved = closing, per wallet, token and ETH (a part
+    of the Reconciler's run, kept apart: it needs only the chain, the spec and the rows read)."""
+
+    def __init__(self, spec: Spec, w3: Web3, tokens: dict, markets: set[str]) -> None:
+        self.spec, self.w3, self.tokens, self.markets = spec, w3, tokens, markets
+
+    def check(self, res: Result, txs, receipts, fills, chain_rc, movements: list[MovementRow],
                         mv_txs: dict[str, _MovementTx], wallets: list[str], A: int, B: int) -> None:
         broken = {b.wallet for b in res.breaks}
         checked = [w for w in wallets if w not in broken]
@@ -694,7 +697,7 @@ class Reconciler:
         return {(w, t): _uint(next(answers)) for w in wallets for t in tokens}
 
     def _balance_break(self, w: str, t: str, opening: int, f: _Flows, expected: int, actual: int, B: int) -> Break:
-        sym, dec = self._symbol_decimals(t)
+        sym, dec = symbol_decimals(self.tokens, t)
 
         def d(units: int):
             return from_units(units, dec)
@@ -707,6 +710,14 @@ class Reconciler:
                      + (f", options-market txs {d(f.logged)}" if f.logged else "")
                      + (f", gas {d(f.gas)}" if t == ETH else "") + f"); difference {d(actual - expected)}",
                      None, B, w, journal=journal, chain={"balance": d(actual), "balance_units": actual})
+
+
+def symbol_decimals(tokens: dict, token: str) -> tuple[str, int]:
+    """('ETH', 18) for ETH, else the spec's symbol and decimals of a token address."""
+    if token == ETH:
+        return ETH, 18
+    t = tokens.get(token)
+    return (t.symbol, t.decimals) if t else (token, 0)
 
 
 def _uint(word: str | None) -> int:

@@ -85,7 +85,7 @@ class BridgeView:
         out = []
         for name in self.chain_names():
             c = self.engine.spec.chains[name]
-            w = self.engine._watchers.get(name)  # read-only: the watcher's head and last poll
+            w = self.engine.heads.watcher(name)  # read-only: the watcher's head and last poll
             polled = w.polled if w is not None else None
             head = w.head if w is not None else None
             out.append({"chain": name, "chain_id": c.chain_id, "rpc_url": _no_credentials(c.rpc_url),
@@ -99,7 +99,7 @@ class BridgeView:
         return self.journal.backlog()
 
     def intake_backlog(self) -> int:
-        return sum(q.qsize() for q in self.engine._queues.values())
+        return self.engine.queues.backlog()
 
     # ---- the journal ---------------------------------------------------------------------------
     def journal_snapshot(self) -> JournalSnapshot:

@@ -1,8 +1,8 @@
 """The order arithmetic, pure: how an order's intent, bound and rounding become one swap.
 
 Functions of plain values (the order, its two tokens, the venue's quote, the session's slippage and
-deadline) to frozen dataclasses. No I/O, no journal, no web3: the engine (`engine/execution.py`
-`_plan`) reads the chain, calls these, and journals what they decided; `tests/unit/` checks them
+deadline) to frozen dataclasses. No I/O, no journal, no web3: the engine (`engine/planning.py`
+`Planner.plan`) reads the chain, calls these, and journals what they decided; `tests/unit/` checks them
 without a chain.
 
 How a swap honours the order (README, "Orders"):

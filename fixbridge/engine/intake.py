@@ -1,0 +1,239 @@
+"""Intake: one worker per wallet takes a batch of its queue at a time, reads the chain at one block
+for all of it (chain/rpc.py pins), and carries each new order from its checks (kill switch,
+validation, wallet, outage, risk, funds, allowance) to the New report and to submission. Also runs
+its wallet's cancels (a no-op at the swap's nonce) and option settlements, since those are
+transactions of its wallet's nonces. Never waits for an order's receipt; waits for the journal
+only before a non-swap broadcast (an approval)."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import structlog
+
+from fixbridge.chain.rpc import new_pin, pinned_reads, refresh_pin
+from fixbridge.chain.submitter import BroadcastRejected, Stopping
+from fixbridge.config import Counterparty, SessionsConfig, Spec, Token
+from fixbridge.engine.desk import OrderDesk, order_from_row
+from fixbridge.engine.flights import InFlightBook
+from fixbridge.engine.heads import ChainHeads
+from fixbridge.engine.journaling import WalletLease, WriteAhead, record_receipt
+from fixbridge.engine.markets import MAX_UINT256, Markets, TradingWallet, approve_calldata
+from fixbridge.engine.planning import Plan, PlanError, Planner, short_reason
+from fixbridge.engine.queues import CancelSent, NewOrder, SettleSeries, WalletQueues, WorkItem
+from fixbridge.engine.resending import Resender
+from fixbridge.engine.settlement import OptionSettlement
+from fixbridge.engine.submission import Submission
+from fixbridge.journal import Journal
+from fixbridge.orders.model import ExecEvent, Order, OrdStatus, RejectReason, Side
+from fixbridge.orders.risk import PreTradeRisk
+from fixbridge.orders.units import fmt, from_units
+from fixbridge.orders.validation import Rejection, validate
+
+log = structlog.get_logger(__name__)
+
+MAX_BATCH = 256        # orders an intake worker takes off its queue at once
+FLUSH_AFTER_S = 0.005  # within a batch, hand writes to the journal (and so report and broadcast) this often
+
+
+class Intake:
+    def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, markets: Markets,
+                 queues: WalletQueues, heads: ChainHeads, book: InFlightBook, desk: OrderDesk, planner: Planner,
+                 risk: PreTradeRisk, submission: Submission, resender: Resender, options: OptionSettlement,
+                 write_ahead: WriteAhead, lease: WalletLease, stopping: threading.Event) -> None:
+        self.spec, self.sessions, self.journal, self.markets = spec, sessions, journal, markets
+        self.queues, self.heads, self.book, self.desk, self.planner = queues, heads, book, desk, planner
+        self.risk, self.submission, self.resender, self.options = risk, submission, resender, options
+        self.write_ahead, self.lease = write_ahead, lease
+        self._stopping = stopping  # set by stop(): waits for the chain give up
+        self._workers: list[threading.Thread] = []
+        self._pins: dict[str, object] = {}  # wallet -> its worker's pinned reads (chain/rpc.py)
+
+    # ---- workers -------------------------------------------------------------------------------
+    def start(self) -> None:
+        for name, q in self.queues.queues.items():
+            t = threading.Thread(target=self._run, args=(q,), name=f"intake-{name}", daemon=True)
+            t.start()
+            self._workers.append(t)
+
+    def join(self, end: float) -> bool:
+        """Wait for the workers until monotonic `end`; False if one is still busy."""
+        for t in self._workers:
+            t.join(timeout=max(0.0, end - time.monotonic()))
+        return not any(t.is_alive() for t in self._workers)
+
+    def _run(self, q: queue.Queue) -> None:
+        wallet = threading.current_thread().name.removeprefix("intake-")
+        while True:
+            items = [q.get()]
+            while len(items) < MAX_BATCH and items[-1] is not None:
+                try:
+                    items.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._work(wallet, items)
+            except Exception:
+                log.exception("intake batch failed", items=len(items))
+            finally:
+                for _ in items:
+                    q.task_done()
+            if items[-1] is None:
+                return
+
+    def _work(self, wallet: str, items: list[WorkItem | None]) -> None:
+        """A batch of the queue: the chain read at one block for all its orders, their journal rows
+        handed to the writer every FLUSH_AFTER_S, and each flush's swaps broadcast together once
+        those rows are committed."""
+        chain = self.markets.wallets[wallet].chain
+        w3 = self.markets.w3[chain]
+        pin = self._pins.get(wallet)
+        if pin is None:
+            pin = self._pins[wallet] = new_pin(w3)
+        news = [item for item in items if isinstance(item, NewOrder)]
+        given = {item.order_id: item.order for item in news if item.order is not None}
+        orders = {oid: order_from_row(r) for oid, r in self.journal.get_orders(
+            [item.order_id for item in news if item.order_id not in given]).items()}
+        orders.update(given)
+        if pin is not None:
+            # The watcher asked the node for its height after the newest of these orders arrived:
+            # any block mined before they arrived is at or below that height, so reads pinned there
+            # are current for them without asking again.
+            watcher = self.heads.watcher(chain)
+            polled = watcher.polled if watcher is not None else None
+            newest = max((o.created_at.timestamp() for o in orders.values() if o.created_at), default=None)
+            pin.next_batch(polled[1] if polled and newest is not None and polled[0] > newest else None)
+        taken = self.desk.taken
+        with self.journal.batch() as b:
+            for item in items:
+                if item is None:
+                    break
+                try:
+                    if isinstance(item, NewOrder):
+                        if item.order_id in taken:
+                            continue
+                        taken.add(item.order_id)
+                        with pinned_reads(w3, pin):
+                            self._process(item.order_id, orders.get(item.order_id))
+                    elif isinstance(item, CancelSent):
+                        self.resender.replace_with_noop(item.order_id)
+                    elif isinstance(item, SettleSeries):
+                        self.options.settle_series(wallet, item)
+                except Stopping as e:
+                    log.info("stopping: order left for the next start", item=item, why=str(e))
+                    break
+                except Exception as e:
+                    log.exception("order processing failed", item=item)
+                    if isinstance(item, NewOrder):
+                        self.desk.end_unsent(item.order_id, orders.get(item.order_id), e)
+                if b.age() >= FLUSH_AFTER_S:
+                    b.flush()  # to the writer thread; this worker goes on with the next order
+
+    # ---- one order -----------------------------------------------------------------------------
+    def _process(self, order_id: str, order: Order | None = None) -> None:
+        desk = self.desk
+        if order is None:
+            row = self.journal.get_order(order_id)
+            if row is None:
+                return
+            order = order_from_row(row)
+        if order.status.terminal:
+            return
+        cp = desk.counterparty(order.session_id)
+        if order.status is OrdStatus.PENDING_NEW:
+            halted = self.risk.halted(order.session_id)  # kill switch: `fixbridge halt`
+            if halted:
+                self.journal.add_event(order.order_id, "risk", halted.text)
+                return desk.reject(order, halted)
+            rej = validate(order, self.spec, cp)
+            if rej:
+                return desk.reject(order, rej)
+            chain = self.spec.chain_of(self.spec.instruments[order.symbol])
+            wallet = order.account or self.planner.default_wallet(cp, order.symbol)
+            if self.markets.wallets[wallet].chain != chain.name:
+                return desk.reject(order, Rejection(RejectReason.UNKNOWN_ACCOUNT, f"Account {wallet!r} is on chain "
+                                                    f"{self.markets.wallets[wallet].chain}; {order.symbol} trades on {chain.name}"))
+            if self.heads.outage(chain.name):
+                # Policy: reject rather than queue; an OMS wants a prompt answer it can act on.
+                return desk.reject(order, Rejection(RejectReason.EXCHANGE_CLOSED, f"Chain {chain.name} is unreachable "
+                                                    f"({self.heads.outage(chain.name)}); nothing was sent, try again"))
+        stage = "quoting"
+        try:
+            plan = self.planner.plan(order, cp)
+            stage = "checking risk"
+            if order.status is OrdStatus.PENDING_NEW:
+                rej = self.risk.check(order, cp, self.planner.trade_context(order, plan))
+                if rej:
+                    self.journal.add_event(order.order_id, "risk", rej.text)
+                    raise PlanError(rej)
+            stage = "checking funds"
+            self._check_funds(order, plan, cp)
+        except PlanError as e:
+            if order.status is OrdStatus.PENDING_NEW:
+                return desk.reject(order, e.rejection)
+            return desk.finish_no_fill(order, OrdStatus.CANCELED, e.rejection.text)
+        except Stopping:
+            raise  # not the order's end: the next start takes it up again
+        except Exception as e:  # the node failed (not a revert): the order ends here, with the reason
+            return desk.node_failed(order, stage, e)
+        if order.status is OrdStatus.PENDING_NEW:
+            desk.transition(order, OrdStatus.NEW, f"accepted: {plan.venue.name} {plan.intent.exact.value} "
+                            f"amount {plan.intent.amount} bound {plan.intent.bound}", event=ExecEvent.NEW,
+                            venue=plan.venue.name, wallet=plan.wallet.wallet.name)
+        if desk.take_cancel(order):
+            return
+        self.submission.execute(order, plan)
+
+    def _check_funds(self, order: Order, plan: Plan, cp: Counterparty) -> None:
+        w = plan.wallet
+        token_in = plan.pulls[0] if plan.pulls else plan.base if order.side is Side.SELL else plan.quote
+        pay_token, need = plan.pays
+        held = self.markets.balance_of(w.chain, pay_token, w.wallet.address)
+        committed = self.book.reserved(w, pay_token)
+        if held - committed < need:
+            units = lambda x: fmt(from_units(x, token_in.decimals))  # noqa: E731
+            raise PlanError(Rejection(RejectReason.OTHER, f"Insufficient balance: wallet {w.wallet.name} holds "
+                                      f"{units(held)} {token_in.symbol}" + (f", {units(committed)} of it committed to "
+                                      "orders in flight" if committed else "") + f", the order may need {units(need)}"))
+        spender = plan.call.spender
+        if self.markets.allowance(w.chain, pay_token, w.wallet.address, spender) >= need + committed:
+            return
+        amount = MAX_UINT256 if cp.approval_policy == "standing" else need + committed
+        self._approve(order, w, token_in, spender, amount, cp.approval_policy)
+
+    def _approve(self, order: Order, w: TradingWallet, token: Token, spender: str, amount: int, policy: str) -> None:
+        """Approvals are rare (standing) and a swap cannot simulate without one: wait for it."""
+        if self.lease.lost:  # an approval is a signature too: none without the wallet's lease
+            raise PlanError(Rejection(RejectReason.OTHER, "Not sent: this bridge instance no longer holds its "
+                                      f"wallet lease ({self.lease.lost})"))
+        data = approve_calldata(spender, amount)
+        try:
+            gas = w.submitter.simulate(token.address, data)
+            sent = w.submitter.sign(token.address, data, gas)
+            self.write_ahead.hook(order.order_id, "approve", w)(sent)
+            try:
+                w.submitter.broadcast_new(sent)
+                resend = None
+            except BroadcastRejected:
+                raise
+            except Exception:  # no answer: it is journaled, and sent again while it is waited for
+                resend = sent.signed.raw
+            receipt = w.submitter.wait_receipt(sent.signed.tx_hash, resend=resend, stop=self._stopping)
+            refresh_pin(w.submitter.w3)  # later orders of this batch must see the approval
+            record_receipt(self.journal, receipt)
+        except Stopping:
+            raise  # the approval is journaled; the next start takes the order up again
+        except BroadcastRejected as e:
+            self.journal.set_tx_status(e.sent.signed.tx_hash, "failed")
+            raise PlanError(Rejection(RejectReason.OTHER, f"Allowance for {token.symbol} cannot be granted: "
+                                      f"the node refused the approval ({e.reason})"))
+        except Exception as e:
+            raise PlanError(Rejection(RejectReason.OTHER, f"Allowance for {token.symbol} cannot be granted: {short_reason(e)}"))
+        if receipt.status != 1:
+            raise PlanError(Rejection(RejectReason.OTHER, f"Approval of {token.symbol} reverted: {receipt.revert_reason}"))
+        self.journal.record_approval(order_id=order.order_id, chain_id=w.wallet.chain_id, wallet=w.wallet.address,
+                                     token=token.address, spender=spender, amount_units=amount, policy=policy,
+                                     tx_hash=sent.signed.tx_hash)
+        self.journal.add_event(order.order_id, "approval", f"approved {spender} for {token.symbol} ({policy})",
+                               detail={"tx_hash": sent.signed.tx_hash, "amount": str(amount)})
