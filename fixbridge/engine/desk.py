@@ -159,7 +159,7 @@ class OrderDesk:
            exec_id: str | None = None, last_qty: Decimal | None = None, last_px: Decimal | None = None,
            fee: Decimal | None = None, tx_hash: str | None = None, block: int | None = None,
            chain_id: int | None = None, req_id: str | None = None, cancel_cl_ord_id: str | None = None,
-           exec_ref_id: str | None = None) -> ExecutionReport:
+           exec_ref_id: str | None = None, orig_cl_ord_id: str | None = None) -> ExecutionReport:
         oid = order_id or order.order_id
         status = ord_status or order.status
         if leaves is None:
@@ -168,7 +168,7 @@ class OrderDesk:
             chain_id = self.spec.chain_of(self.spec.instruments[order.symbol]).chain_id
         return ExecutionReport(
             order_id=oid, cl_ord_id=cancel_cl_ord_id or order.cl_ord_id,
-            orig_cl_ord_id=order.cl_ord_id if cancel_cl_ord_id else None,
+            orig_cl_ord_id=order.cl_ord_id if cancel_cl_ord_id else orig_cl_ord_id,
             exec_id=exec_id or self._exec_id(oid), event=event, ord_status=status, side=order.side,
             symbol=order.symbol, order_qty=order.order_qty, cash_order_qty=order.cash_order_qty, price=order.price,
             cum_qty=order.cum_qty, leaves_qty=leaves, avg_px=order.avg_px, last_qty=last_qty, last_px=last_px,

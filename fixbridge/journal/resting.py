@@ -86,12 +86,15 @@ class RestingRecords:
             return [_order_row(r) for r in s.scalars(q.order_by(db.Order.id))]
 
     def set_resting(self, order_id: str, resting: bool, status: OrdStatus, reason: str, *,
-                    triggered: bool | None = None, detail: dict | None = None) -> None:
-        """The order starts or stops waiting in the bridge (it fired a swap, or the swap's rest came
-        back to wait); its status does not change, the trail says why."""
+                    triggered: bool | None = None, expire_at: datetime | None = None,
+                    detail: dict | None = None) -> None:
+        """The order starts or stops waiting in the bridge (accepted, it fired a swap, or the swap's
+        rest came back to wait); its status does not change, the trail says why."""
         values: dict[str, Any] = {"resting": resting, "updated_at": _now()}
         if triggered is not None:
             values["triggered"] = triggered
+        if expire_at is not None:
+            values["expire_at"] = expire_at
         ev = dict(order_id=order_id, ts=values["updated_at"], kind="note", from_status=status.value,
                   to_status=status.value, reason=reason, detail=detail)
         t = db.Order.__table__

@@ -141,6 +141,8 @@ class ExecEvent(str, enum.Enum):
     REJECTED = "rejected"
     TRADE_CANCEL = "trade_cancel"    # a reported fill taken back (a reorg removed its block)
     ORDER_STATUS = "order_status"    # the answer to a status request: nothing happened
+    REPLACED = "replaced"            # an amend (OrderCancelReplaceRequest) took effect
+    TRIGGERED = "triggered"          # a stop's price was reached: it now works as a market or limit order
 
 
 @dataclass(frozen=True)

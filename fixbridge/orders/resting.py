@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from fractions import Fraction
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -110,6 +111,26 @@ def largest_within(most: int, within: Callable[[int], bool]) -> int:
         else:
             hi = mid
     return lo
+
+
+def size_within_limit(side: Side, limit: Decimal, most: int, base_decimals: int, quote_decimals: int,
+                      other_side: Callable[[int], int | None]) -> int:
+    """The most base units (up to `most`) a venue fills at an average price no worse than `limit`
+    (quote per base): for a buy, `other_side(n)` is the quote units n base units cost; for a sell,
+    the quote units they fetch; None when the venue cannot do n at all. Compared in integers, exactly:
+    quote × 10^bd against limit × n × 10^qd."""
+    lim = Fraction(limit)
+    scale_q, scale_b = 10 ** quote_decimals, 10 ** base_decimals
+
+    def within(n: int) -> bool:
+        q = other_side(n)
+        if q is None:
+            return False
+        if side is Side.BUY:
+            return q * scale_b * lim.denominator <= lim.numerator * n * scale_q
+        return q * scale_b * lim.denominator >= lim.numerator * n * scale_q
+
+    return largest_within(most, within)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, strategies as st
 
 from fixbridge.orders.model import OrdType, RejectReason, Side, TimeInForce
 from fixbridge.orders.resting import (Amend, DayClose, RestingRejection, Touch, check_amend, expires_at,
-                                      largest_within, limit_marketable, rests, stop_triggered)
+                                      largest_within, limit_marketable, rests, size_within_limit,
+                                      stop_triggered)
 
 UTC = timezone.utc
 NY_5PM = DayClose("America/New_York", time(17, 0))
@@ -103,6 +105,37 @@ def test_largest_within_is_the_exact_boundary_of_a_v2_buy(x: int, y: int, limit_
         assert within(n)
     if n < x - 1:
         assert not within(n + 1)
+
+
+@given(x=st.integers(10**12, 10**24), y=st.integers(10**6, 10**15), most=st.integers(1, 10**20),
+       px=st.decimals(min_value=Decimal("0.01"), max_value=Decimal("100000"), places=4))
+def test_size_within_limit_buys_and_sells_no_worse_than_the_limit(x: int, y: int, most: int, px: Decimal) -> None:
+    """A V2 pair of x base units (18 decimals) and y quote units (6 decimals): what a resting limit may
+    take is exactly the largest size whose average price meets its limit, on either side."""
+    bd, qd = 18, 6
+
+    def cost(n: int) -> int | None:  # getAmountIn of n base out
+        return None if n >= x else (y * n * 1000) // ((x - n) * 997) + 1
+
+    def proceeds(n: int) -> int:  # getAmountOut of n base in
+        return (n * 997 * y) // (x * 1000 + n * 997)
+
+    lim = Fraction(px)
+    for side, f in ((Side.BUY, cost), (Side.SELL, proceeds)):
+        n = size_within_limit(side, px, most, bd, qd, f)
+        assert 0 <= n <= most
+
+        def ok(k: int) -> bool:
+            q = f(k)
+            if q is None:
+                return False
+            avg = Fraction(q * 10**bd, k * 10**qd)
+            return avg <= lim if side is Side.BUY else avg >= lim
+
+        if n:
+            assert ok(n)
+        if n < most:
+            assert not ok(n + 1)
 
 
 def test_largest_within_edges() -> None:
