@@ -240,7 +240,11 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                     return name
         return cp.wallets[0]
 
-    def cancel(self, session_id: str, cl_ord_id: str, orig_cl_ord_id: str) -> None:
+    def cancel(self, session_id: str, cl_ord_id: str | None, orig_cl_ord_id: str, requested_by: str | None = None) -> None:
+        """An OrderCancelRequest (cl_ord_id: its ClOrdID), or the bridge's own cancel of the order
+        (cl_ord_id None: cancel on disconnect, a halt; `requested_by` says why; no cancel reject is
+        owed to anyone, the order's own outcome is its answer)."""
+        who = f"ClOrdID {cl_ord_id}" if cl_ord_id else (requested_by or "the bridge")
         row = self.journal.find_order(session_id, orig_cl_ord_id)
         if row is None:
             self._cancel_reject(session_id, cl_ord_id, orig_cl_ord_id, "NONE", OrdStatus.REJECTED, False,
@@ -260,7 +264,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             if flight is not None:
                 # Sent but not mined: race a same-nonce no-op with higher fees against it.
                 flight.cancel = (session_id, cl_ord_id)
-                self._transition(flight.order, OrdStatus.PENDING_CANCEL, f"cancel requested by {cl_ord_id}: "
+                self._transition(flight.order, OrdStatus.PENDING_CANCEL, f"cancel requested by {who}: "
                                  "replacing the pending transaction with a no-op", event=ExecEvent.PENDING_CANCEL,
                                  cancel_cl_ord_id=cl_ord_id, detail={CANCEL_CL_ORD_ID: cl_ord_id})
                 q = self._queues[flight.wallet.wallet.name]
@@ -268,7 +272,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 return
             self._cancel_requests[row.order_id] = (session_id, cl_ord_id)
         # Journaled with the cancel's ClOrdID: a restart before the order's turn still cancels it.
-        self.journal.add_event(row.order_id, "note", f"cancel requested by ClOrdID {cl_ord_id}",
+        self.journal.add_event(row.order_id, "note", f"cancel requested by {who}",
                                detail={CANCEL_CL_ORD_ID: cl_ord_id})
 
     def status(self, session_id: str, cl_ord_id: str, order_id: str | None, req_id: str | None,
@@ -293,6 +297,36 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
                 proof.update(exec_id=last.exec_id, last_qty=last.last_qty, last_px=last.last_px, fee=last.fee_eth)
         self._send(session_id, self._er(order, event, req_id=req_id, text=row.text, rej=_rej(row.rej_reason),
                                         **proof))
+
+    # ---- mass status and mass cancel: FIX AF / q, cancel on disconnect, halts ---------------
+    def working_orders(self, session_id: str, symbol: str | None = None, side: Side | None = None) -> list[Order]:
+        """The session's orders not yet terminal (PendingNew, New, PartiallyFilled, PendingCancel,
+        and any later non-terminal state), oldest first: the journal's open orders, less those the
+        engine has finished and the journal may not show yet."""
+        out = []
+        for row in self.journal.open_orders():
+            if row.session_id != session_id or (symbol and row.symbol != symbol) or (side and row.side != side):
+                continue
+            done = self._finished.get(row.order_id)
+            if done is not None and done.terminal:
+                continue
+            out.append(self._order_from_row(row))
+        return out
+
+    def mass_cancel(self, session_id: str, cl_ord_id: str | None, symbol: str | None = None,
+                    side: Side | None = None, requested_by: str | None = None) -> list[Order]:
+        """Cancel each working order of the session (of `symbol`, `side`) through the one cancel path
+        (`cancel`): an unsent order is canceled at its turn, a sent one raced by a no-op. Returns the
+        orders it tried; each gets its own outcome (Canceled, or a fill that won the race)."""
+        orders = self.working_orders(session_id, symbol, side)
+        with self.journal.batch():
+            for o in orders:
+                self.cancel(session_id, cl_ord_id, o.cl_ord_id, requested_by=requested_by)
+        return orders
+
+    def status_report(self, order: Order) -> ExecutionReport:
+        """The order's status (150=I) as the engine holds it; nothing is sent or journaled."""
+        return self._er(order, ExecEvent.ORDER_STATUS, text=order.text)
 
     # ---- intake worker (one per wallet) ----------------------------------------------------
     def _run(self, q: queue.Queue) -> None:
@@ -785,7 +819,7 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
         req = self._cancel_requests.pop(order.order_id, None)
         if req is None:
             return False
-        self._transition(order, OrdStatus.CANCELED, f"canceled by request {req[1]} before any transaction",
+        self._transition(order, OrdStatus.CANCELED, f"canceled by request {req[1] or 'of the bridge'} before any transaction",
                          event=ExecEvent.CANCELED, cancel_cl_ord_id=req[1], leaves=Decimal(0))
         return True
 
@@ -880,8 +914,10 @@ class ExecutionEngine(TrackingMixin, SettlementMixin):
             reporter, reported = self.reporter, self.metrics.reported
             self.journal.after_commit(lambda: (reporter.execution_report(session_id, er), reported(er, received)))
 
-    def _cancel_reject(self, session_id: str, cl_ord_id: str, orig: str, order_id: str, status: OrdStatus,
+    def _cancel_reject(self, session_id: str, cl_ord_id: str | None, orig: str, order_id: str, status: OrdStatus,
                        too_late: bool, text: str) -> None:
+        if cl_ord_id is None:  # the bridge's own cancel (on disconnect, a halt): no request to answer
+            return
         if self.reporter is not None:
             reporter = self.reporter
             self.journal.after_commit(lambda: reporter.cancel_reject(
