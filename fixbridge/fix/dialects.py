@@ -11,6 +11,8 @@ session a message comes from or goes to (`for_session`) and lets it read and wri
 | ExecType of a status answer / Trade Cancel | I / H | the order's OrdStatus (4.2 has no I or H) |
 | gas paid | MiscFees group (136) | ChainFee (20006, ETH): 4.2's ExecutionReport has no MiscFees |
 | OrdStatusReqID (790), CopyMsgIndicator (797) | sent | absent in 4.2 (not sent) |
+| OrdRejReason (103) 11, 13, 15, 99 | sent | 0 (4.2 has 0-8); Text (58) says why |
+| BusinessRejectReason (380) 6 Not authorized | sent | 0 Other (4.2 has 0-5); Text says why |
 | option maturity | MaturityMonthYear 200, MaturityDate 541 | MaturityMonthYear 200 + MaturityDay 205 |
 | OrderMassStatusRequest (AF), OrderMassCancelRequest (q) | answered | no such messages |
 
@@ -68,6 +70,16 @@ EXEC_TYPE_42: dict[ExecEvent, str] = {
 }
 EXEC_TRANS_NEW, EXEC_TRANS_CANCEL, EXEC_TRANS_STATUS = "0", "1", "3"
 TAG_CHAIN_FEE = 20006  # specs/FIX42.xml: the gas paid, in ETH
+MAX_ORD_REJ_REASON_42 = 8          # 4.2's OrdRejReason ends at 8 (Stale order)
+MAX_BUSINESS_REJECT_REASON_42 = 5  # and BusinessRejectReason at 5
+
+
+def ord_rej_reason_42(reason: RejectReason | None) -> int | None:
+    """4.2 has no codes past 8: those reasons (unsupported characteristic, quantity, account, other)
+    go as 0 (broker option), their Text naming the reason."""
+    if reason is None:
+        return None
+    return int(reason) if int(reason) <= MAX_ORD_REJ_REASON_42 else int(RejectReason.BROKER_OPTION)
 
 
 def exec_type_42(event: ExecEvent, ord_status: OrdStatus) -> str:
@@ -110,7 +122,7 @@ class Fix42:
         s(m, 19, er.exec_ref_id)
         s(m, 150, exec_type_42(er.event, er.ord_status))
         s(m, 39, t.ORD_STATUS_CODE[er.ord_status])
-        s(m, 103, int(er.rej_reason) if er.rej_reason is not None else None)
+        s(m, 103, ord_rej_reason_42(er.rej_reason))
         s(m, 1, er.account)
         s(m, 55, er.symbol)
         s(m, 54, t.SIDE_CODE[er.side])
@@ -149,7 +161,7 @@ class Fix42:
         s(m, 20, EXEC_TRANS_NEW)
         s(m, 150, "8")
         s(m, 39, t.ORD_STATUS_CODE[OrdStatus.REJECTED])
-        s(m, 103, int(reason))
+        s(m, 103, ord_rej_reason_42(reason))
         s(m, 14, "0")
         s(m, 151, "0")
         s(m, 6, "0")
@@ -177,7 +189,7 @@ class Fix42:
         s = t._s
         s(m, 45, msg.getHeader().getField(34))
         s(m, 372, msg.getHeader().getField(35))
-        s(m, 380, reason)
+        s(m, 380, reason if int(reason) <= MAX_BUSINESS_REJECT_REASON_42 else "0")
         s(m, 58, t._ascii(text))
         return m
 
