@@ -154,6 +154,7 @@ class Bridge:
         self.halt_cancels.start()
         if not self.journal.drain(timeout=60):
             log.warning("recovery's journal writes still draining as the port opens")
+        self.app.cancel_on_disconnect.started(self.app.session_ids())  # before the port opens: no Logon yet
         self.acceptor.start()
         _quiet_gc()
 

@@ -25,6 +25,8 @@ from fixbridge.journal import Journal
 from fixbridge.orders.model import ExecutionReport, OrdStatus, RejectReason
 
 log = structlog.get_logger(__name__)
+# Answered from refdata.py in FIX 4.4's shape: SecurityList, SecurityDefinition, RequestForPositions.
+REFERENCE_DATA = (fix.MsgType_SecurityListRequest, fix.MsgType_SecurityDefinitionRequest, fix.MsgType_RequestForPositions)
 
 
 class BridgeApplication(fix.Application):
@@ -138,6 +140,8 @@ class BridgeApplication(fix.Application):
                     self._mass_status(message, sessionID, sid)
                 else:
                     self._mass_cancel(message, sessionID, sid)
+            elif msg_type in REFERENCE_DATA and not dialects.for_session(sid).has_reference_data:
+                return fix.UnsupportedMessageType()  # 4.2: refdata.py writes FIX 4.4's fields and groups
             elif msg_type == fix.MsgType_SecurityListRequest:
                 fix.Session.sendToTarget(refdata.security_list(message, self.engine.spec), sessionID)
             elif msg_type == fix.MsgType_SecurityDefinitionRequest:
@@ -284,6 +288,10 @@ class BridgeApplication(fix.Application):
         return list(self.sessions)
 
     def settlement_report(self, session_id: str, report) -> None:
+        if not dialects.for_session(session_id).has_reference_data:  # FIX 4.2 has no PositionReport
+            log.info("settlement not reported to a FIX 4.2 session (no PositionReport in 4.2)", session=session_id,
+                     symbol=report.symbol)
+            return
         fix.Session.sendToTarget(refdata.settlement_report(report), self.sessions[session_id])
 
     def cancel_reject(self, session_id: str, *, cl_ord_id: str, orig_cl_ord_id: str, order_id: str,

@@ -1,6 +1,7 @@
 """Cancel on disconnect: a session with `cancel_on_disconnect = true` that logs out or loses its
 connection has its working orders canceled once `cancel_on_disconnect_grace_seconds` pass without
-it logging on again. The reports go to QuickFIX like any other: kept in the session's store while it
+it logging on again (a start of the bridge counts as a disconnect: the sessions are away until they
+log on). The reports go to QuickFIX like any other: kept in the session's store while it
 is away and delivered by FIX resend at its next Logon (the acceptor never resets sequence numbers)."""
 from __future__ import annotations
 
@@ -49,6 +50,12 @@ class CancelOnDisconnect:
             old.cancel()
         log.info("cancel on disconnect: armed", session=session_id, grace_s=grace)
         t.start()
+
+    def started(self, session_ids: list[str]) -> None:
+        """The bridge (re)started: every session is disconnected until it logs on, so each with
+        cancel_on_disconnect has the grace period to log on before its recovered working orders go."""
+        for sid in session_ids:
+            self.logged_out(sid)
 
     def suspend(self) -> None:
         """The bridge is stopping: what it leaves working is the next start's to finish."""

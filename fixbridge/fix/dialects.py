@@ -15,6 +15,8 @@ session a message comes from or goes to (`for_session`) and lets it read and wri
 | BusinessRejectReason (380) 6 Not authorized | sent | 0 Other (4.2 has 0-5); Text says why |
 | option maturity | MaturityMonthYear 200, MaturityDate 541 | MaturityMonthYear 200 + MaturityDay 205 |
 | OrderMassStatusRequest (AF), OrderMassCancelRequest (q) | answered | no such messages |
+| SecurityDefinitionRequest (c) | SecurityDefinition | BusinessMessageReject 380=3 (not answered in 4.2) |
+| option settlement | PositionReport (AP) | not reported (4.2 has no PositionReport); journaled as for any session |
 
 Outbound 4.2 messages are QuickFIX's typed `quickfix42` classes; 4.4's are translate.py's.
 """
@@ -37,6 +39,7 @@ class Fix44:
     """FIX 4.4: translate.py."""
     begin_string = BEGIN_STRING_44
     has_mass_messages = True  # OrderMassStatusRequest (AF), OrderMassCancelRequest (q)
+    has_reference_data = True  # SecurityList/Definition, positions (refdata.py, FIX 4.4's groups)
 
     @staticmethod
     def parse_new_order(msg: fix.Message, session_id: str) -> Order:
@@ -100,6 +103,7 @@ class Fix42:
     """FIX 4.2: the same reports in 4.2's fields, built on quickfix42's typed messages."""
     begin_string = BEGIN_STRING_42
     has_mass_messages = False
+    has_reference_data = False  # SecurityDefinitionRequest (c) gets BusinessMessageReject 380=3; no PositionReport
 
     @staticmethod
     def parse_new_order(msg: fix.Message, session_id: str) -> Order:

@@ -9,6 +9,7 @@ import time
 from decimal import Decimal
 
 import pytest
+import quickfix as fix
 from web3 import Web3
 
 from fixbridge.fix.client import (FixClient, new_order_single, order_cancel_request, order_mass_cancel_request,
@@ -197,6 +198,14 @@ def test_fix42_bad_orders_are_rejected_and_change_nothing(clients, journal, devn
         c.send(msg)
         refused = c.receive(15)
         assert (refused.msg_type, refused[373], refused[372]) == ("3", "11", msg.getHeader().getField(35))
+    # SecurityDefinitionRequest exists in 4.2, but the bridge answers it in 4.4's shape only.
+    sd = fix.Message()
+    sd.getHeader().setField(fix.MsgType(fix.MsgType_SecurityDefinitionRequest))
+    for tag, value in ((320, "SD-1"), (321, "3"), (55, "WETH/USDC")):
+        sd.setField(fix.StringField(tag, value))
+    c.send(sd)
+    bmr = c.receive(15, "j")
+    assert (bmr[372], bmr[380]) == ("c", "3")
     c.send(order(cl_ord_id + "-ok", BUY, fix42=True))
     assert c.reports_until_terminal(cl_ord_id + "-ok")[-1][150] == "2"
 
@@ -349,3 +358,27 @@ def test_halt_cancels_the_sessions_working_orders(bridge, clients, journal, devn
     finally:
         subprocess.run(FIXBRIDGE + ["resume", "--session", "CLIENTH", "--journal", bridge.journal_url], cwd=ROOT,
                        capture_output=True)
+
+
+# ---- a restart is a disconnect (last: it restarts the module's bridge) ----------------------
+
+def test_cancel_on_disconnect_after_a_restart(bridge, clients, journal, devnet, paused, tmp_path, cl_ord_id):
+    """The bridge stops with the session's order working and starts again: the session is away
+    until it logs on, so once the grace passes without a Logon its recovered order is canceled."""
+    clients("CLIENTCOD").stop()
+    c = _cod_client(bridge, tmp_path / "cod", reset_seq=True)
+    c.send(order(cl_ord_id))
+    assert c.receive(30, "8")[150] == "0"
+    wait_in_mempool(devnet, journal, SCOD, cl_ord_id)
+    c.stop()
+    bridge.stop()
+    assert not txs_of(journal, SCOD, cl_ord_id, "cancel")  # the stop itself cancels nothing
+    bridge.start()
+    wait_in_mempool(devnet, journal, SCOD, cl_ord_id, "cancel")
+    devnet.rpc("evm_mine")
+    wait_for(lambda: status_of(journal, SCOD, cl_ord_id) is OrdStatus.CANCELED, what="canceled after the restart")
+    c = _cod_client(bridge, tmp_path / "cod", reset_seq=False)
+    try:
+        assert [(r[150], r[39]) for r in c.reports_until_terminal(cl_ord_id, timeout=30)] == [("6", "6"), ("4", "4")]
+    finally:
+        c.stop()
