@@ -45,6 +45,8 @@ cancel_on_disconnect = true
 cancel_on_disconnect_grace_seconds = {grace}
 [sessions.CLIENTH]
 wallets = ["w3"]
+[sessions.CLI42]
+wallets = ["w3"]
 """
 
 
@@ -58,7 +60,7 @@ def devnet(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bridge(devnet, tmp_path_factory):
     d = tmp_path_factory.mktemp("sessions")
-    (d / "acceptor.cfg").write_text(acceptor_cfg(["CLIENT1", "CLIENTCOD", "CLIENTH"], fix42=["CLIENT42"]))
+    (d / "acceptor.cfg").write_text(acceptor_cfg(["CLIENT1", "CLIENTCOD", "CLIENTH"], fix42=["CLIENT42", "CLI42"]))
     (d / "counterparties.toml").write_text(SESSIONS.format(k1=KEYS[1], k3=KEYS[3], k4=KEYS[4], grace=GRACE))
     b = start_bridge([devnet.spec_path], d / "counterparties.toml", tmp_path_factory.mktemp("bridge"))
     yield b
@@ -215,6 +217,28 @@ def test_fix44_session_is_unchanged_beside_fix42(clients, warm, cl_ord_id):
     c.send(order(cl_ord_id, BUY))
     new, fill = c.reports_until_terminal(cl_ord_id)
     assert (new[150], fill[150], fill[39]) == ("0", "F", "2") and 20 not in fill.fields and fill[138] == "ETH"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    import os
+    return subprocess.run(FIXBRIDGE + list(args), cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "250"})
+
+
+def test_the_client_command_speaks_fix42_and_mass_requests(bridge, warm):
+    """`fixbridge client` as a FIX 4.2 OMS (its own session, CLI42), and mass-status / mass-cancel
+    as CLIENTH (nothing working: the empty answers)."""
+    port = str(bridge.port)
+    buy = cli("client", "buy", "WETH/USDC", "0.01", "--venue", "uniswap_v2", "--sender", "CLI42",
+              "--begin-string", "FIX.4.2", "--port", port)
+    assert buy.returncode == 0, buy.stderr
+    assert "ExecTransType (20)" in buy.stdout and "Fill (4.2)" in buy.stdout and "Filled" in buy.stdout, buy.stdout
+    ms = cli("client", "mass-status", "--sender", "CLIENTH", "--port", port)
+    assert ms.returncode == 0 and "TotNumReports (911)" in ms.stdout and "No working orders" in ms.stdout, ms.stdout
+    mc = cli("client", "mass-cancel", "--symbol", "WETH/USDC", "--sender", "CLIENTH", "--port", port)
+    assert mc.returncode == 0 and "TotalAffectedOrders (533)" in mc.stdout, mc.stdout
+    bad = cli("client", "buy", "WETH/USDC", "0.01", "--begin-string", "FIX.4.3", "--port", port)
+    assert bad.returncode != 0 and "--begin-string must be one of" in bad.stdout + bad.stderr
 
 
 # ---- mass status and mass cancel (FIX 4.4) ---------------------------------------------------
