@@ -13,10 +13,11 @@ from pathlib import Path
 import structlog
 
 from fixbridge.config import ConfigError, load_sessions, load_spec
-from fixbridge.engine.execution import ExecutionEngine
+from fixbridge.engine.execution import ExecutionEngine, session_counterparty
 from fixbridge.engine.markets import Markets
 from fixbridge.fix.acceptor import FixAcceptor
 from fixbridge.fix.application import BridgeApplication
+from fixbridge.ops.halt_cancels import HaltCanceller
 from fixbridge.journal import Journal
 from fixbridge.journal.chains import ChainIdentity
 from fixbridge.journal.leases import LeaseHeld
@@ -87,6 +88,7 @@ class Bridge:
         self.engine = ExecutionEngine(self.spec, self.sessions, self.journal, self.markets, metrics=self.metrics)
         self.app = BridgeApplication(self.engine, self.journal)
         self.acceptor = FixAcceptor(self.app, self.sessions, cfg.state_dir, cfg.host, cfg.port)
+        self.halt_cancels: HaltCanceller | None = None
         self.status_server = None
         self.status_error: str | None = None
         self.lease_renewed_at: float | None = None
@@ -147,8 +149,12 @@ class Bridge:
         # a bridge that has not yet finished what it left open.
         self._start_status()
         self.engine.start(self.app)
+        self.halt_cancels = HaltCanceller(self.journal, self.app.session_ids, self.engine.mass_cancel,
+                                          session_counterparty)
+        self.halt_cancels.start()
         if not self.journal.drain(timeout=60):
             log.warning("recovery's journal writes still draining as the port opens")
+        self.app.cancel_on_disconnect.started(self.app.session_ids())  # before the port opens: no Logon yet
         self.acceptor.start()
         _quiet_gc()
 
@@ -183,6 +189,8 @@ class Bridge:
         """The FIX edge first (no new orders), then the engine (what is in hand gets its journal
         rows; waits for the chain are given up), then the journal drains and closes. Everything in
         flight is journaled, so the next start resumes it."""
+        if self.halt_cancels is not None:
+            self.halt_cancels.stop()
         logged_out = self.acceptor.stop()
         if not self.engine.stop():
             log.warning("an intake worker was still busy at the stop; the next start recovers its order")

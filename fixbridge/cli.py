@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-client_app = typer.Typer(no_args_is_help=True, help="Trade by hand: a FIX 4.4 initiator on QuickFIX.")
+client_app = typer.Typer(no_args_is_help=True, help="Trade by hand: a FIX 4.4 (or --begin-string FIX.4.2) initiator on QuickFIX.")
 journal_app = typer.Typer(no_args_is_help=True, help="Read the journal.")
 app.add_typer(client_app, name="client")
 app.add_typer(journal_app, name="journal")
@@ -92,8 +92,8 @@ def run(
 
         def ready() -> None:
             console.print(
-                f"fixbridge listening on {acc.host}:{acc.port} — FIX.4.4, acceptor CompID FIXBRIDGE, "
-                f"counterparties: {', '.join(s['TargetCompID'] for s in acc.session_defs)}\n"
+                f"fixbridge listening on {acc.host}:{acc.port} — acceptor CompID FIXBRIDGE, "
+                f"counterparties: {', '.join(s['TargetCompID'] + ' (' + s['BeginString'] + ')' for s in acc.session_defs)}\n"
                 f"journal: {journal}\n"
                 f"{_status_line(bridge)}\n"
                 f"try:  fixbridge client buy WETH/USDC 0.5 --limit 3100 --tif IOC --port {acc.port}\n"
@@ -156,7 +156,8 @@ TIF = {"IOC": "3", "FOK": "4", "DAY": "0", "GTC": "1"}
 ORD_STATUS = {"0": "New", "1": "PartiallyFilled", "2": "Filled", "4": "Canceled", "6": "PendingCancel",
               "8": "Rejected", "A": "PendingNew", "C": "Expired"}
 EXEC_TYPE = {"0": "New", "F": "Trade", "4": "Canceled", "8": "Rejected", "C": "Expired", "I": "OrderStatus",
-             "6": "PendingCancel", "H": "TradeCancel"}
+             "6": "PendingCancel", "H": "TradeCancel", "1": "PartialFill (4.2)", "2": "Fill (4.2)"}
+EXEC_TRANS_TYPE = {"0": "New", "1": "Cancel", "2": "Correct", "3": "Status"}
 
 
 def _dec(value: Optional[str], name: str) -> Optional[Decimal]:
@@ -169,22 +170,26 @@ def _dec(value: Optional[str], name: str) -> Optional[Decimal]:
         raise
 
 
-def _client(host: str, port: int, sender: str, target: str):
+def _client(host: str, port: int, sender: str, target: str, begin_string: str = "FIX.4.4"):
     import os
-    from fixbridge.fix.client import FixClient
+    from fixbridge.fix.client import DICTIONARIES, FixClient
+    if begin_string not in DICTIONARIES:
+        _fail(f"--begin-string must be one of {', '.join(DICTIONARIES)}")
     try:  # a session with password_hash: Username/Password from the environment, never the command line
         return FixClient(host, port, sender, target, username=os.environ.get("FIXBRIDGE_FIX_USERNAME"),
-                         password=os.environ.get("FIXBRIDGE_FIX_PASSWORD")).start()
+                         password=os.environ.get("FIXBRIDGE_FIX_PASSWORD"), begin_string=begin_string).start()
     except TimeoutError as e:
         _fail(f"{e} (tried {host}:{port} as {sender} -> {target})")
 
 
-REPORT_ROWS = [("MsgType", 35), ("ExecType", 150), ("OrdStatus", 39), ("ClOrdID", 11), ("OrderID", 37),
+REPORT_ROWS = [("MsgType", 35), ("ExecTransType", 20), ("ExecType", 150), ("OrdStatus", 39), ("ClOrdID", 11), ("OrderID", 37),
                ("ExecID", 17), ("Side", 54), ("Symbol", 55), ("OrderQty", 38), ("CashOrderQty", 152), ("Price", 44),
                ("LastQty", 32), ("LastPx", 31), ("CumQty", 14), ("LeavesQty", 151), ("AvgPx", 6),
                ("Fee (ETH)", 137), ("OrdRejReason", 103), ("Text", 58), ("Tx hash", 20001), ("Block", 20002),
-               ("Chain id", 20003), ("Venue", 20004)]
-NAMES = {39: ORD_STATUS, 150: EXEC_TYPE, 54: {"1": "Buy", "2": "Sell"}}
+               ("Chain id", 20003), ("Venue", 20004), ("Fee (ETH, 4.2)", 20006), ("OrigClOrdID", 41),
+               ("MassStatusReqID", 584), ("TotNumReports", 911), ("LastRptRequested", 912),
+               ("MassCancelResponse", 531), ("TotalAffectedOrders", 533)]
+NAMES = {39: ORD_STATUS, 150: EXEC_TYPE, 20: EXEC_TRANS_TYPE, 54: {"1": "Buy", "2": "Sell"}}
 
 
 def _print_reports(reports) -> None:
@@ -203,17 +208,17 @@ def _print_reports(reports) -> None:
 
 def _order(side: str, symbol: str, qty: str, limit: Optional[str], tif: str, cash: bool, account: Optional[str],
            venue: Optional[str], cl_ord_id: Optional[str], host: str, port: int, sender: str, target: str,
-           timeout: float) -> None:
+           timeout: float, begin_string: str = "FIX.4.4") -> None:
     from fixbridge.fix.client import new_order_single
     q = _dec(qty, "quantity")
     if tif.upper() not in TIF:
         _fail(f"--tif must be one of {', '.join(TIF)}")
     cl = cl_ord_id or f"CLI-{uuid.uuid4().hex[:10]}"
-    c = _client(host, port, sender, target)
+    c = _client(host, port, sender, target, begin_string)
     try:
         c.send(new_order_single(cl, symbol, side, None if cash else q, cash_qty=q if cash else None,
                                 limit=_dec(limit, "--limit"), tif=TIF[tif.upper()], account=account,
-                                ex_destination=venue))
+                                ex_destination=venue, handl_inst="1" if begin_string == "FIX.4.2" else None))
         try:
             reports = c.reports_until_terminal(cl, timeout=timeout)
         except TimeoutError:
@@ -228,6 +233,7 @@ _host = typer.Option("127.0.0.1", help="bridge host")
 _port = typer.Option(9876, help="bridge FIX port")
 _sender = typer.Option("CLIENT1", help="our SenderCompID")
 _target = typer.Option("FIXBRIDGE", help="the bridge's CompID")
+_begin = typer.Option("FIX.4.4", "--begin-string", help="FIX.4.4 or FIX.4.2 (e.g. --sender CLIENT42 --begin-string FIX.4.2)")
 
 
 @client_app.command()
@@ -235,9 +241,9 @@ def buy(symbol: str, qty: str, limit: Optional[str] = typer.Option(None, help="l
         tif: str = typer.Option("IOC", help="IOC or FOK"), cash: bool = typer.Option(False, help="qty is a quote amount (CashOrderQty)"),
         account: Optional[str] = None, venue: Optional[str] = typer.Option(None, help="ExDestination"),
         cl_ord_id: Optional[str] = None, host: str = _host, port: int = _port, sender: str = _sender,
-        target: str = _target, timeout: float = 60.0) -> None:
+        target: str = _target, timeout: float = 60.0, begin_string: str = _begin) -> None:
     """Send a Buy NewOrderSingle and print the ExecutionReports."""
-    _order("1", symbol, qty, limit, tif, cash, account, venue, cl_ord_id, host, port, sender, target, timeout)
+    _order("1", symbol, qty, limit, tif, cash, account, venue, cl_ord_id, host, port, sender, target, timeout, begin_string)
 
 
 @client_app.command()
@@ -245,19 +251,82 @@ def sell(symbol: str, qty: str, limit: Optional[str] = typer.Option(None, help="
          tif: str = typer.Option("IOC", help="IOC or FOK"), cash: bool = typer.Option(False, help="qty is a quote amount (CashOrderQty)"),
          account: Optional[str] = None, venue: Optional[str] = typer.Option(None, help="ExDestination"),
          cl_ord_id: Optional[str] = None, host: str = _host, port: int = _port, sender: str = _sender,
-         target: str = _target, timeout: float = 60.0) -> None:
+         target: str = _target, timeout: float = 60.0, begin_string: str = _begin) -> None:
     """Send a Sell NewOrderSingle and print the ExecutionReports."""
-    _order("2", symbol, qty, limit, tif, cash, account, venue, cl_ord_id, host, port, sender, target, timeout)
+    _order("2", symbol, qty, limit, tif, cash, account, venue, cl_ord_id, host, port, sender, target, timeout, begin_string)
 
 
 @client_app.command()
-def status(cl_ord_id: str, host: str = _host, port: int = _port, sender: str = _sender, target: str = _target) -> None:
+def status(cl_ord_id: str, host: str = _host, port: int = _port, sender: str = _sender, target: str = _target,
+           begin_string: str = _begin) -> None:
     """Send an OrderStatusRequest and print the answer."""
     from fixbridge.fix.client import order_status_request
+    c = _client(host, port, sender, target, begin_string)
+    try:  # OrdStatusReqID (790) is FIX 4.4's
+        c.send(order_status_request(cl_ord_id, req_id=f"S{int(time.time())}" if begin_string == "FIX.4.4" else None))
+        _print_reports([c.receive(15, "8")])
+    finally:
+        c.stop()
+
+
+def _scope(symbol: Optional[str], side: Optional[str]) -> tuple[str, Optional[str], Optional[str]]:
+    sides = {"buy": "1", "sell": "2"}
+    if side is not None and side.lower() not in sides:
+        _fail("--side must be buy or sell")
+    return ("1" if symbol else "7"), symbol, sides[side.lower()] if side else None
+
+
+@client_app.command("mass-status")
+def mass_status(symbol: Optional[str] = typer.Option(None, help="only this instrument (MassStatusReqType 1; default 7, all)"),
+                side: Optional[str] = typer.Option(None, help="buy or sell"), host: str = _host, port: int = _port,
+                sender: str = _sender, target: str = _target, timeout: float = 15.0) -> None:
+    """OrderMassStatusRequest (AF, FIX 4.4): one status report (150=I) per working order of the session."""
+    from fixbridge.fix.client import order_mass_status_request
+    kind, sym, sd = _scope(symbol, side)
+    req = f"MS-{uuid.uuid4().hex[:10]}"
     c = _client(host, port, sender, target)
     try:
-        c.send(order_status_request(cl_ord_id, req_id=f"S{int(time.time())}"))
-        _print_reports([c.receive(15, "8")])
+        c.send(order_mass_status_request(req, kind, sym, sd))
+        reports = []
+        while not reports or reports[-1].get(912) != "Y":
+            m = c.receive(timeout)
+            if m.msg_type in ("3", "j") or (m.msg_type == "8" and m.get(584) == req):
+                reports.append(m)
+            if m.msg_type in ("3", "j"):
+                break
+        _print_reports(reports)
+    finally:
+        c.stop()
+
+
+@client_app.command("mass-cancel")
+def mass_cancel(symbol: Optional[str] = typer.Option(None, help="only this instrument (MassCancelRequestType 1; default 7, all)"),
+                side: Optional[str] = typer.Option(None, help="buy or sell"), host: str = _host, port: int = _port,
+                sender: str = _sender, target: str = _target, timeout: float = 30.0) -> None:
+    """OrderMassCancelRequest (q, FIX 4.4): the OrderMassCancelReport (r), then each order's outcome."""
+    from fixbridge.fix.client import order_mass_cancel_request
+    kind, sym, sd = _scope(symbol, side)
+    cl = f"MC-{uuid.uuid4().hex[:10]}"
+    c = _client(host, port, sender, target)
+    try:
+        c.send(order_mass_cancel_request(cl, kind, sym, sd))
+        report = c.receive(timeout, None)
+        while report.msg_type not in ("r", "3", "j"):
+            report = c.receive(timeout, None)
+        got = [report]
+        expected = int(report.get(533) or 0)  # each order tried ends Canceled, filled, or with a cancel reject
+        end = time.monotonic() + timeout
+        done = 0
+        while done < expected and time.monotonic() < end:
+            try:
+                m = c.receive(max(0.1, end - time.monotonic()))
+            except TimeoutError:
+                break
+            if m.msg_type in ("8", "9") and m.get(11) == cl:
+                got.append(m)
+                if m.msg_type == "9" or m.get(39) in ("2", "4", "8", "C"):
+                    done += 1
+        _print_reports(got)
     finally:
         c.stop()
 

@@ -28,12 +28,15 @@ def _anvil_account(i: int):
 KEYS = {i: "0x" + bytes(_anvil_account(i).key).hex() for i in (1, 2, 3, 4)}
 ADDR = {i: _anvil_account(i).address for i in (1, 2, 3, 4)}
 
-def acceptor_cfg(comp_ids: list[str] | tuple[str, ...], extra: str = "") -> str:
-    """A QuickFIX acceptor.cfg for the bridge with one [SESSION] per counterparty CompID."""
+def acceptor_cfg(comp_ids: list[str] | tuple[str, ...], extra: str = "", fix42: list[str] | tuple[str, ...] = ()) -> str:
+    """A QuickFIX acceptor.cfg for the bridge with one [SESSION] per counterparty CompID (FIX 4.4),
+    and one FIX 4.2 [SESSION] with specs/FIX42.xml per CompID of `fix42`."""
     return ("[DEFAULT]\nConnectionType=acceptor\nSocketAcceptHost=127.0.0.1\nSocketAcceptPort=9876\n"
             "StartTime=00:00:00\nEndTime=00:00:00\nHeartBtInt=30\nSocketNodelay=Y\nUseDataDictionary=Y\n"
             f"DataDictionary={ROOT / 'specs' / 'FIX44.xml'}\nValidateUserDefinedFields=Y\n{extra}"
-            + "".join(f"\n[SESSION]\nBeginString=FIX.4.4\nSenderCompID=FIXBRIDGE\nTargetCompID={c}\n" for c in comp_ids))
+            + "".join(f"\n[SESSION]\nBeginString=FIX.4.4\nSenderCompID=FIXBRIDGE\nTargetCompID={c}\n" for c in comp_ids)
+            + "".join(f"\n[SESSION]\nBeginString=FIX.4.2\nSenderCompID=FIXBRIDGE\nTargetCompID={c}\n"
+                      f"DataDictionary={ROOT / 'specs' / 'FIX42.xml'}\n" for c in fix42))
 
 
 # CLIENT1: funded wallet #1 (and #3 as a second Account); CLIENT2: wallet #2, no tokens;

@@ -55,6 +55,10 @@ class Counterparty(_Strict):
     deadline_seconds: int = Field(default=120, gt=0, le=86_400)
     confirmations: int = Field(default=0, ge=0, le=64)  # 0: report fills at inclusion; N: after N blocks
     may_write_options: bool = False  # a Sell of more option tokens than held writes (mints) the rest
+    # On a Logout or a lost connection, cancel the session's working orders unless it logs on again
+    # within the grace period (fixbridge/fix/cancel_on_disconnect.py); the reports wait in the FIX store.
+    cancel_on_disconnect: bool = False
+    cancel_on_disconnect_grace_seconds: Annotated[Decimal, BeforeValidator(_exact), Field(ge=0, le=3600)] = Decimal(5)
     # Pre-trade risk (fixbridge/orders/risk.py); unset = no limit. Notionals are per quote token,
     # e.g. max_order_notional = { USDC = "50000", WETH = "20" }; a quote token not listed is refused.
     max_order_notional: dict[str, ExactDecimal] | None = None

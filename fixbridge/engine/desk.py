@@ -91,7 +91,7 @@ class OrderDesk:
         req = self._cancel_requests.pop(order.order_id, None)
         if req is None:
             return False
-        self.transition(order, OrdStatus.CANCELED, f"canceled by request {req[1]} before any transaction",
+        self.transition(order, OrdStatus.CANCELED, f"canceled by request {req[1] or 'of the bridge'} before any transaction",
                         event=ExecEvent.CANCELED, cancel_cl_ord_id=req[1], leaves=Decimal(0))
         return True
 
@@ -186,8 +186,10 @@ class OrderDesk:
             reporter, reported = self.reporter, self.metrics.reported
             self.journal.after_commit(lambda: (reporter.execution_report(session_id, er), reported(er, received)))
 
-    def cancel_reject(self, session_id: str, cl_ord_id: str, orig: str, order_id: str, status: OrdStatus,
+    def cancel_reject(self, session_id: str, cl_ord_id: str | None, orig: str, order_id: str, status: OrdStatus,
                       too_late: bool, text: str) -> None:
+        if cl_ord_id is None:  # the bridge's own cancel (on disconnect, a halt): no request to answer
+            return
         if self.reporter is not None:
             reporter = self.reporter
             self.journal.after_commit(lambda: reporter.cancel_reject(

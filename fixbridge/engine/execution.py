@@ -28,7 +28,7 @@ import structlog
 
 from fixbridge.config import Counterparty, SessionsConfig, Spec
 from fixbridge.engine.confirmation import Confirmer
-from fixbridge.engine.desk import OrderDesk, Reporter, session_counterparty
+from fixbridge.engine.desk import OrderDesk, Reporter, order_from_row, session_counterparty
 from fixbridge.engine.flights import InFlight, InFlightBook
 from fixbridge.engine.following import ChainFollower
 from fixbridge.engine.heads import ChainHeads
@@ -44,7 +44,7 @@ from fixbridge.engine.settlement import OptionSettlement
 from fixbridge.engine.submission import Submission
 from fixbridge.journal import DuplicateClOrdID, Journal
 from fixbridge.ops.metrics import BridgeMetrics
-from fixbridge.orders.model import ExecEvent, Order, OrdStatus, RejectReason
+from fixbridge.orders.model import ExecEvent, ExecutionReport, Order, OrdStatus, RejectReason, Side
 from fixbridge.orders.risk import PreTradeRisk
 from fixbridge.orders.validation import Rejection, claims_mismatch
 
@@ -191,8 +191,12 @@ class ExecutionEngine:
                                             ord_status=OrdStatus.REJECTED, rej=RejectReason.DUPLICATE_ORDER,
                                             text=f"Duplicate ClOrdID {order.cl_ord_id!r} on this session"))
 
-    def cancel(self, session_id: str, cl_ord_id: str, orig_cl_ord_id: str) -> None:
+    def cancel(self, session_id: str, cl_ord_id: str | None, orig_cl_ord_id: str, requested_by: str | None = None) -> None:
+        """An OrderCancelRequest (cl_ord_id: its ClOrdID), or the bridge's own cancel of the order
+        (cl_ord_id None: cancel on disconnect, a halt; `requested_by` says why; no cancel reject is
+        owed to anyone, the order's own outcome is its answer)."""
         desk = self.desk
+        who = f"ClOrdID {cl_ord_id}" if cl_ord_id else (requested_by or "the bridge")
         row = self.journal.find_order(session_id, orig_cl_ord_id)
         if row is None:
             desk.cancel_reject(session_id, cl_ord_id, orig_cl_ord_id, "NONE", OrdStatus.REJECTED, False,
@@ -212,7 +216,7 @@ class ExecutionEngine:
             if flight is not None:
                 # Sent but not mined: race a same-nonce no-op with higher fees against it.
                 flight.cancel = (session_id, cl_ord_id)
-                desk.transition(flight.order, OrdStatus.PENDING_CANCEL, f"cancel requested by {cl_ord_id}: "
+                desk.transition(flight.order, OrdStatus.PENDING_CANCEL, f"cancel requested by {who}: "
                                 "replacing the pending transaction with a no-op", event=ExecEvent.PENDING_CANCEL,
                                 cancel_cl_ord_id=cl_ord_id, detail={CANCEL_CL_ORD_ID: cl_ord_id})
                 wallet, item = flight.wallet.wallet.name, CancelSent(row.order_id)
@@ -220,10 +224,40 @@ class ExecutionEngine:
                 return
             desk.hold_cancel(row.order_id, session_id, cl_ord_id)
         # Journaled with the cancel's ClOrdID: a restart before the order's turn still cancels it.
-        self.journal.add_event(row.order_id, "note", f"cancel requested by ClOrdID {cl_ord_id}",
+        self.journal.add_event(row.order_id, "note", f"cancel requested by {who}",
                                detail={CANCEL_CL_ORD_ID: cl_ord_id})
 
     def status(self, session_id: str, cl_ord_id: str, order_id: str | None, req_id: str | None,
                event: ExecEvent | None = ExecEvent.ORDER_STATUS) -> None:
         """Answer an OrderStatusRequest (150=I) from the journal (see OrderDesk.status)."""
         self.desk.status(session_id, cl_ord_id, order_id, req_id, event=event)
+
+    # ---- mass status and mass cancel: FIX AF / q, cancel on disconnect, halts ---------------
+    def working_orders(self, session_id: str, symbol: str | None = None, side: Side | None = None) -> list[Order]:
+        """The session's orders not yet terminal (PendingNew, New, PartiallyFilled, PendingCancel,
+        resting), oldest first: the journal's open orders, less those the engine has finished and
+        the journal may not show yet."""
+        out = []
+        for row in self.journal.open_orders():
+            if row.session_id != session_id or (symbol and row.symbol != symbol) or (side and row.side != side):
+                continue
+            done = self.desk.finished.get(row.order_id)
+            if done is not None and done.terminal:
+                continue
+            out.append(order_from_row(row))
+        return out
+
+    def mass_cancel(self, session_id: str, cl_ord_id: str | None, symbol: str | None = None,
+                    side: Side | None = None, requested_by: str | None = None) -> list[Order]:
+        """Cancel each working order of the session (of `symbol`, `side`) through the one cancel path
+        (`cancel`): an unsent order is canceled at its turn, a sent one raced by a no-op. Returns the
+        orders it tried; each gets its own outcome (Canceled, or a fill that won the race)."""
+        orders = self.working_orders(session_id, symbol, side)
+        with self.journal.batch():
+            for o in orders:
+                self.cancel(session_id, cl_ord_id, o.cl_ord_id, requested_by=requested_by)
+        return orders
+
+    def status_report(self, order: Order) -> ExecutionReport:
+        """The order's status (150=I) as the engine holds it; nothing is sent or journaled."""
+        return self.desk.er(order, ExecEvent.ORDER_STATUS, text=order.text)

@@ -13,6 +13,7 @@ import structlog
 from fixbridge.config import ConfigError, SessionsConfig
 from fixbridge.fix import settings
 from fixbridge.fix.application import BridgeApplication
+from fixbridge.fix.dialects import DIALECTS
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +31,9 @@ class FixAcceptor:
         self._app = app
         path, self.session_defs = settings.resolve(Path(sessions.acceptor_cfg), fix_dir / "acceptor.resolved.cfg", overrides)
         for s in self.session_defs:
+            if s["BeginString"] not in DIALECTS:
+                raise ConfigError(sessions.acceptor_cfg, f"[SESSION] TargetCompID={s['TargetCompID']} BeginString",
+                                  f"{s['BeginString']!r} is not supported; expected one of {sorted(DIALECTS)}")
             if s["TargetCompID"] not in sessions.sessions:
                 raise ConfigError(sessions.acceptor_cfg, f"[SESSION] TargetCompID={s['TargetCompID']}",
                                   f"no [sessions.{s['TargetCompID']}] entry in {sessions.path}")
@@ -79,6 +83,7 @@ class FixAcceptor:
         several of sixty stops (tests/e2e/test_e2e_stop_cycles.py). `fixbridge run` leaves with
         os._exit after the stop, which ends QuickFIX's thread.
         True if every session logged out."""
+        self._app.cancel_on_disconnect.suspend()  # our own Logouts: what is working is the next start's
         sessions = [s for s in map(fix.Session.lookupSession, self._app.sessions.values()) if s is not None]
         for s in sessions:
             if s.isLoggedOn():

@@ -7,6 +7,7 @@ hands the order to the engine, and turns anything unexpected into a reject.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import quickfix as fix
@@ -15,14 +16,17 @@ import structlog
 from fixbridge.config.sessions import drop_copy_targets
 from fixbridge.engine.execution import ExecutionEngine, session_counterparty
 from fixbridge.engine.positions import positions
-from fixbridge.fix import refdata
+from fixbridge.fix import dialects, mass, refdata
 from fixbridge.fix import translate as t
+from fixbridge.fix.cancel_on_disconnect import CancelOnDisconnect
 from fixbridge.fix.guard import LogonGuard, LogonRejected, Throttle
 from fixbridge.fix.redact import scrub_dirs
 from fixbridge.journal import Journal
 from fixbridge.orders.model import ExecutionReport, OrdStatus, RejectReason
 
 log = structlog.get_logger(__name__)
+# Answered from refdata.py in FIX 4.4's shape: SecurityList, SecurityDefinition, RequestForPositions.
+REFERENCE_DATA = (fix.MsgType_SecurityListRequest, fix.MsgType_SecurityDefinitionRequest, fix.MsgType_RequestForPositions)
 
 
 class BridgeApplication(fix.Application):
@@ -35,6 +39,7 @@ class BridgeApplication(fix.Application):
         self.logon_guard = LogonGuard(engine.sessions, journal)  # password_hash, lockout
         self.secret_dirs: list = []  # QuickFIX log dirs to mask Password (554) in (set by FixAcceptor)
         self.closing = False  # set by FixAcceptor.stop: the bridge is stopping, no session may log on
+        self.cancel_on_disconnect = CancelOnDisconnect(engine.sessions, engine.mass_cancel)
 
     # ---- session events ----------------------------------------------------------------------
     def onCreate(self, sessionID: fix.SessionID) -> None:
@@ -42,10 +47,12 @@ class BridgeApplication(fix.Application):
 
     def onLogon(self, sessionID: fix.SessionID) -> None:
         log.info("logon", session=sessionID.toString())
+        self.cancel_on_disconnect.logged_on(sessionID.toString())
 
     def onLogout(self, sessionID: fix.SessionID) -> None:
         log.info("logout", session=sessionID.toString())
         self._scrub()
+        self.cancel_on_disconnect.logged_out(sessionID.toString())
 
     def _scrub(self) -> None:
         try:
@@ -125,6 +132,16 @@ class BridgeApplication(fix.Application):
             elif msg_type == fix.MsgType_OrderStatusRequest:
                 self.journal.flush()
                 self.engine.status(sid, message.getField(11), t.get(message, 37), t.get(message, 790))
+            elif msg_type in (fix.MsgType_OrderMassStatusRequest, fix.MsgType_OrderMassCancelRequest):
+                if not dialects.for_session(sid).has_mass_messages:
+                    return fix.UnsupportedMessageType()
+                self.journal.flush()  # the orders it names may still be in the group commit
+                if msg_type == fix.MsgType_OrderMassStatusRequest:
+                    self._mass_status(message, sessionID, sid)
+                else:
+                    self._mass_cancel(message, sessionID, sid)
+            elif msg_type in REFERENCE_DATA and not dialects.for_session(sid).has_reference_data:
+                return fix.UnsupportedMessageType()  # 4.2: refdata.py writes FIX 4.4's fields and groups
             elif msg_type == fix.MsgType_SecurityListRequest:
                 fix.Session.sendToTarget(refdata.security_list(message, self.engine.spec), sessionID)
             elif msg_type == fix.MsgType_SecurityDefinitionRequest:
@@ -134,9 +151,34 @@ class BridgeApplication(fix.Application):
                 threading.Thread(target=self._positions, args=(fix.Message(message), sessionID), daemon=True).start()
             else:
                 return fix.UnsupportedMessageType()
-        except (fix.UnsupportedMessageType, fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFormat) as e:
+        except (fix.UnsupportedMessageType, fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFormat,
+                fix.RequiredTagMissing) as e:
             return e
         return None
+
+    def _mass_status(self, message: fix.Message, sessionID: fix.SessionID, sid: str) -> None:
+        """AF: one 150=I per working order of the session in scope, 912=Y on the last (or one
+        report saying there is none)."""
+        req_id, scope = mass.mass_status_scope(message)
+        orders = self.engine.working_orders(sid, scope.symbol, scope.side)
+        empty = self.engine.status_report(mass.no_working_orders(sid, scope))
+        empty = replace(empty, text="No working orders" + (f" for {scope.symbol}" if scope.symbol else ""))
+        for er in mass.status_reports(req_id, [self.engine.status_report(o) for o in orders], scope, empty):
+            fix.Session.sendToTarget(t.execution_report(er), sessionID)
+
+    def _mass_cancel(self, message: fix.Message, sessionID: fix.SessionID, sid: str) -> None:
+        """q: the OrderMassCancelReport (r) naming the orders it tries, then each order's own outcome
+        through the engine's cancel path (11 = the mass cancel's ClOrdID, 41 = the order's)."""
+        cl_ord_id, scope = mass.mass_cancel_scope(message)
+        if scope.symbol and scope.symbol not in self.engine.spec.instruments:
+            fix.Session.sendToTarget(mass.mass_cancel_report(cl_ord_id, scope, [], rejected=f"Unknown symbol {scope.symbol!r}"),
+                                     sessionID)
+            return
+        orders = self.engine.working_orders(sid, scope.symbol, scope.side)
+        fix.Session.sendToTarget(mass.mass_cancel_report(cl_ord_id, scope, orders), sessionID)
+        with self.journal.batch():
+            for o in orders:
+                self.engine.cancel(sid, cl_ord_id, o.cl_ord_id)
 
     def _positions(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         """RequestForPositions: one PositionReport per token a bound wallet holds on chain.
@@ -162,7 +204,7 @@ class BridgeApplication(fix.Application):
 
     def _new_order(self, message: fix.Message, sid: str) -> None:
         try:
-            order = t.parse_new_order(message, sid)
+            order = dialects.for_session(sid).parse_new_order(message, sid)
         except t.ParseRejection as r:
             self._reject_unparsed(message, sid, r.reason, r.text)
             return
@@ -172,11 +214,12 @@ class BridgeApplication(fix.Application):
 
     def _reject_unparsed(self, message: fix.Message, sid: str, reason: RejectReason, text: str) -> None:
         """An order the bridge cannot even represent: rejected here, echoing what the client sent."""
-        fix.Session.sendToTarget(t.unparsed_reject(message, reason, text), self.sessions[sid])
+        fix.Session.sendToTarget(dialects.for_session(sid).unparsed_reject(message, reason, text), self.sessions[sid])
 
     def _business_reject(self, message: fix.Message, sessionID: fix.SessionID, text: str, reason: str = "0") -> None:
         try:
-            fix.Session.sendToTarget(t.business_message_reject(message, text, reason), sessionID)
+            dialect = dialects.for_session(sessionID.toString())
+            fix.Session.sendToTarget(dialect.business_message_reject(message, text, reason), sessionID)
         except Exception:
             log.exception("could not send BusinessMessageReject")
 
@@ -220,7 +263,7 @@ class BridgeApplication(fix.Application):
 
     # ---- what the engine calls (Reporter) ----------------------------------------------------
     def execution_report(self, session_id: str, er: ExecutionReport) -> None:
-        fix.Session.sendToTarget(t.execution_report(er), self.sessions[session_id])
+        fix.Session.sendToTarget(dialects.for_session(session_id).execution_report(er), self.sessions[session_id])
         self._drop_copies(session_id, er)
 
     # ---- drop copy (sessions with drop_copy_for in counterparties.toml) ----------------------
@@ -237,7 +280,7 @@ class BridgeApplication(fix.Application):
                 dest = next((s for k, s in self.sessions.items() if session_counterparty(k) == target), None)
                 if dest is None:
                     continue
-                fix.Session.sendToTarget(t.drop_copy(er, comp), dest)
+                fix.Session.sendToTarget(dialects.for_session(dest.toString()).drop_copy(er, comp), dest)
             except Exception:  # a copy must never cost the client its report
                 log.exception("drop copy failed", session=session_id, drop_copy=target)
 
@@ -245,11 +288,15 @@ class BridgeApplication(fix.Application):
         return list(self.sessions)
 
     def settlement_report(self, session_id: str, report) -> None:
+        if not dialects.for_session(session_id).has_reference_data:  # FIX 4.2 has no PositionReport
+            log.info("settlement not reported to a FIX 4.2 session (no PositionReport in 4.2)", session=session_id,
+                     symbol=report.symbol)
+            return
         fix.Session.sendToTarget(refdata.settlement_report(report), self.sessions[session_id])
 
     def cancel_reject(self, session_id: str, *, cl_ord_id: str, orig_cl_ord_id: str, order_id: str,
                       ord_status: OrdStatus, too_late: bool, text: str) -> None:
-        msg = t.order_cancel_reject(order_id=order_id, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig_cl_ord_id,
+        msg = dialects.for_session(session_id).order_cancel_reject(order_id=order_id, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig_cl_ord_id,
                                     ord_status=ord_status, too_late=too_late, text=text)
         fix.Session.sendToTarget(msg, self.sessions[session_id])
 

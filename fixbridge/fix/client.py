@@ -1,4 +1,4 @@
-"""A FIX 4.4 initiator on QuickFIX: what `fixbridge client` and the tests trade through.
+"""A FIX 4.4 (or 4.2) initiator on QuickFIX: what `fixbridge client` and the tests trade through.
 
 It is an ordinary counterparty: it logs on, sends orders, and collects every application
 message it receives (validated against the same data dictionary the bridge publishes).
@@ -20,6 +20,7 @@ from fixbridge.fix.redact import scrub_dirs
 from fixbridge.fix.translate import utc_timestamp
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
+DICTIONARIES = {"FIX.4.4": SPECS / "FIX44.xml", "FIX.4.2": SPECS / "FIX42.xml"}
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,16 @@ class _App(fix.Application):
 
 class FixClient:
     def __init__(self, host: str = "127.0.0.1", port: int = 9876, sender: str = "CLIENT1", target: str = "FIXBRIDGE",
-                 data_dir: Path | None = None, reset_seq: bool = True, dictionary: Path = SPECS / "FIX44.xml",
+                 data_dir: Path | None = None, reset_seq: bool = True, dictionary: Path | None = None,
                  username: str | None = None, password: str | None = None, tls: bool = False,
-                 ca_file: Path | None = None) -> None:
+                 ca_file: Path | None = None, begin_string: str = "FIX.4.4") -> None:
         """username/password: Username (553) / Password (554) on Logon. tls: connect over TLS,
-        verifying the acceptor's certificate against ca_file (PEM) when given."""
+        verifying the acceptor's certificate against ca_file (PEM) when given. begin_string:
+        FIX.4.4 or FIX.4.2 (the dictionary is then specs/FIX44.xml or specs/FIX42.xml)."""
+        if begin_string not in DICTIONARIES:
+            raise ValueError(f"BeginString {begin_string!r} is not supported; expected one of {sorted(DICTIONARIES)}")
+        self.begin_string = begin_string
+        dictionary = dictionary or DICTIONARIES[begin_string]
         self.reset_seq = reset_seq
         self.username, self.password = username, password
         self.session_id: fix.SessionID | None = None
@@ -106,7 +112,7 @@ class FixClient:
             f"DataDictionary={dictionary}\nValidateUserDefinedFields=Y\n"
             + ("" if not tls else "SSLProtocol=all -SSLv2 -SSLv3 -TLSv1 -TLSv1_1\n"
                + (f"CertificationAuthoritiesFile={ca_file}\n" if ca_file else ""))
-            + f"[SESSION]\nBeginString=FIX.4.4\nSenderCompID={sender}\nTargetCompID={target}\n"
+            + f"[SESSION]\nBeginString={begin_string}\nSenderCompID={sender}\nTargetCompID={target}\n"
             f"SocketConnectHost={host}\nSocketConnectPort={port}\n")
         self._settings = fix.SessionSettings(str(cfg))
         self._app = _App(self)
@@ -197,14 +203,17 @@ class FixClient:
 def new_order_single(cl_ord_id: str, symbol: str, side: str, qty: Decimal | None = None, *,
                      cash_qty: Decimal | None = None, limit: Decimal | None = None, tif: str = "3",
                      account: str | None = None, expire_time: datetime | None = None,
-                     ex_destination: str | None = None, ord_type: str | None = None) -> fix.Message:
-    """side: '1' buy / '2' sell; tif: '3' IOC / '4' FOK. Values go on the wire as exact strings."""
+                     ex_destination: str | None = None, ord_type: str | None = None,
+                     handl_inst: str | None = None) -> fix.Message:
+    """side: '1' buy / '2' sell; tif: '3' IOC / '4' FOK. Values go on the wire as exact strings.
+    handl_inst: HandlInst (21), required by FIX 4.2 ('1': automated, no intervention)."""
     m = fix.Message()
     m.getHeader().setField(fix.MsgType(fix.MsgType_NewOrderSingle))
     fields: list[tuple[int, object]] = [
         (11, cl_ord_id), (55, symbol), (54, side), (60, utc_timestamp(datetime.now(timezone.utc))),
         (40, ord_type or ("2" if limit is not None else "1")), (59, tif), (38, qty), (152, cash_qty), (44, limit),
         (1, account), (126, utc_timestamp(expire_time) if expire_time else None), (100, ex_destination),
+        (21, handl_inst),
     ]
     for tag, value in fields:
         if value is not None:
@@ -227,4 +236,27 @@ def order_cancel_request(cl_ord_id: str, orig_cl_ord_id: str, side: str = "1", s
     for tag, value in ((11, cl_ord_id), (41, orig_cl_ord_id), (55, symbol), (54, side),
                        (60, utc_timestamp(datetime.now(timezone.utc)))):
         m.setField(fix.StringField(tag, value))
+    return m
+
+
+def order_mass_status_request(req_id: str, req_type: str = "7", symbol: str | None = None,
+                              side: str | None = None) -> fix.Message:
+    """AF (FIX 4.4): MassStatusReqType 7 all the session's orders, 1 one security (Symbol)."""
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType(fix.MsgType_OrderMassStatusRequest))
+    for tag, value in ((584, req_id), (585, req_type), (55, symbol), (54, side)):
+        if value is not None:
+            m.setField(fix.StringField(tag, value))
+    return m
+
+
+def order_mass_cancel_request(cl_ord_id: str, req_type: str = "7", symbol: str | None = None,
+                              side: str | None = None) -> fix.Message:
+    """q (FIX 4.4): MassCancelRequestType 7 all the session's orders, 1 one security (Symbol)."""
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType(fix.MsgType_OrderMassCancelRequest))
+    for tag, value in ((11, cl_ord_id), (530, req_type), (55, symbol), (54, side),
+                       (60, utc_timestamp(datetime.now(timezone.utc)))):
+        if value is not None:
+            m.setField(fix.StringField(tag, value))
     return m

@@ -23,6 +23,7 @@ ORD_STATUS_CODE: dict[OrdStatus, str] = {
 EXEC_TYPE_CODE: dict[ExecEvent, str] = {
     ExecEvent.NEW: "0", ExecEvent.TRADE: "F", ExecEvent.CANCELED: "4", ExecEvent.PENDING_CANCEL: "6",
     ExecEvent.EXPIRED: "C", ExecEvent.REJECTED: "8", ExecEvent.TRADE_CANCEL: "H", ExecEvent.ORDER_STATUS: "I",
+    ExecEvent.REPLACED: "5", ExecEvent.TRIGGERED: "L",
 }
 
 TAG_CHAIN_TX_HASH = 20001
@@ -132,6 +133,7 @@ def execution_report(er: ExecutionReport) -> fix.Message:
     _s(m, 11, er.cl_ord_id)
     _s(m, 41, er.orig_cl_ord_id)
     _s(m, 790, er.ord_status_req_id)
+    _s(m, 584, er.mass_status_req_id)
     _s(m, 17, er.exec_id)
     _s(m, 19, er.exec_ref_id)
     _s(m, 150, EXEC_TYPE_CODE[er.event])
@@ -150,6 +152,8 @@ def execution_report(er: ExecutionReport) -> fix.Message:
     _s(m, 6, er.avg_px)
     _s(m, 60, utc_timestamp(er.transact_time or datetime.now(timezone.utc)))
     _s(m, 58, _ascii(er.text))
+    _s(m, 911, er.total_reports)
+    _s(m, 912, "Y" if er.last_report else None)
     if er.fee_eth is not None:
         g = fix.Group(_MISC_FEES)
         _s(g, 137, er.fee_eth)

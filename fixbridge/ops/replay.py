@@ -310,14 +310,14 @@ def replay(msgs: list[Msg], session: str, sessions_file: Path, *, timeout: float
     from fixbridge.ops.progress import tracked
 
     say = log or (lambda _m: None)
-    _begin, acceptor, counterparty = parse_session(session)
+    begin, acceptor, counterparty = parse_session(session)
     groups = attribute(msgs)
     started = time.monotonic()
     differ = Differ(fee_tolerance)
     diffs: list[Difference] = []
     replayed_total = 0
     with Stack(sessions_file, workdir=workdir, log=say) as stack:
-        client = FixClient("127.0.0.1", stack.port, counterparty, acceptor,
+        client = FixClient("127.0.0.1", stack.port, counterparty, acceptor, begin_string=begin,
                            data_dir=stack.dir / "client").start()
         try:
             for gi, g in enumerate(tracked(groups, f"replaying {session}")):  # a bar on a terminal only

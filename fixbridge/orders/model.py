@@ -174,4 +174,8 @@ class ExecutionReport:
     account: str | None = None
     orig_cl_ord_id: str | None = None        # set on reports answering a cancel request
     exec_ref_id: str | None = None           # on a Trade Cancel (150=H): the ExecID it busts
+    # An answer to a mass status request: its id, how many reports answer it, and whether this is the last.
+    mass_status_req_id: str | None = None
+    total_reports: int | None = None
+    last_report: bool = False
     transact_time: datetime | None = field(default=None)

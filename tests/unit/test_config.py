@@ -29,6 +29,11 @@ def test_committed_files_load():
     assert spec.chain_of(spec.instruments["WETH/USDC:devnet2"]).chain_id == 31338
     cfg = load_sessions(ROOT / "sessions" / "counterparties.toml", spec)
     assert cfg.sessions["CLIENT1"].wallets == ["devnet-1", "devnet2-1"]
+    c42 = cfg.sessions["CLIENT42"]  # the FIX 4.2 demo session, with cancel on disconnect
+    assert (c42.cancel_on_disconnect, c42.cancel_on_disconnect_grace_seconds) == (True, 5)
+    assert not cfg.sessions["CLIENT1"].cancel_on_disconnect
+    acceptor = (ROOT / "sessions" / "acceptor.cfg").read_text()
+    assert "BeginString=FIX.4.2\nSenderCompID=FIXBRIDGE\nTargetCompID=CLIENT42\nDataDictionary=../specs/FIX42.xml" in acceptor
 
 
 def test_replacement_policy_per_chain(tmp_path):
@@ -74,6 +79,10 @@ def test_bad_spec_is_named(tmp_path, edit, key, words):
     (lambda s: s.replace("deadline_seconds = 120", 'deadline_seconds = 120\ntime_zone = "Mars/Olympus"', 1), "sessions.CLIENT1.time_zone", "unknown time zone 'Mars/Olympus'"),
     (lambda s: s.replace("deadline_seconds = 120", 'deadline_seconds = 120\nday_close = "5pm"', 1), "sessions.CLIENT1.day_close", "expected HH:MM"),
     (lambda s: s.replace("deadline_seconds = 120", 'deadline_seconds = 120\nday_close = "24:00"', 1), "sessions.CLIENT1.day_close", "expected HH:MM"),
+    (lambda s: s.replace("cancel_on_disconnect_grace_seconds = 5\n", "cancel_on_disconnect_grace_seconds = -1\n"),
+     "sessions.CLIENT42.cancel_on_disconnect_grace_seconds", "greater than or equal to 0"),
+    (lambda s: s.replace("cancel_on_disconnect = true", 'cancel_on_disconnect = "sometimes"'),
+     "sessions.CLIENT42.cancel_on_disconnect", "valid boolean"),
 ])
 def test_bad_sessions_are_named(tmp_path, edit, key, words):
     spec = load_spec(BOTH)

@@ -1,6 +1,6 @@
 """Strict FIX on the wire (issue 13): every message type the bridge sends, built by the bridge's own
 builders with every optional group present, serialised as the session sends it and checked against
-specs/FIX44.xml twice:
+specs/FIX44.xml (and, for a FIX 4.2 session, specs/FIX42.xml) twice:
 
 - by QuickFIX's DataDictionary (header/body/trailer placement, values, required fields, user-defined
   tags, group counts); it does not look at the order of the fields inside a group entry, and its
@@ -27,9 +27,10 @@ import quickfix44 as fix44
 from fixbridge.config import load_spec
 from fixbridge.engine.positions import Position
 from fixbridge.engine.settlement import SettlementReport
-from fixbridge.fix import refdata
+from fixbridge.fix import dialects, mass, refdata
 from fixbridge.fix import translate as t
-from fixbridge.orders.model import ExecEvent, ExecutionReport, OrdStatus, RejectReason, Side
+from fixbridge.orders.model import (ExecEvent, ExecutionReport, Order, OrdStatus, OrdType, RejectReason, Side,
+                                    TimeInForce)
 from fixbridge.orders.units import fmt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,6 +102,8 @@ def load_dictionary(path: Path) -> Dictionary:
 
 
 DD = load_dictionary(DICTIONARY)
+DICTIONARY_42 = ROOT / "specs" / "FIX42.xml"
+DD42 = load_dictionary(DICTIONARY_42)
 
 
 # ---- a strict reader of the raw tag=value sequence --------------------------------------------
@@ -121,7 +124,7 @@ def tokens(raw: str) -> list[tuple[int, str]]:
 
 
 def _group(toks: list[tuple[int, str]], i: int, g: GroupLayout, declared: str, where: str,
-           problems: list[str]) -> tuple[list[Entry], int]:
+           problems: list[str], DD: Dictionary = DD) -> tuple[list[Entry], int]:
     entries: list[Entry] = []
     last = -1
     while i < len(toks):
@@ -145,7 +148,7 @@ def _group(toks: list[tuple[int, str]], i: int, g: GroupLayout, declared: str, w
             problems.append(f"{here}: {DD.name(tag)} after {DD.name(prev)}: out of definition order")
         i += 1
         if tag in g.groups:
-            sub, i = _group(toks, i, g.groups[tag], value, f"{here}/{DD.name(tag)}", problems)
+            sub, i = _group(toks, i, g.groups[tag], value, f"{here}/{DD.name(tag)}", problems, DD)
             if keep:
                 entries[-1][tag] = sub
     if str(len(entries)) != declared:
@@ -154,7 +157,7 @@ def _group(toks: list[tuple[int, str]], i: int, g: GroupLayout, declared: str, w
 
 
 def _section(toks: list[tuple[int, str]], i: int, layout: Layout, where: str,
-             problems: list[str]) -> tuple[Entry, int]:
+             problems: list[str], DD: Dictionary = DD) -> tuple[Entry, int]:
     """Header, body or trailer: its own fields in any order (FIX allows it), groups strictly."""
     out: Entry = {}
     while i < len(toks) and toks[i][0] in layout.position:
@@ -164,20 +167,20 @@ def _section(toks: list[tuple[int, str]], i: int, layout: Layout, where: str,
         out[tag] = value
         i += 1
         if tag in layout.groups:
-            out[tag], i = _group(toks, i, layout.groups[tag], value, f"{where}/{DD.name(tag)}", problems)
+            out[tag], i = _group(toks, i, layout.groups[tag], value, f"{where}/{DD.name(tag)}", problems, DD)
     return out, i
 
 
-def read_strict(raw: str) -> Reading:
+def read_strict(raw: str, DD: Dictionary = DD) -> Reading:
     toks = tokens(raw)
     problems: list[str] = []
     if [tag for tag, _ in toks[:3]] != [8, 9, 35]:
         problems.append(f"the message starts {[tag for tag, _ in toks[:3]]}, not 8, 9, 35")
     msg_type = dict(toks[:3]).get(35, "")
-    assert msg_type in DD.messages, f"MsgType {msg_type!r} is not in {DICTIONARY.name}"
-    header, i = _section(toks, 0, DD.header, "header", problems)
-    body, i = _section(toks, i, DD.messages[msg_type], msg_type, problems)
-    trailer, i = _section(toks, i, DD.trailer, "trailer", problems)
+    assert msg_type in DD.messages, f"MsgType {msg_type!r} is not in the dictionary"
+    header, i = _section(toks, 0, DD.header, "header", problems, DD)
+    body, i = _section(toks, i, DD.messages[msg_type], msg_type, problems, DD)
+    trailer, i = _section(toks, i, DD.trailer, "trailer", problems, DD)
     if i < len(toks):
         problems.append(f"{DD.name(toks[i][0])} at field {i + 1} is not where a {msg_type} allows it")
     if toks and toks[-1][0] != 10:
@@ -204,9 +207,8 @@ def test_the_strict_reader_catches_what_the_issue_describes():
 
 # ---- QuickFIX's own validation ----------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def qf_dictionary() -> fix.DataDictionary:
-    dd = fix.DataDictionary(str(DICTIONARY))
+def _strict_dictionary(path: Path) -> fix.DataDictionary:
+    dd = fix.DataDictionary(str(path))
     dd.checkFieldsOutOfOrder(True)
     dd.checkFieldsHaveValues(True)
     dd.checkUserDefinedFields(True)
@@ -214,14 +216,24 @@ def qf_dictionary() -> fix.DataDictionary:
     return dd
 
 
+@pytest.fixture(scope="module")
+def qf_dictionary() -> fix.DataDictionary:
+    return _strict_dictionary(DICTIONARY)
+
+
+@pytest.fixture(scope="module")
+def qf_dictionary_42() -> fix.DataDictionary:
+    return _strict_dictionary(DICTIONARY_42)
+
+
 _seq = iter(range(1, 1_000_000))
 
 
-def on_the_wire(m: fix.Message) -> str:
+def on_the_wire(m: fix.Message, begin_string: str = fix.BeginString_FIX44) -> str:
     """The message as Session::sendToTarget writes it: the session fills these header fields and
     serialises the message as built (no reordering on the way out)."""
     h = m.getHeader()
-    h.setField(fix.BeginString(fix.BeginString_FIX44))
+    h.setField(fix.BeginString(begin_string))
     h.setField(fix.SenderCompID("FIXBRIDGE"))
     h.setField(fix.TargetCompID("CLIENT1"))
     h.setField(fix.MsgSeqNum(next(_seq)))
@@ -229,11 +241,12 @@ def on_the_wire(m: fix.Message) -> str:
     return m.toString()
 
 
-def check_strict(m: fix.Message, dd: fix.DataDictionary) -> tuple[str, fix.Message, Reading]:
-    raw = on_the_wire(m)
+def check_strict(m: fix.Message, dd: fix.DataDictionary, begin_string: str = fix.BeginString_FIX44,
+                 layout: Dictionary = DD) -> tuple[str, fix.Message, Reading]:
+    raw = on_the_wire(m, begin_string)
     parsed = fix.Message(raw, dd, True)  # True: BodyLength and CheckSum checked too
     dd.validate(parsed)                  # raises on a field out of place, a bad value, a missing tag, ...
-    reading = read_strict(raw)
+    reading = read_strict(raw, layout)
     assert reading.problems == [], f"{raw.replace(chr(1), '|')}\n" + "\n".join(reading.problems)
     return raw, parsed, reading
 
@@ -294,6 +307,12 @@ def _fill(**over) -> ExecutionReport:
     return ExecutionReport(**er)
 
 
+def _order(cl_ord_id: str, order_id: str) -> Order:
+    return Order(session_id="FIX.4.4:FIXBRIDGE->CLIENT1", cl_ord_id=cl_ord_id, symbol="WETH/USDC", side=Side.BUY,
+                 ord_type=OrdType.LIMIT, time_in_force=TimeInForce.IOC, order_qty=Decimal(1), order_id=order_id,
+                 status=OrdStatus.NEW)
+
+
 def _position(symbol: str, kind: str) -> Position:
     return Position(wallet="w1", wallet_address="0x" + "11" * 20, symbol=symbol, address="0x" + "22" * 20,
                     security_type=kind, quantity=Decimal("2.5"), currency="USDC", price=Decimal("123.45"),
@@ -337,6 +356,19 @@ def outbound(spec) -> dict[str, fix.Message]:
         "RequestForPositionsAck refused": refdata.positions_ack(positions, "nobody", 0, "99", "not bound"),
         "PositionReport option": refdata.position_report(positions, _position(CALL, "OPT"), 2, date(2026, 1, 15)),
         "PositionReport token": refdata.position_report(positions, _position("WETH", "FOR"), 2, date(2026, 1, 15)),
+        "OrderMassCancelReport": mass.mass_cancel_report("MC-1", mass.MassScope("1", "WETH/USDC", Side.BUY), [
+            _order("C-1", "O-1"), _order("C-2", "O-2")]),
+        "OrderMassCancelReport none": mass.mass_cancel_report("MC-2", mass.MassScope("7"), []),
+        "OrderMassCancelReport rejected": mass.mass_cancel_report("MC-3", mass.MassScope("1", "NOPE"), [],
+                                                                  rejected="Unknown symbol 'NOPE'"),
+        **{f"ExecutionReport mass status {i + 1} of 2": t.execution_report(er) for i, er in enumerate(
+            mass.status_reports("MS-1", [_fill(event=ExecEvent.ORDER_STATUS, ord_status=OrdStatus.NEW, fee_eth=None),
+                                         _fill(event=ExecEvent.ORDER_STATUS, ord_status=OrdStatus.PENDING_CANCEL,
+                                               fee_eth=None)],
+                                mass.MassScope("7"), _fill()))},
+        "ExecutionReport mass status, no working order": t.execution_report(mass.status_reports(
+            "MS-2", [], mass.MassScope("7"), _fill(event=ExecEvent.ORDER_STATUS, ord_status=OrdStatus.REJECTED,
+                                                   order_id="NONE", fee_eth=None, text="No working orders"))[0]),
         "PositionReport settlement": refdata.settlement_report(SettlementReport(
             wallet="w1", wallet_address="0x" + "11" * 20, symbol=CALL, settlement_price=Decimal("3300"),
             currency="USDC", held=Decimal("10"), written=Decimal("15"), received=Decimal("3000.5"),
@@ -357,8 +389,104 @@ def test_the_outbound_messages_carry_their_groups(spec, qf_dictionary):
     seen = set()
     for m in outbound(spec).values():
         seen |= {tag for tag, _ in tokens(on_the_wire(m))}
-    assert {136, 137, 138, 139, 146, 711, 311, 702, 703, 704, 705, 753, 707, 708, 797, 128} <= seen
-    assert {m.getHeader().getField(35) for m in outbound(spec).values()} == {"8", "9", "j", "y", "d", "AO", "AP"}
+    assert {136, 137, 138, 139, 146, 711, 311, 702, 703, 704, 705, 753, 707, 708, 797, 128, 534, 535, 41, 584, 911,
+            912} <= seen
+    assert {m.getHeader().getField(35) for m in outbound(spec).values()} == {"8", "9", "j", "y", "d", "AO", "AP", "r"}
+
+
+def test_a_mass_cancel_report_names_each_order_in_its_group(qf_dictionary):
+    raw, parsed, reading = check_strict(mass.mass_cancel_report(
+        "MC-1", mass.MassScope("7"), [_order("C-1", "O-1"), _order("C-2", "O-2")]), qf_dictionary)
+    assert (reading.body[530], reading.body[531], reading.body[533]) == ("7", "7", "2")
+    assert reading.body[534] == [{41: "C-1", 535: "O-1"}, {41: "C-2", 535: "O-2"}]
+    rejected = read_strict(on_the_wire(mass.mass_cancel_report("MC-3", mass.MassScope("1", "NOPE"), [],
+                                                               rejected="Unknown symbol")))
+    assert (rejected.body[531], rejected.body[532], rejected.body[533]) == ("0", "99", "0")
+
+
+def test_mass_status_reports_count_and_mark_the_last():
+    ers = mass.status_reports("MS-1", [_fill(event=ExecEvent.ORDER_STATUS)] * 3, mass.MassScope("7"), _fill())
+    got = [read_strict(on_the_wire(t.execution_report(er))).body for er in ers]
+    assert [(b[150], b[584], b[911], b.get(912)) for b in got] == [("I", "MS-1", "3", None)] * 2 + [("I", "MS-1", "3", "Y")]
+    empty = read_strict(on_the_wire(t.execution_report(mass.status_reports(
+        "MS-2", [], mass.MassScope("7"), _fill(event=ExecEvent.ORDER_STATUS, ord_status=OrdStatus.REJECTED))[0]))).body
+    assert (empty[150], empty[39], empty[584], empty[911], empty[912]) == ("I", "8", "MS-2", "0", "Y")
+
+
+# ---- FIX 4.2 sessions: the same reports in 4.2's fields, against specs/FIX42.xml ---------------
+
+def outbound_42() -> dict[str, fix.Message]:
+    d = dialects.Fix42
+    new_order = _request("D", (11, "C-9"), (21, "1"), (55, "WETH/USDC"), (54, "1"), (38, "1"), (44, "3000"), seq=9)
+    return {
+        "Fill": d.execution_report(_fill()),
+        "Partial fill": d.execution_report(_fill(ord_status=OrdStatus.PARTIALLY_FILLED, leaves_qty=Decimal("0.2"))),
+        "New": d.execution_report(_fill(event=ExecEvent.NEW, ord_status=OrdStatus.NEW, exec_id="N-1", last_qty=None,
+                                        last_px=None, fee_eth=None, tx_hash=None, cum_qty=Decimal(0),
+                                        leaves_qty=Decimal("0.5"), avg_px=Decimal(0), text=None)),
+        "Trade Cancel": d.execution_report(_fill(event=ExecEvent.TRADE_CANCEL, ord_status=OrdStatus.NEW,
+                                                 exec_id="0xdef:1", exec_ref_id="0xabc:3")),
+        "Canceled": d.execution_report(_fill(event=ExecEvent.CANCELED, ord_status=OrdStatus.CANCELED,
+                                             orig_cl_ord_id="C-0")),
+        "PendingCancel": d.execution_report(_fill(event=ExecEvent.PENDING_CANCEL, ord_status=OrdStatus.PENDING_CANCEL,
+                                                  fee_eth=None)),
+        "Expired": d.execution_report(_fill(event=ExecEvent.EXPIRED, ord_status=OrdStatus.EXPIRED)),
+        "Rejected": d.execution_report(_fill(event=ExecEvent.REJECTED, ord_status=OrdStatus.REJECTED,
+                                             rej_reason=RejectReason.UNKNOWN_SYMBOL, fee_eth=None,
+                                             cum_qty=Decimal(0), leaves_qty=Decimal(0))),
+        "status": d.execution_report(_fill(event=ExecEvent.ORDER_STATUS, ord_status_req_id="S-1")),
+        "drop copy": d.drop_copy(_fill(), "CLIENT1"),
+        "unparsed reject": d.unparsed_reject(new_order, RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC, "Day"),
+        "OrderCancelReject": d.order_cancel_reject(order_id="O-1", cl_ord_id="C-2", orig_cl_ord_id="C-1",
+                                                   ord_status=OrdStatus.FILLED, too_late=True, text="too late"),
+        "BusinessMessageReject": d.business_message_reject(_request("AF", (584, "M-1"), seq=11), "Unsupported", "3"),
+        "BusinessMessageReject drop copy": d.business_message_reject(_request("D", seq=12), "drop copy", "6"),
+    }
+
+
+@pytest.mark.parametrize("case", list(outbound_42()))
+def test_every_outbound_fix42_message_is_strict_fix42(case, qf_dictionary_42):
+    m = outbound_42()[case]
+    assert m.getHeader().getField(8) == "FIX.4.2"  # built on quickfix42's typed messages
+    check_strict(m, qf_dictionary_42, fix.BeginString_FIX42, DD42)
+
+
+def test_fix42_reports_speak_42():
+    """ExecTransType 20 on every report; a fill is ExecType 2 (1 if partial), a status answer
+    ExecTransType 3 with the OrdStatus as ExecType, a Trade Cancel ExecTransType 1; the gas in
+    ChainFee (20006): 4.2 has no MiscFees, OrdStatusReqID or CopyMsgIndicator."""
+    body = {k: read_strict(on_the_wire(m, fix.BeginString_FIX42), DD42).body for k, m in outbound_42().items()}
+    assert (body["Fill"][20], body["Fill"][150], body["Fill"][39]) == ("0", "2", "2")
+    assert (body["Partial fill"][150], body["Partial fill"][39]) == ("1", "1")
+    assert (body["New"][20], body["New"][150]) == ("0", "0")
+    assert (body["status"][20], body["status"][150]) == ("3", "2") and 790 not in body["status"]
+    assert (body["Trade Cancel"][20], body["Trade Cancel"][150], body["Trade Cancel"][19]) == ("1", "0", "0xabc:3")
+    assert (body["Expired"][150], body["Canceled"][150], body["PendingCancel"][150]) == ("C", "4", "6")
+    assert body["Fill"][20006] == "0.000123456789" and 136 not in body["Fill"]
+    assert body["Fill"][32] == "0.5" and body["Fill"][20001] == "0x" + "ab" * 32
+    assert 797 not in body["drop copy"]
+    copy = read_strict(on_the_wire(outbound_42()["drop copy"], fix.BeginString_FIX42), DD42)
+    assert copy.header[128] == "CLIENT1"
+    assert (body["unparsed reject"][20], body["unparsed reject"][150], body["unparsed reject"][103]) == ("0", "8", "0")
+    assert (body["Rejected"][103], body["BusinessMessageReject drop copy"][380]) == ("1", "0")
+
+
+@pytest.mark.parametrize("event", list(ExecEvent))
+@pytest.mark.parametrize("status", list(OrdStatus))
+def test_every_domain_report_has_a_fix42_exec_type(event, status):
+    valid = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "A", "B", "C", "D", "E"}  # FIX42.xml ExecType
+    assert dialects.exec_type_42(event, status) in valid
+    assert dialects.exec_trans_type_42(event) in {"0", "1", "3"}
+
+
+def test_a_fix42_order_names_its_maturity_day():
+    msg = _request("D", (11, "C-1"), (21, "1"), (55, CALL), (54, "1"), (40, "2"), (59, "4"), (38, "1"), (44, "5"),
+                   (167, "OPT"), (200, "202612"), (205, "31"), (201, "1"), (202, "3000"))
+    order = dialects.Fix42.parse_new_order(msg, "FIX.4.2:FIXBRIDGE->CLIENT42")
+    assert (order.claims.maturity_month_year, order.claims.maturity_date, order.claims.put_or_call) == (
+        "202612", "20261231", "C")
+    assert dialects.for_session("FIX.4.2:FIXBRIDGE->CLIENT42") is dialects.Fix42
+    assert dialects.for_session("FIX.4.4:FIXBRIDGE->CLIENT1") is dialects.Fix44
 
 
 def test_a_strict_engine_keeps_every_option_field_of_a_security_list(spec, qf_dictionary):
