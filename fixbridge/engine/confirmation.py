@@ -112,11 +112,29 @@ class Confirmer:
         if receipt.status != 1:
             reason = receipt.revert_reason or "reverted"
             return desk.finish_no_fill(order, revert_status(reason), f"Transaction reverted: {reason}", **proof)
-        if f.cancel is not None:
+        if f.cancel is not None and f.prior is None:
             desk.cancel_reject(f.cancel[0], f.cancel[1], order.cl_ord_id, order.order_id, order.status, True,
                                f"Too late to cancel: the swap {receipt.tx_hash} was mined first")
         self._report_fills(f, receipt, proof)
         self.book.keep_settled(f, receipt.block_number)
+
+    def _after_slice(self, f: InFlight, receipt: Receipt, proof: dict) -> None:
+        """A resting order's slice has filled: the rest waits again, or, if a cancel was asked while
+        the slice was on its way, the rest is canceled (the fill itself was too late to stop)."""
+        order = f.order
+        if order.status.terminal:
+            if f.cancel is not None:
+                self.desk.cancel_reject(f.cancel[0], f.cancel[1], order.cl_ord_id, order.order_id, order.status, True,
+                                        f"Too late to cancel: the swap {receipt.tx_hash} filled the order first")
+            return
+        if f.cancel is not None:
+            self.desk.transition(order, OrdStatus.CANCELED, f"canceled by request {f.cancel[1] or 'of the bridge'}: "
+                                 "the rest after the slice's fill", event=ExecEvent.CANCELED, leaves=Decimal(0),
+                                 cancel_cl_ord_id=f.cancel[1], tx_hash=receipt.tx_hash, block=receipt.block_number,
+                                 chain_id=proof["chain_id"])
+            return
+        assert self.desk.shelf is not None
+        self.desk.shelf.rest_again(order, f"slice {receipt.tx_hash} filled; {order.leaves_qty} left")
 
     def _report_fills(self, f: InFlight, receipt: Receipt, proof: dict) -> None:
         order, plan = f.order, f.plan
@@ -124,7 +142,8 @@ class Confirmer:
         if not legs:
             return self.desk.finish_no_fill(order, OrdStatus.CANCELED, "Transaction succeeded but no swap log was found",
                                             **proof)
-        base_total = quote_total = in_total = out_total = 0
+        base_total, quote_total = f.prior or (0, 0)  # a resting order's earlier slices count towards it
+        in_total = out_total = 0
         intent = plan.intent
         for i, leg in enumerate(legs):
             base_units, quote_units = ((leg.amount_in, leg.amount_out) if order.side is Side.SELL
@@ -141,6 +160,8 @@ class Confirmer:
                         base_units=base_units, quote_units=quote_units)
             last = i == len(legs) - 1
             complete = (in_total if intent.exact is Exact.INPUT else out_total) >= intent.amount
+            if f.prior is not None:  # a slice: complete when the order is
+                complete = order.order_qty is not None and from_units(base_total, plan.base.decimals) >= order.order_qty
             self.journal.record_fill(fill, proof["fee"] if last else None)
             f.reported_exec_ids.append(fill.exec_id)
             order.cum_qty = from_units(base_total, plan.base.decimals)
@@ -153,6 +174,8 @@ class Confirmer:
                                  event=ExecEvent.TRADE, exec_id=fill.exec_id, last_qty=fill.last_qty,
                                  last_px=fill.last_px, leaves=leaves,
                                  **{**proof, "fee": proof["fee"] if last else None})
+        if f.prior is not None:
+            return self._after_slice(f, receipt, proof)
         if order.status is OrdStatus.PARTIALLY_FILLED:
             # IOC: what the venue could not fill at the limit is canceled, not left working.
             self.desk.finish_no_fill(order, OrdStatus.CANCELED, "IOC: the rest could not be filled at the limit price",
@@ -186,11 +209,14 @@ class Confirmer:
         if f.reported_exec_ids:
             self.journal.bust_fills(f.reported_exec_ids)
             busted = list(f.reported_exec_ids)
-            order.cum_qty, order.avg_px = Decimal(0), Decimal(0)
+            base_units, quote_units = f.prior or (0, 0)  # a resting order keeps what its earlier slices filled
+            order.cum_qty = from_units(base_units, f.plan.base.decimals)
+            order.avg_px = price(quote_units, f.plan.quote.decimals, base_units, f.plan.base.decimals)
             if order.cash_order_qty is not None:
                 order.order_qty = None
+            back_to = OrdStatus.PARTIALLY_FILLED if base_units else OrdStatus.NEW
             for exec_id in busted:
-                self.desk.transition(order, OrdStatus.NEW, f"{reason}; fill {exec_id} canceled",
+                self.desk.transition(order, back_to, f"{reason}; fill {exec_id} canceled",
                                      event=ExecEvent.TRADE_CANCEL, exec_ref_id=exec_id,
                                      trade_cancel=True, text=f"Trade canceled by a chain reorg: {exec_id}")
             f.reported_exec_ids = []

@@ -24,6 +24,7 @@ from fixbridge.orders.validation import Rejection
 
 if TYPE_CHECKING:
     from fixbridge.engine.flights import InFlightBook
+    from fixbridge.engine.resting import RestingShelf
     from fixbridge.engine.settlement import SettlementReport
 
 log = structlog.get_logger(__name__)
@@ -37,7 +38,7 @@ class Reporter(Protocol):
     def execution_report(self, session_id: str, er: ExecutionReport) -> None: ...
 
     def cancel_reject(self, session_id: str, *, cl_ord_id: str, orig_cl_ord_id: str, order_id: str,
-                      ord_status: OrdStatus, too_late: bool, text: str) -> None: ...
+                      ord_status: OrdStatus, too_late: bool, text: str, replace: bool = False) -> None: ...
 
     def settlement_report(self, session_id: str, report: "SettlementReport") -> None: ...
 
@@ -55,7 +56,8 @@ def order_from_row(row) -> Order:
                  order_qty=row.order_qty, cash_order_qty=row.cash_order_qty, price=row.price, account=row.account,
                  expire_time=row.expire_time, ex_destination=row.ex_destination, order_id=row.order_id,
                  status=row.status, cum_qty=row.cum_qty or Decimal(0), avg_px=row.avg_px or Decimal(0),
-                 text=row.text, venue=row.venue, wallet=row.wallet, created_at=row.created_at)
+                 text=row.text, venue=row.venue, wallet=row.wallet, created_at=row.created_at,
+                 stop_px=row.stop_px, expire_at=row.expire_at, resting=row.resting, triggered=row.triggered)
 
 
 def _rej(code: int | None) -> RejectReason | None:
@@ -64,8 +66,9 @@ def _rej(code: int | None) -> RejectReason | None:
 
 class OrderDesk:
     def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, metrics: BridgeMetrics,
-                 book: "InFlightBook") -> None:
+                 book: "InFlightBook", shelf: "RestingShelf | None" = None) -> None:
         self.spec, self.sessions, self.journal, self.metrics, self.book = spec, sessions, journal, metrics, book
+        self.shelf = shelf  # resting orders: a slice that ends unfilled puts its order back here
         self.reporter: Reporter | None = None  # set at start
         self._exec_seq = itertools.count(1)
         self._cancel_requests: dict[str, tuple[str, str]] = {}  # order_id -> (session_id, cancel ClOrdID)
@@ -101,6 +104,12 @@ class OrderDesk:
                         leaves=Decimal(0))
 
     def finish_no_fill(self, order: Order, status: OrdStatus, text: str, **proof) -> None:
+        """The order's swap ended without (more) fills: the order ends, unless it rests (Day, GTC,
+        GTD, stops): then only the slice it fired ended, and the rest waits again on the shelf."""
+        if self.shelf is not None and self.shelf.rests(order) and not order.status.terminal \
+                and order.status not in (OrdStatus.PENDING_NEW, OrdStatus.PENDING_CANCEL):
+            self.journal.add_event(order.order_id, "note", text, status=order.status)
+            return self.shelf.rest_again(order, text)
         self.transition(order, status, text, event=lifecycle.EVENT_FOR[status], text=text,
                         leaves=Decimal(0), **proof)
 
@@ -187,14 +196,14 @@ class OrderDesk:
             self.journal.after_commit(lambda: (reporter.execution_report(session_id, er), reported(er, received)))
 
     def cancel_reject(self, session_id: str, cl_ord_id: str | None, orig: str, order_id: str, status: OrdStatus,
-                      too_late: bool, text: str) -> None:
+                      too_late: bool, text: str, replace: bool = False) -> None:
         if cl_ord_id is None:  # the bridge's own cancel (on disconnect, a halt): no request to answer
             return
         if self.reporter is not None:
             reporter = self.reporter
             self.journal.after_commit(lambda: reporter.cancel_reject(
                 session_id, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig, order_id=order_id, ord_status=status,
-                too_late=too_late, text=text))
+                too_late=too_late, text=text, replace=replace))
 
     # ---- answers from the journal ----------------------------------------------------------------
     def status(self, session_id: str, cl_ord_id: str, order_id: str | None, req_id: str | None,

@@ -11,6 +11,7 @@ A façade over components, each with its dependencies given in its constructor (
 - `Resender` (resending.py): stuck, dropped, unanswered, past the deadline, nonce passed, gap no-ops;
 - `OptionSettlement` (settlement.py): redeem and release at expiry;
 - `Recovery` (recovery.py): what the journal left open, at start;
+- `RestingShelf`, `RestingBook` (resting.py): Day, GTC, GTD and stop orders waiting for the market;
 - `ChainFollower` (following.py) hands the block watchers' callbacks to them.
 
 Threads: QuickFIX's callback thread calls `submit`/`cancel`/`status` (journal and enqueue only);
@@ -23,6 +24,7 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -40,13 +42,18 @@ from fixbridge.engine.planning import Planner
 from fixbridge.engine.queues import CancelSent, NewOrder, WalletQueues
 from fixbridge.engine.recovery import Recovery
 from fixbridge.engine.resending import Resender
+from fixbridge.engine.resting import RestingBook, RestingShelf
 from fixbridge.engine.settlement import OptionSettlement
 from fixbridge.engine.submission import Submission
 from fixbridge.journal import DuplicateClOrdID, Journal
 from fixbridge.ops.metrics import BridgeMetrics
 from fixbridge.orders.model import ExecEvent, ExecutionReport, Order, OrdStatus, RejectReason, Side
+from fixbridge.orders.resting import Amend
 from fixbridge.orders.risk import PreTradeRisk
 from fixbridge.orders.validation import Rejection, claims_mismatch
+
+if TYPE_CHECKING:
+    from fixbridge.market.state import MarketState
 
 __all__ = ["ExecutionEngine", "Reporter", "session_counterparty"]
 
@@ -66,7 +73,7 @@ def new_order_id() -> str:
 
 class ExecutionEngine:
     def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, markets: Markets,
-                 metrics: BridgeMetrics | None = None) -> None:
+                 metrics: BridgeMetrics | None = None, market: "MarketState | None" = None) -> None:
         self.spec, self.sessions, self.journal, self.markets = spec, sessions, journal, markets
         self.metrics = metrics or BridgeMetrics()  # counters only on the hot path (ops/metrics.py)
         self.lease = WalletLease()
@@ -74,10 +81,12 @@ class ExecutionEngine:
         self.heads = ChainHeads(markets)
         self.book = InFlightBook(self.heads.kick)
         self.queues = WalletQueues()
-        self.desk = OrderDesk(spec, sessions, journal, self.metrics, self.book)
+        self.shelf = RestingShelf(journal)
+        self.desk = OrderDesk(spec, sessions, journal, self.metrics, self.book, self.shelf)
         self.risk = PreTradeRisk(journal, spec)
         write_ahead = WriteAhead(journal)
         self.planner = Planner(spec, sessions, journal, markets, self.book)
+        self.resting = RestingBook(spec, journal, self.shelf, self.desk, self.planner, self.queues, market)
         self.confirmer = Confirmer(journal, self.book, self.heads, self.desk)
         self.resender = Resender(spec, journal, self.book, self.heads, self.desk, self.confirmer, write_ahead,
                                  self.lease, self.metrics)
@@ -85,9 +94,11 @@ class ExecutionEngine:
         self.options = OptionSettlement(spec, sessions, journal, markets, self.queues, self.desk, write_ahead, self.lease)
         self.intake = Intake(spec, sessions, journal, markets, self.queues, self.heads, self.book, self.desk,
                              self.planner, self.risk, self.submission, self.resender, self.options, write_ahead,
-                             self.lease, self._stopping)
-        self.recovery = Recovery(journal, self.book, self.heads, self.desk, self.planner, self.confirmer, self.queues)
-        self.follower = ChainFollower(journal, self.book, self.heads, self.confirmer, self.resender, self.options)
+                             self.lease, self._stopping, self.resting)
+        self.recovery = Recovery(journal, self.book, self.heads, self.desk, self.planner, self.confirmer, self.queues,
+                                 self.resting)
+        self.follower = ChainFollower(journal, self.book, self.heads, self.confirmer, self.resender, self.options,
+                                      self.resting)
 
     # ---- lifecycle -------------------------------------------------------------------------
     @property
@@ -202,6 +213,8 @@ class ExecutionEngine:
             desk.cancel_reject(session_id, cl_ord_id, orig_cl_ord_id, "NONE", OrdStatus.REJECTED, False,
                                f"Unknown order: no OrigClOrdID {orig_cl_ord_id!r} on this session")
             return
+        if self.resting.cancel(row.order_id, session_id, cl_ord_id):  # resting: canceled at once
+            return
         with self.book.lock:
             flight = self.book.get(row.order_id)
             if row.order_id in desk.finished:  # finished, and the journal may not show it yet
@@ -226,6 +239,21 @@ class ExecutionEngine:
         # Journaled with the cancel's ClOrdID: a restart before the order's turn still cancels it.
         self.journal.add_event(row.order_id, "note", f"cancel requested by {who}",
                                detail={CANCEL_CL_ORD_ID: cl_ord_id})
+
+    def amend(self, session_id: str, cl_ord_id: str, orig_cl_ord_id: str, amend: Amend) -> None:
+        """An OrderCancelReplaceRequest: a resting order takes the new terms (150=5), anything else
+        gets OrderCancelReject 434=2 saying why."""
+        row = self.journal.find_order(session_id, orig_cl_ord_id)
+        if row is None or row.session_id != session_id:
+            self.desk.cancel_reject(session_id, cl_ord_id, orig_cl_ord_id, "NONE", OrdStatus.REJECTED, False,
+                                    f"Unknown order: no OrigClOrdID {orig_cl_ord_id!r} on this session", replace=True)
+            return
+        status = self.desk.finished.get(row.order_id, row.status)
+        why = ("Too late to amend: the order is " + status.value if status.terminal
+               else self.resting.amend(session_id, cl_ord_id, orig_cl_ord_id, row.order_id, amend))
+        if why is not None:
+            self.desk.cancel_reject(session_id, cl_ord_id, orig_cl_ord_id, row.order_id, status, status.terminal, why,
+                                    replace=True)
 
     def status(self, session_id: str, cl_ord_id: str, order_id: str | None, req_id: str | None,
                event: ExecEvent | None = ExecEvent.ORDER_STATUS) -> None:

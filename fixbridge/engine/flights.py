@@ -56,6 +56,9 @@ class InFlight:
     generation: int = 0                    # times a reorg took the fill back (keeps ExecIDs unique)
     reported_exec_ids: list[str] = field(default_factory=list)
     unsent: bool = False                   # the last attempt's broadcast got no answer: send it again
+    # A resting order's slice: the (base, quote) units its earlier slices filled, which this swap's
+    # fills add to; None for an order sent whole.
+    prior: tuple[int, int] | None = None
 
     @property
     def chain(self) -> str:

@@ -11,6 +11,7 @@ from fixbridge.engine.confirmation import Confirmer
 from fixbridge.engine.flights import InFlightBook
 from fixbridge.engine.heads import ChainHeads
 from fixbridge.engine.resending import Resender
+from fixbridge.engine.resting import RestingBook
 from fixbridge.engine.settlement import OptionSettlement
 from fixbridge.journal import Journal
 
@@ -19,9 +20,9 @@ log = structlog.get_logger(__name__)
 
 class ChainFollower:
     def __init__(self, journal: Journal, book: InFlightBook, heads: ChainHeads, confirmer: Confirmer,
-                 resender: Resender, options: OptionSettlement) -> None:
+                 resender: Resender, options: OptionSettlement, resting: RestingBook) -> None:
         self.journal, self.book, self.heads = journal, book, heads
-        self.confirmer, self.resender, self.options = confirmer, resender, options
+        self.confirmer, self.resender, self.options, self.resting = confirmer, resender, options, resting
 
     def wanted(self) -> set[str]:
         return self.book.wanted()
@@ -42,6 +43,11 @@ class ChainFollower:
             self.resender.on_tick(chain)
         except Exception:
             log.exception("resend failed", chain=chain)
+        try:
+            with self.journal.batch():
+                self.resting.expire_due()  # Day and GTD orders end on the clock, not on a block
+        except Exception:
+            log.exception("resting orders' expiry failed", chain=chain)
 
     def on_block(self, chain: str, block: Block) -> None:
         with self.book.lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from decimal import Decimal
 
 import structlog
 
@@ -21,8 +22,9 @@ from fixbridge.engine.heads import ChainHeads
 from fixbridge.engine.journaling import WalletLease, WriteAhead, record_receipt
 from fixbridge.engine.markets import MAX_UINT256, Markets, TradingWallet, approve_calldata
 from fixbridge.engine.planning import Plan, PlanError, Planner, short_reason
-from fixbridge.engine.queues import CancelSent, NewOrder, SettleSeries, WalletQueues, WorkItem
+from fixbridge.engine.queues import CancelSent, FireResting, NewOrder, SettleSeries, WalletQueues, WorkItem
 from fixbridge.engine.resending import Resender
+from fixbridge.engine.resting import RestingBook
 from fixbridge.engine.settlement import OptionSettlement
 from fixbridge.engine.submission import Submission
 from fixbridge.journal import Journal
@@ -41,12 +43,14 @@ class Intake:
     def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, markets: Markets,
                  queues: WalletQueues, heads: ChainHeads, book: InFlightBook, desk: OrderDesk, planner: Planner,
                  risk: PreTradeRisk, submission: Submission, resender: Resender, options: OptionSettlement,
-                 write_ahead: WriteAhead, lease: WalletLease, stopping: threading.Event) -> None:
+                 write_ahead: WriteAhead, lease: WalletLease, stopping: threading.Event,
+                 resting: "RestingBook") -> None:
         self.spec, self.sessions, self.journal, self.markets = spec, sessions, journal, markets
         self.queues, self.heads, self.book, self.desk, self.planner = queues, heads, book, desk, planner
         self.risk, self.submission, self.resender, self.options = risk, submission, resender, options
         self.write_ahead, self.lease = write_ahead, lease
         self._stopping = stopping  # set by stop(): waits for the chain give up
+        self.resting = resting     # Day, GTC, GTD and stops wait there until the market meets them
         self._workers: list[threading.Thread] = []
         self._pins: dict[str, object] = {}  # wallet -> its worker's pinned reads (chain/rpc.py)
 
@@ -120,6 +124,9 @@ class Intake:
                         self.resender.replace_with_noop(item.order_id)
                     elif isinstance(item, SettleSeries):
                         self.options.settle_series(wallet, item)
+                    elif isinstance(item, FireResting):
+                        with pinned_reads(w3, pin):
+                            self._fire(item)
                 except Stopping as e:
                     log.info("stopping: order left for the next start", item=item, why=str(e))
                     break
@@ -158,15 +165,19 @@ class Intake:
                 # Policy: reject rather than queue; an OMS wants a prompt answer it can act on.
                 return desk.reject(order, Rejection(RejectReason.EXCHANGE_CLOSED, f"Chain {chain.name} is unreachable "
                                                     f"({self.heads.outage(chain.name)}); nothing was sent, try again"))
+        resting = order.status is OrdStatus.PENDING_NEW and self.resting.shelf.rests(order)
         stage = "quoting"
         try:
-            plan = self.planner.plan(order, cp)
+            plan = self.planner.plan(self.resting.as_sent(order) if resting else order, cp)
             stage = "checking risk"
             if order.status is OrdStatus.PENDING_NEW:
                 rej = self.risk.check(order, cp, self.planner.trade_context(order, plan))
                 if rej:
                     self.journal.add_event(order.order_id, "risk", rej.text)
                     raise PlanError(rej)
+            if resting:  # funds and allowance are checked when it fires: a resting order holds nothing
+                return self.resting.accept(order, f"accepted to rest: {plan.venue.name}", plan.venue.name,
+                                           plan.wallet.wallet.name)
             stage = "checking funds"
             self._check_funds(order, plan, cp)
         except PlanError as e:
@@ -184,6 +195,33 @@ class Intake:
         if desk.take_cancel(order):
             return
         self.submission.execute(order, plan)
+
+    def _fire(self, item: FireResting) -> None:
+        """A resting order the market meets: plan and send its slice, its fills added to the order's.
+        A slice that cannot be sent for the order's own reasons (funds, risk) ends the order with the
+        reason; one the node or the market stops waits again (OrderDesk.finish_no_fill)."""
+        desk, order, piece = self.desk, item.order, item.piece
+        if order.status.terminal or desk.take_cancel(order):
+            return
+        cp = desk.counterparty(order.session_id)
+        halted = self.risk.halted(order.session_id)
+        stage = "quoting"
+        try:
+            if halted:
+                raise PlanError(halted)
+            plan = self.planner.plan(piece, cp)
+            stage = "checking funds"
+            self._check_funds(piece, plan, cp)
+        except PlanError as e:
+            return desk.transition(order, OrdStatus.CANCELED, f"not sent: {e.rejection.text}", event=ExecEvent.CANCELED,
+                                   text=f"Canceled: {e.rejection.text}", leaves=Decimal(0))
+        except Stopping:
+            raise
+        except Exception as e:
+            return desk.finish_no_fill(order, OrdStatus.CANCELED, f"node error while {stage}: {short_reason(e)}")
+        if desk.take_cancel(order):
+            return
+        self.submission.execute(order, plan, prior=self.resting.prior_units(order.order_id))
 
     def _check_funds(self, order: Order, plan: Plan, cp: Counterparty) -> None:
         w = plan.wallet

@@ -28,7 +28,16 @@ class SettleSeries:
     price_units: int  # the settlement price in the strike asset's base units
 
 
-WorkItem = NewOrder | CancelSent | SettleSeries
+@dataclass(frozen=True)
+class FireResting:
+    """A resting order the market now meets: plan and send `piece` (its size, limit and venue) for
+    `order`, whose fills it adds to (engine/resting.py)."""
+    order_id: str
+    order: Order
+    piece: Order
+
+
+WorkItem = NewOrder | CancelSent | SettleSeries | FireResting
 
 
 class WalletQueues:

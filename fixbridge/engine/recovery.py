@@ -5,6 +5,7 @@ run twice); an order nothing was sent for is sent now if still young enough, els
 second transaction while the first may land."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import structlog
@@ -20,8 +21,10 @@ from fixbridge.engine.heads import ChainHeads
 from fixbridge.engine.journaling import CANCEL_CL_ORD_ID, journaled_detail
 from fixbridge.engine.planning import Planner
 from fixbridge.engine.queues import NewOrder, WalletQueues
+from fixbridge.engine.resting import RestingBook
 from fixbridge.journal import Journal
 from fixbridge.orders.model import OrdStatus, RejectReason
+from fixbridge.orders.resting import rests
 from fixbridge.orders.validation import Rejection
 
 log = structlog.get_logger(__name__)
@@ -31,9 +34,9 @@ RECOVERY_CHUNK = 64       # journaled in-flight orders looked up and settled tog
 
 class Recovery:
     def __init__(self, journal: Journal, book: InFlightBook, heads: ChainHeads, desk: OrderDesk, planner: Planner,
-                 confirmer: Confirmer, queues: WalletQueues) -> None:
+                 confirmer: Confirmer, queues: WalletQueues, resting: RestingBook) -> None:
         self.journal, self.book, self.heads, self.desk = journal, book, heads, desk
-        self.planner, self.confirmer, self.queues = planner, confirmer, queues
+        self.planner, self.confirmer, self.queues, self.resting = planner, confirmer, queues, resting
 
     def recover(self) -> None:
         """Finish every order the journal left open."""
@@ -56,6 +59,8 @@ class Recovery:
         for row in open_rows:
             txs = [t for t in self.journal.transactions_for(row.order_id) if t.purpose in ("swap", "cancel")
                    and t.status != "failed"]
+            if txs and rests(row.time_in_force, row.ord_type):
+                txs = self._unsettled_slice(row.order_id, txs)
             if not txs:
                 self._recover_unsent(row)
                 continue
@@ -64,7 +69,29 @@ class Recovery:
             log.info("recovery: orders with transactions in flight", count=len(in_flight))
             self._recover_in_flight(in_flight)
 
+    def _unsettled_slice(self, order_id: str, txs: list) -> list:
+        """A resting order's transactions that are still its business: those of its last slice (the
+        highest nonce), unless that slice's fills are journaled (it settled; the order rests)."""
+        last = max(t.nonce for t in txs)
+        current = [t for t in txs if t.nonce == last]
+        filled = {f.tx_hash for f in self.journal.fills_for(order_id)}
+        return [] if any(t.tx_hash in filled for t in current) or all(
+            t.status in ("reverted", "replaced", "dropped") for t in current) else current
+
     def _recover_unsent(self, row) -> None:
+        # A resting order with nothing in flight rests again (a slice fired but not yet signed is
+        # looked at again against the market as it is now).
+        if row.status is not OrdStatus.PENDING_NEW and rests(row.time_in_force, row.ord_type):
+            order = order_from_row(row)
+            if not row.resting:
+                self.journal.set_resting(row.order_id, True, row.status, "rests again: its slice was not sent "
+                                         "before the bridge stopped")
+            asked = journaled_detail(self.journal, row.order_id, CANCEL_CL_ORD_ID)
+            if asked:  # the client asked to cancel it before the crash
+                self.desk.hold_cancel(row.order_id, row.session_id, asked)
+            order.resting = True
+            self.journal.after_commit(lambda: self.resting.returned(order))
+            return
         # Rule: an order nothing was sent for is sent now if it is younger than its session's
         # deadline (the client still expects it to trade), otherwise it expires unsent.
         now = datetime.now(timezone.utc)
@@ -123,12 +150,21 @@ class Recovery:
             first = [t for t in txs if t.purpose != "cancel"][0]
             signed = TypedTransaction.from_bytes(HexBytes(first.raw_tx)).as_dict()
             call_to, call_data = to_checksum_address(signed["to"]), bytes(signed["data"])
+            if rests(order.time_in_force, order.ord_type):
+                # A resting order's slice may have gone to another venue than its first plan: the one
+                # whose router the signed call went to decodes its logs.
+                venue = next((v for v in self.planner.markets.venues.values()
+                              if getattr(v, "router", None) == call_to), None)
+                if venue is not None and venue is not plan.venue:
+                    plan = self.planner.plan(replace(order, ex_destination=venue.name), cp, quote=False)
             nonce = txs[0].nonce
             attempts = [Attempt(t.tx_hash.lower(), t.raw_tx, t.max_fee_per_gas, t.max_priority_fee_per_gas,
                                 "cancel" if t.purpose == "cancel" else "swap") for t in txs if t.nonce == nonce]
             f = InFlight(order=order, plan=plan, wallet=w, nonce=nonce, to=call_to, data=call_data,
                          gas_limit=txs[0].gas_limit, attempts=attempts, sent_block=self.heads.head(w.chain),
-                         reserved=(plan.intent.token_in, 0))
+                         reserved=(plan.intent.token_in, 0),
+                         prior=self.resting.prior_units(order.order_id) if rests(order.time_in_force, order.ord_type)
+                         else None)
             if order.status is OrdStatus.PENDING_CANCEL:
                 # A journal from before the cancel's ClOrdID was kept: the order's own.
                 f.cancel = (order.session_id,

@@ -26,17 +26,18 @@ from typing import TYPE_CHECKING, Callable
 
 import structlog
 
+from fixbridge.engine.queues import FireResting, WalletQueues
 from fixbridge.journal import DuplicateClOrdID, Journal, Replacement
 from fixbridge.orders.model import ExecEvent, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
 from fixbridge.orders.resting import (Amend, RestingRejection, Touch, check_amend, expires_at, limit_marketable,
                                       rests, size_within_limit, stop_triggered)
 from fixbridge.orders.units import PrecisionError, fmt, from_units, to_units_exact
+from fixbridge.orders.validation import Rejection
 
 if TYPE_CHECKING:
     from fixbridge.config import Spec
     from fixbridge.engine.desk import OrderDesk
     from fixbridge.engine.planning import Planner
-    from fixbridge.engine.queues import WalletQueues
     from fixbridge.market.state import BlockChange, MarketState
 
 log = structlog.get_logger(__name__)
@@ -91,15 +92,18 @@ class RestingShelf:
 
     def rest_again(self, order: Order, why: str) -> None:
         """A slice ended without filling the whole order: the rest waits again (no report: the
-        client's last report already says New or PartiallyFilled with its LeavesQty)."""
-        self.put(order, f"rests again: {why}")
-        if self.book is not None:
-            self.journal.after_commit(lambda: self.book.look_at([order]))
+        client's last report already says New or PartiallyFilled with its LeavesQty). Journaled now,
+        with the slice's fills; back on the shelf once that is committed, so the next slice counts
+        them (RestingBook.returned)."""
+        self.journal.set_resting(order.order_id, True, order.status, f"rests again: {why}")
+        book = self.book
+        if book is not None:
+            self.journal.after_commit(lambda: book.returned(order))
 
 
 class RestingBook:
     def __init__(self, spec: "Spec", journal: Journal, shelf: RestingShelf, desk: "OrderDesk", planner: "Planner",
-                 queues: "WalletQueues", market: "MarketState | None",
+                 queues: WalletQueues, market: "MarketState | None",
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.spec, self.journal, self.shelf, self.desk = spec, journal, shelf, desk
         self.planner, self.queues, self.market, self.now = planner, queues, market, now
@@ -116,18 +120,27 @@ class RestingBook:
             order.expire_at = expires_at(order.time_in_force, order.expire_time, order.expire_date, self.now(),
                                          cp.trading_day())
         except RestingRejection as e:
-            from fixbridge.orders.validation import Rejection
             return self.desk.reject(order, Rejection(e.reason, e.text))
         if self.market is None:
-            from fixbridge.orders.validation import Rejection
             return self.desk.reject(order, Rejection(RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC,
                                                      "Resting orders need the live market state, which this bridge "
                                                      "runs without"))
         until = order.expire_at.isoformat() if order.expire_at else "cancelled"
         self.desk.transition(order, OrdStatus.NEW, f"{reason}; rests until {until}", event=ExecEvent.NEW,
                              venue=venue, wallet=wallet)
+        if self.desk.take_cancel(order):  # canceled before its turn came
+            return
         self.shelf.put(order, f"resting ({order.time_in_force.value}) until {until}")
         self.journal.after_commit(lambda: self.look_at([order]))
+
+    def returned(self, order: Order) -> None:
+        """A slice's rest, its rows committed: on the shelf again, unless a cancel was asked while the
+        slice was on its way (then it is canceled now), and looked at again."""
+        with self.shelf.lock:
+            if order.status.terminal or self.desk.take_cancel(order):
+                return
+            self.shelf.put(order, "", journal=False)
+        self.look_at([order])
 
     # ---- the market moved ----------------------------------------------------------------------
     def on_change(self, change: "BlockChange") -> None:
@@ -165,7 +178,6 @@ class RestingBook:
                 return
             self.shelf.take(order.order_id)
             self.journal.set_resting(order.order_id, False, order.status, f"fired: {piece.why}")
-        from fixbridge.engine.queues import FireResting
         wallet = self.planner.wallet_for(order.session_id, order.account, order.symbol)
         item = FireResting(order.order_id, order, piece.order)
         self.journal.after_commit(lambda: self.queues.put(wallet, item))
@@ -313,6 +325,19 @@ class RestingBook:
                                                     orig_cl_ord_id=orig_cl_ord_id))
         self.journal.after_commit(lambda: self.look_at([new]))
         return None
+
+    # ---- what the intake sends -------------------------------------------------------------------
+    @staticmethod
+    def as_sent(order: Order) -> Order:
+        """The order as a swap would carry it, for the checks at acceptance: a stop as the market
+        order it becomes, a stop limit as its limit order, the whole quantity at once."""
+        kind = {OrdType.STOP: OrdType.MARKET, OrdType.STOP_LIMIT: OrdType.LIMIT}.get(order.ord_type, order.ord_type)
+        return replace(order, ord_type=kind, time_in_force=TimeInForce.FOK, expire_time=None)
+
+    def prior_units(self, order_id: str) -> tuple[int, int]:
+        """(base, quote) units the order's earlier slices filled, from the journal (busted fills left out)."""
+        fills = self.journal.fills_for(order_id, include_busted=False)
+        return sum(f.base_units for f in fills), sum(f.quote_units for f in fills)
 
     # ---- start ---------------------------------------------------------------------------------
     def recover(self, orders: list[Order]) -> None:

@@ -36,9 +36,9 @@ class Submission:
         # (chain, router, selector, token_in, token_out) -> (block, highest simulated gas)
         self._route_gas: dict[tuple, tuple[int, int]] = {}
 
-    def execute(self, order: Order, plan: Plan) -> None:
+    def execute(self, order: Order, plan: Plan, prior: tuple[int, int] | None = None) -> None:
         """Simulate (or reuse the route's gas), sign, journal, track; the broadcast follows the
-        batch's commit."""
+        batch's commit. `prior`: a resting order's slice, and what its earlier slices filled."""
         w = plan.wallet
         call = plan.call
         desk = self.desk
@@ -66,7 +66,8 @@ class Submission:
             self.write_ahead.hook(order.order_id, "swap", w, deferred=True, status=order.status)(sent)
             flight = InFlight(order=order, plan=plan, wallet=w, nonce=sent.nonce, to=call.to, data=call.data,
                               gas_limit=sent.gas_limit, attempts=[Attempt.of(sent, "swap")],
-                              sent_block=self.heads.head(w.chain), reserved=plan.pays, deadline=plan.intent.deadline)
+                              sent_block=self.heads.head(w.chain), reserved=plan.pays, deadline=plan.intent.deadline,
+                              prior=prior)
             self.book.track(flight)
         # One broadcast for all the swaps of this flush, once their write-ahead rows are committed.
         self.journal.collect_after_commit("broadcast", (flight, sent), self.broadcast, lane="broadcast")

@@ -295,9 +295,9 @@ class BridgeApplication(fix.Application):
         fix.Session.sendToTarget(refdata.settlement_report(report), self.sessions[session_id])
 
     def cancel_reject(self, session_id: str, *, cl_ord_id: str, orig_cl_ord_id: str, order_id: str,
-                      ord_status: OrdStatus, too_late: bool, text: str) -> None:
+                      ord_status: OrdStatus, too_late: bool, text: str, replace: bool = False) -> None:
         msg = dialects.for_session(session_id).order_cancel_reject(order_id=order_id, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig_cl_ord_id,
-                                    ord_status=ord_status, too_late=too_late, text=text)
+                                    ord_status=ord_status, too_late=too_late, text=text, replace=replace)
         fix.Session.sendToTarget(msg, self.sessions[session_id])
 
     def _journal(self, message: fix.Message, sessionID: fix.SessionID, direction: str, defer: bool = False) -> None:

@@ -177,15 +177,15 @@ class Fix42:
 
     @staticmethod
     def order_cancel_reject(*, order_id: str, cl_ord_id: str, orig_cl_ord_id: str, ord_status: OrdStatus,
-                            too_late: bool, text: str) -> fix.Message:
+                            too_late: bool, text: str, replace: bool = False) -> fix.Message:
         m = fix42.OrderCancelReject()
         s = t._s
         s(m, 37, order_id)
         s(m, 11, cl_ord_id)
         s(m, 41, orig_cl_ord_id)
         s(m, 39, t.ORD_STATUS_CODE[ord_status])
-        s(m, 434, "1")
-        s(m, 102, "0" if too_late else "1")
+        s(m, 434, "2" if replace else "1")
+        s(m, 102, "0" if too_late else "1" if order_id == "NONE" or not replace else "2")  # 4.2 ends at 3: 2 Broker option
         s(m, 58, t._ascii(text))
         return m
 

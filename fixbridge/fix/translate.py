@@ -207,15 +207,17 @@ def business_message_reject(msg: fix.Message, text: str, reason: str = "0") -> f
 
 
 def order_cancel_reject(*, order_id: str, cl_ord_id: str, orig_cl_ord_id: str, ord_status: OrdStatus,
-                        too_late: bool, text: str) -> fix.Message:
+                        too_late: bool, text: str, replace: bool = False) -> fix.Message:
+    """OrderCancelReject (9) answering a cancel (434=1) or an amend (434=2). CxlRejReason: 0 too late,
+    1 unknown order, 99 other (an amend's rule, said in Text)."""
     m = fix.Message()
     m.getHeader().setField(fix.MsgType(fix.MsgType_OrderCancelReject))
     _s(m, 37, order_id)
     _s(m, 11, cl_ord_id)
     _s(m, 41, orig_cl_ord_id)
     _s(m, 39, ORD_STATUS_CODE[ord_status])
-    _s(m, 434, "1")                        # CxlRejResponseTo: Order Cancel Request
-    _s(m, 102, "0" if too_late else "1")   # CxlRejReason: Too late / Unknown order
+    _s(m, 434, "2" if replace else "1")    # CxlRejResponseTo: Order Cancel/Replace Request, Order Cancel Request
+    _s(m, 102, "0" if too_late else "1" if order_id == "NONE" or not replace else "99")
     _s(m, 58, _ascii(text))
     return m
 

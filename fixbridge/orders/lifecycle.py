@@ -31,7 +31,8 @@ EVENT_FOR: dict[S, ExecEvent] = {
 TRADE_CANCEL_FROM = frozenset({S.FILLED, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.NEW})
 
 def check(current: S, nxt: S, *, trade_cancel: bool = False) -> None:
-    if trade_cancel and nxt is S.NEW and current in TRADE_CANCEL_FROM:
+    # (to PartiallyFilled: a resting order whose earlier slices' fills stand)
+    if trade_cancel and nxt in (S.NEW, S.PARTIALLY_FILLED) and current in TRADE_CANCEL_FROM:
         return
     if nxt not in ALLOWED[current]:
         raise IllegalTransition(f"{current.value} -> {nxt.value} is not a legal order transition")

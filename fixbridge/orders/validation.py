@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from fixbridge.config import Counterparty, Instrument, Spec
 from fixbridge.orders.model import Order, OrdType, RejectReason, SecurityClaims
+from fixbridge.orders.resting import rests
 from fixbridge.orders.units import PrecisionError, to_units_exact
 
 
@@ -39,11 +40,19 @@ def validate(order: Order, spec: Spec, cp: Counterparty, now: datetime | None = 
             raise PrecisionError
     except PrecisionError:
         return Rejection(RejectReason.INCORRECT_QUANTITY, f"{tag} {qty} is finer than {token.symbol}'s {token.decimals} decimals")
-    if order.ord_type is OrdType.LIMIT:
+    if order.ord_type in (OrdType.LIMIT, OrdType.STOP_LIMIT):
         if order.price is None:
             return Rejection(RejectReason.OTHER, "Price (44) is required for a limit order")
         if not order.price.is_finite() or order.price <= 0:
             return Rejection(RejectReason.OTHER, f"Price must be positive, got {order.price}")
+    if order.ord_type in (OrdType.STOP, OrdType.STOP_LIMIT):
+        if order.stop_px is None:
+            return Rejection(RejectReason.OTHER, "StopPx (99) is required for a stop order")
+        if not order.stop_px.is_finite() or order.stop_px <= 0:
+            return Rejection(RejectReason.OTHER, f"StopPx must be positive, got {order.stop_px}")
+    if rests(order.time_in_force, order.ord_type) and order.order_qty is None:
+        return Rejection(RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC,
+                         "A resting order (Day, GTC, GTD, stop) is sized in OrderQty (38), not CashOrderQty")
     if order.account is not None and order.account not in cp.wallets:
         return Rejection(RejectReason.UNKNOWN_ACCOUNT, f"Account {order.account!r} is not bound to this session")
     if order.ex_destination is not None and order.ex_destination not in ins.venues:
