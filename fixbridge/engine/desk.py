@@ -20,6 +20,7 @@ from fixbridge.journal import Journal
 from fixbridge.ops.metrics import BridgeMetrics
 from fixbridge.orders import lifecycle
 from fixbridge.orders.model import ExecEvent, ExecutionReport, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
+from fixbridge.orders.resting import RESTS
 from fixbridge.orders.validation import Rejection
 
 if TYPE_CHECKING:
@@ -183,7 +184,9 @@ class OrderDesk:
             cum_qty=order.cum_qty, leaves_qty=leaves, avg_px=order.avg_px, last_qty=last_qty, last_px=last_px,
             text=text, rej_reason=rej, fee_eth=fee, tx_hash=tx_hash, block_number=block, chain_id=chain_id,
             venue=order.venue, ord_status_req_id=req_id, account=order.account, exec_ref_id=exec_ref_id,
-            transact_time=datetime.now(timezone.utc))
+            transact_time=datetime.now(timezone.utc),
+            **(dict(time_in_force=order.time_in_force, stop_px=order.stop_px, expire_time=order.expire_at)
+               if order.resting or order.stop_px is not None or order.time_in_force in RESTS else {}))
 
     def _exec_id(self, order_id: str) -> str:
         return f"{order_id}-{int(time.time() * 1000)}-{next(self._exec_seq)}"  # count() is atomic: no lock

@@ -255,6 +255,13 @@ class ExecutionEngine:
             self.desk.cancel_reject(session_id, cl_ord_id, orig_cl_ord_id, row.order_id, status, status.terminal, why,
                                     replace=True)
 
+    def refuse_amend(self, session_id: str, cl_ord_id: str, orig_cl_ord_id: str, text: str) -> None:
+        """An OrderCancelReplaceRequest the FIX edge could not read: OrderCancelReject 434=2, nothing changes."""
+        row = self.journal.find_order(session_id, orig_cl_ord_id)
+        known = row is not None and row.session_id == session_id
+        self.desk.cancel_reject(session_id, cl_ord_id, orig_cl_ord_id, row.order_id if known else "NONE",
+                                row.status if known else OrdStatus.REJECTED, False, text, replace=True)
+
     def status(self, session_id: str, cl_ord_id: str, order_id: str | None, req_id: str | None,
                event: ExecEvent | None = ExecEvent.ORDER_STATUS) -> None:
         """Answer an OrderStatusRequest (150=I) from the journal (see OrderDesk.status)."""

@@ -17,7 +17,7 @@ from fixbridge.engine.flights import InFlightBook
 from fixbridge.engine.markets import Markets, TradingWallet
 from fixbridge.engine.routing import VenueQuote, decide, swap_gas_wei
 from fixbridge.journal import Journal
-from fixbridge.orders.intent import (NotPlannable, SwapTerms, expected_base, may_sell_to_open, swap_deadline,
+from fixbridge.orders.intent import (NotPlannable, fills_partially, SwapTerms, expected_base, may_sell_to_open, swap_deadline,
                                      swap_shape, swap_terms)
 from fixbridge.orders.model import Order, RejectReason, TimeInForce
 from fixbridge.orders.risk import TradeContext
@@ -106,7 +106,7 @@ class Planner:
             raise PlanError(e.rejection) from None
         if not quote:
             intent = SwapIntent(shape.token_in.address, shape.token_out.address, shape.exact, shape.amount, 0,
-                                wallet.wallet.address, deadline, order.time_in_force is TimeInForce.IOC)
+                                wallet.wallet.address, deadline, fills_partially(order))
             return Plan(venue, wallet, base, quote_tok, intent, 0, shape.qty if shape.by_base else Decimal(0))
         chosen_by_client = order.ex_destination or order.venue
         candidates = [venue] if chosen_by_client else [self.markets.venues[v] for v in ins.venues]

@@ -129,6 +129,14 @@ class BridgeApplication(fix.Application):
             elif msg_type == fix.MsgType_OrderCancelRequest:
                 self.journal.flush()  # the order it names may still be in the group commit
                 self.engine.cancel(sid, message.getField(11), message.getField(41))
+            elif msg_type == fix.MsgType_OrderCancelReplaceRequest:
+                self.journal.flush()
+                try:
+                    amend = t.parse_amend(message)
+                except t.ParseRejection as e:
+                    self.engine.refuse_amend(sid, message.getField(11), message.getField(41), e.text)
+                else:
+                    self.engine.amend(sid, message.getField(11), message.getField(41), amend)
             elif msg_type == fix.MsgType_OrderStatusRequest:
                 self.journal.flush()
                 self.engine.status(sid, message.getField(11), t.get(message, 37), t.get(message, 790))

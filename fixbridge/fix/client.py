@@ -204,16 +204,38 @@ def new_order_single(cl_ord_id: str, symbol: str, side: str, qty: Decimal | None
                      cash_qty: Decimal | None = None, limit: Decimal | None = None, tif: str = "3",
                      account: str | None = None, expire_time: datetime | None = None,
                      ex_destination: str | None = None, ord_type: str | None = None,
-                     handl_inst: str | None = None) -> fix.Message:
-    """side: '1' buy / '2' sell; tif: '3' IOC / '4' FOK. Values go on the wire as exact strings.
+                     handl_inst: str | None = None, stop_px: Decimal | None = None,
+                     expire_date: str | None = None) -> fix.Message:
+    """side: '1' buy / '2' sell; tif: '0' Day / '1' GTC / '3' IOC / '4' FOK / '6' GTD; stop_px makes a
+    stop (40=3), or with a limit a stop limit (40=4). Values go on the wire as exact strings.
     handl_inst: HandlInst (21), required by FIX 4.2 ('1': automated, no intervention)."""
+    if ord_type is None and stop_px is not None:
+        ord_type = "4" if limit is not None else "3"
     m = fix.Message()
     m.getHeader().setField(fix.MsgType(fix.MsgType_NewOrderSingle))
     fields: list[tuple[int, object]] = [
         (11, cl_ord_id), (55, symbol), (54, side), (60, utc_timestamp(datetime.now(timezone.utc))),
         (40, ord_type or ("2" if limit is not None else "1")), (59, tif), (38, qty), (152, cash_qty), (44, limit),
         (1, account), (126, utc_timestamp(expire_time) if expire_time else None), (100, ex_destination),
-        (21, handl_inst),
+        (21, handl_inst), (99, stop_px), (432, expire_date),
+    ]
+    for tag, value in fields:
+        if value is not None:
+            m.setField(fix.StringField(tag, format(value, "f") if isinstance(value, Decimal) else str(value)))
+    return m
+
+
+def order_cancel_replace_request(cl_ord_id: str, orig_cl_ord_id: str, symbol: str, side: str, ord_type: str, *,
+                                 qty: Decimal | None = None, limit: Decimal | None = None, tif: str | None = None,
+                                 expire_time: datetime | None = None, stop_px: Decimal | None = None,
+                                 handl_inst: str | None = None) -> fix.Message:
+    """OrderCancelReplaceRequest (G): the order's new terms (what is not sent stays as it was)."""
+    m = fix.Message()
+    m.getHeader().setField(fix.MsgType(fix.MsgType_OrderCancelReplaceRequest))
+    fields: list[tuple[int, object]] = [
+        (11, cl_ord_id), (41, orig_cl_ord_id), (55, symbol), (54, side), (40, ord_type),
+        (60, utc_timestamp(datetime.now(timezone.utc))), (38, qty), (44, limit), (59, tif),
+        (126, utc_timestamp(expire_time) if expire_time else None), (99, stop_px), (21, handl_inst),
     ]
     for tag, value in fields:
         if value is not None:

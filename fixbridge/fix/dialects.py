@@ -135,6 +135,9 @@ class Fix42:
         s(m, 38, er.order_qty)
         s(m, 152, er.cash_order_qty)
         s(m, 44, er.price)
+        s(m, 99, er.stop_px)
+        s(m, 59, t.TIF_CODE.get(er.time_in_force) if er.time_in_force is not None else None)
+        s(m, 126, t.utc_timestamp(er.expire_time) if er.expire_time is not None else None)
         s(m, 32, er.last_qty)   # LastShares in 4.2
         s(m, 31, er.last_px)
         s(m, 151, er.leaves_qty)

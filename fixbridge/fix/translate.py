@@ -4,7 +4,7 @@ Every value is read and written as a string so decimals never pass through a flo
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 
 import quickfix as fix
@@ -12,6 +12,7 @@ import quickfix44 as fix44
 
 from fixbridge.orders.model import (ExecEvent, ExecutionReport, Order, OrdStatus, OrdType, RejectReason, SecurityClaims, Side,
                                     TimeInForce)
+from fixbridge.orders.resting import Amend
 from fixbridge.orders.units import fmt
 
 # User-defined tags, declared in specs/FIX44.xml.
@@ -33,8 +34,8 @@ TAG_CHAIN_VENUE = 20004
 
 SIDES = {"1": Side.BUY, "2": Side.SELL}
 SIDE_CODE = {v: k for k, v in SIDES.items()}
-ORD_TYPES = {"1": OrdType.MARKET, "2": OrdType.LIMIT}
-TIFS = {"3": TimeInForce.IOC, "4": TimeInForce.FOK}
+ORD_TYPES = {"1": OrdType.MARKET, "2": OrdType.LIMIT, "3": OrdType.STOP, "4": OrdType.STOP_LIMIT}
+TIFS = {"0": TimeInForce.DAY, "1": TimeInForce.GTC, "3": TimeInForce.IOC, "4": TimeInForce.FOK, "6": TimeInForce.GTD}
 TIF_CODE = {v: k for k, v in TIFS.items()}
 TIF_NAMES = {"0": "Day", "1": "GTC", "2": "OPG", "5": "GTX", "6": "GTD", "7": "At the close"}
 ORD_TYPE_NAMES = {"3": "Stop", "4": "Stop limit", "P": "Pegged"}
@@ -95,12 +96,14 @@ def parse_new_order(msg: fix.Message, session_id: str) -> Order:
     ot_raw = msg.getField(40)
     if ot_raw not in ORD_TYPES:
         name = ORD_TYPE_NAMES.get(ot_raw, ot_raw)
-        raise ParseRejection(RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC, f"OrdType {ot_raw} ({name}) is not supported; send 1 (Market) or 2 (Limit)")
+        raise ParseRejection(RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC, f"OrdType {ot_raw} ({name}) is not supported; "
+                             "send 1 (Market), 2 (Limit), 3 (Stop) or 4 (Stop limit)")
     tif_raw = get(msg, 59) or "0"
     if tif_raw not in TIFS:
         name = TIF_NAMES.get(tif_raw, tif_raw)
         raise ParseRejection(RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC,
-                             f"TimeInForce {tif_raw} ({name}) is not supported; an atomic swap is 3 (IOC) or 4 (FOK)")
+                             f"TimeInForce {tif_raw} ({name}) is not supported; send 0 (Day), 1 (GTC), 3 (IOC), "
+                             "4 (FOK) or 6 (GTD)")
     claims = None
     if any(msg.isSetField(tag) for tag in (167, 200, 541, 202, 201, 231)):
         pc = get(msg, 201)
@@ -114,8 +117,34 @@ def parse_new_order(msg: fix.Message, session_id: str) -> Order:
         ord_type=ORD_TYPES[ot_raw], time_in_force=TIFS[tif_raw],
         order_qty=_decimal(msg, 38, "OrderQty"), cash_order_qty=_decimal(msg, 152, "CashOrderQty"),
         price=_decimal(msg, 44, "Price"), account=get(msg, 1), expire_time=_utc(get(msg, 126), 126, "ExpireTime"),
-        ex_destination=get(msg, 100),
+        ex_destination=get(msg, 100), stop_px=_decimal(msg, 99, "StopPx"),
+        expire_date=_local_date(get(msg, 432), 432, "ExpireDate"),
     )
+
+
+def _local_date(raw: str | None, tag: int, name: str) -> date | None:
+    if raw is None:
+        return None
+    try:
+        return datetime.strptime(raw, "%Y%m%d").date()
+    except ValueError:
+        raise ParseRejection(RejectReason.OTHER, f"{name} ({tag}) is not a LocalMktDate (YYYYMMDD): {raw!r}") from None
+
+
+def parse_amend(msg: fix.Message) -> Amend:
+    """OrderCancelReplaceRequest (G) -> what it changes. Fields a replace must repeat (Side, Symbol,
+    OrdType) are checked against the order by the engine's rules; here only their form."""
+    tif_raw = get(msg, 59)
+    if tif_raw is not None and tif_raw not in TIFS:
+        raise ParseRejection(RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC,
+                             f"TimeInForce {tif_raw} ({TIF_NAMES.get(tif_raw, tif_raw)}) is not supported")
+    expire = _utc(get(msg, 126), 126, "ExpireTime")
+    day = _local_date(get(msg, 432), 432, "ExpireDate")
+    if expire is None and day is not None:
+        expire = datetime.combine(day, datetime.min.time(), timezone.utc)
+    return Amend(order_qty=_decimal(msg, 38, "OrderQty"), price=_decimal(msg, 44, "Price"),
+                 time_in_force=TIFS[tif_raw] if tif_raw is not None else None, expire_time=expire,
+                 stop_px=_decimal(msg, 99, "StopPx"))
 
 
 def _s(m: fix.FieldMap, tag: int, value: object) -> None:
@@ -145,6 +174,9 @@ def execution_report(er: ExecutionReport) -> fix.Message:
     _s(m, 38, er.order_qty)
     _s(m, 152, er.cash_order_qty)
     _s(m, 44, er.price)
+    _s(m, 99, er.stop_px)
+    _s(m, 59, TIF_CODE.get(er.time_in_force) if er.time_in_force is not None else None)
+    _s(m, 126, utc_timestamp(er.expire_time) if er.expire_time is not None else None)
     _s(m, 32, er.last_qty)
     _s(m, 31, er.last_px)
     _s(m, 151, er.leaves_qty)

@@ -220,7 +220,15 @@ def swap_deadline(expire_time: datetime | None, now: float, deadline_seconds: in
 def swap_terms(order: Order, shape: SwapShape, quoted: int, max_slippage_bps: int, deadline: int) -> SwapTerms:
     """The whole swap of one order, given the chosen venue's quote for the other side."""
     bound = order_bound(order, shape, quoted, max_slippage_bps)
-    return SwapTerms(shape, bound, deadline, order.time_in_force is TimeInForce.IOC, quoted)
+    return SwapTerms(shape, bound, deadline, fills_partially(order), quoted)
+
+
+def fills_partially(order: Order) -> bool:
+    """Whether the swap may fill part and leave the rest (on a venue that can stop part-way): IOC,
+    and a market order whatever its TimeInForce (a Day or GTC market order trades at once, as on
+    any venue; what the pool cannot give within the slippage is not left waiting)."""
+    return order.time_in_force is TimeInForce.IOC or (
+        order.ord_type is OrdType.MARKET and order.time_in_force in (TimeInForce.DAY, TimeInForce.GTC, TimeInForce.GTD))
 
 
 def order_swap(order: Order, base: TokenLike, quote: TokenLike, quoted: int, session: SessionTerms,

@@ -178,4 +178,8 @@ class ExecutionReport:
     mass_status_req_id: str | None = None
     total_reports: int | None = None
     last_report: bool = False
+    # A resting order's terms, echoed on its reports (TimeInForce 59, StopPx 99, ExpireTime 126).
+    time_in_force: TimeInForce | None = None
+    stop_px: Decimal | None = None
+    expire_time: datetime | None = None
     transact_time: datetime | None = field(default=None)

@@ -51,8 +51,10 @@ RESTS = frozenset({TimeInForce.DAY, TimeInForce.GTC, TimeInForce.GTD})
 
 
 def rests(tif: TimeInForce, ord_type: OrdType) -> bool:
-    """Whether the order waits in the bridge for the market (rather than being sent at once)."""
-    return tif in RESTS or ord_type in (OrdType.STOP, OrdType.STOP_LIMIT)
+    """Whether the order waits in the bridge for the market (rather than being sent at once): a
+    limit order for the day, until cancelled or until a time, and any stop. A market order trades at
+    once whatever its TimeInForce (many OMSes send 59=0 by default)."""
+    return (tif in RESTS and ord_type is OrdType.LIMIT) or ord_type in (OrdType.STOP, OrdType.STOP_LIMIT)
 
 
 def expires_at(tif: TimeInForce, expire_time: datetime | None, expire_date: date | None, now: datetime,

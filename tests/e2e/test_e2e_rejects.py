@@ -70,14 +70,14 @@ def test_order_rejected_with_reason(client, journal, no_tx_sent, cl_ord_id, kwar
 
 
 @pytest.mark.parametrize("ord_type, tif, words", [
-    ("3", "3", "OrdType 3 (Stop) is not supported"),
-    ("1", "0", "TimeInForce 0 (Day) is not supported"),
-    ("1", "1", "TimeInForce 1 (GTC) is not supported"),
-    ("1", "6", "TimeInForce 6 (GTD) is not supported"),
+    ("P", "3", "OrdType P (Pegged) is not supported"),
+    ("1", "2", "TimeInForce 2 (OPG) is not supported"),
+    ("1", "5", "TimeInForce 5 (GTX) is not supported"),
+    ("1", "7", "TimeInForce 7 (At the close) is not supported"),
 ])
 def test_unsupported_order_characteristics(client, journal, no_tx_sent, cl_ord_id, ord_type, tif, words):
     client.send(new_order_single(cl_ord_id, "WETH/USDC", BUY, Decimal("1"), tif=tif, ord_type=ord_type,
-                                 limit=Decimal("3000") if ord_type == "3" else None))
+                                 limit=Decimal("3000") if ord_type == "P" else None))
     r = reject_of(client, cl_ord_id)
     assert r[103] == "11" and words in r[58]
     msgs = eventually(lambda: journal.fix_messages(session_id="FIX.4.4:FIXBRIDGE->CLIENT1", cl_ord_id=cl_ord_id),
@@ -85,12 +85,30 @@ def test_unsupported_order_characteristics(client, journal, no_tx_sent, cl_ord_i
     assert [(m.direction, m.msg_type, m.ord_status) for m in msgs] == [("in", "D", None), ("out", "8", "8")]
 
 
-def test_missing_time_in_force_is_day_and_rejected(client, no_tx_sent, cl_ord_id):
-    m = new_order_single(cl_ord_id, "WETH/USDC", BUY, Decimal("1"))
-    m.removeField(59)
+@pytest.mark.parametrize("tif, fields, words", [
+    ("3", {}, "StopPx (99) is required"),                    # a stop (40=3) without its price
+    ("1", {}, "sized in OrderQty (38), not CashOrderQty"),  # a GTC limit by cash
+    ("6", {}, "GTD) needs ExpireTime (126) or ExpireDate (432)"),
+])
+def test_resting_orders_refused_with_reason(client, journal, no_tx_sent, cl_ord_id, tif, fields, words):
+    if tif == "3":
+        m = new_order_single(cl_ord_id, "WETH/USDC", BUY, Decimal("1"), tif="1", ord_type="3")
+    elif tif == "1":
+        m = new_order_single(cl_ord_id, "WETH/USDC", BUY, None, cash_qty=Decimal("100"), tif="1", limit=Decimal("3000"))
+    else:
+        m = new_order_single(cl_ord_id, "WETH/USDC", BUY, Decimal("1"), tif="6", limit=Decimal("1000"))
     client.send(m)
     r = reject_of(client, cl_ord_id)
-    assert r[103] == "11" and "TimeInForce 0 (Day)" in r[58]
+    assert words in r[58], r[58]
+
+
+def test_missing_time_in_force_is_day_and_a_market_order_trades_at_once(client, cl_ord_id):
+    """No TimeInForce (59) is Day; a Day market order trades at once, as on any venue."""
+    m = new_order_single(cl_ord_id, "WETH/USDC", SELL, Decimal("0.01"))
+    m.removeField(59)
+    client.send(m)
+    reports = client.reports_until_terminal(cl_ord_id)
+    assert [r[150] for r in reports][0] == "0" and reports[-1][39] == "2", [r.raw for r in reports]
 
 
 def test_duplicate_cl_ord_id_is_rejected_and_sends_nothing(client, journal, devnet, cl_ord_id):

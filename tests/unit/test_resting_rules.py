@@ -64,6 +64,7 @@ def test_what_rests() -> None:
     assert rests(TimeInForce.GTC, OrdType.LIMIT) and rests(TimeInForce.DAY, OrdType.LIMIT)
     assert rests(TimeInForce.IOC, OrdType.STOP)  # a stop waits for its trigger whatever its TIF
     assert not rests(TimeInForce.IOC, OrdType.LIMIT) and not rests(TimeInForce.FOK, OrdType.MARKET)
+    assert not rests(TimeInForce.DAY, OrdType.MARKET)  # a market order trades at once, whatever its TIF
 
 
 def test_stops_trigger_on_the_side_they_trade() -> None:
