@@ -29,7 +29,7 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from fixbridge.chain.rpc import batch_call, describe, latest_base_fee
 from fixbridge.chain.submitter import Receipt, SentTx
-from fixbridge.chain.watcher import Block, BlockWatcher
+from fixbridge.chain.watcher import Block, BlockWatcher, Listeners
 from fixbridge.orders.model import ExecEvent, Fill, Order, OrdStatus, Side
 from fixbridge.orders.units import from_units, price
 from fixbridge.venues.base import Exact
@@ -111,18 +111,22 @@ class TrackingMixin:
         self._watchers: dict[str, BlockWatcher] = {}
         self._down: dict[str, str] = {}
         self._loose: dict[tuple[str, str, int], Loose] = {}  # (chain, wallet address, nonce) -> its no-op
+        self.block_listeners: list = []  # others on the engine's watchers (the market feed), after the engine
 
     # ---- set-up ------------------------------------------------------------------------------
     def start_tracking(self: "ExecutionEngine") -> None:
         for chain, w3 in self.markets.w3.items():
             if any(w.chain == chain for w in self.markets.wallets.values()):
-                watcher = BlockWatcher(chain, w3, self)
+                watcher = BlockWatcher(chain, w3, Listeners(self, *self.block_listeners))
                 watcher.start()
                 self._watchers[chain] = watcher
 
     def stop_tracking(self) -> None:
         for w in self._watchers.values():
             w.stop()
+
+    def watching(self, chain: str) -> bool:
+        return chain in self._watchers
 
     def head(self, chain: str) -> int:
         w = self._watchers.get(chain)
