@@ -46,9 +46,11 @@ class Outsider:
         gas = self.w3.eth.estimate_gas(call)
         signed = acct.sign_transaction({**call, "gas": gas + gas // 4, "chainId": self.w3.eth.chain_id,
                                         "nonce": self.w3.eth.get_transaction_count(acct.address, "pending"),
-                                        "gasPrice": self.w3.eth.gas_price * 2})
-        receipt = self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_raw_transaction(signed.raw_transaction),
-                                                           timeout=10, poll_latency=0.02)
+                                        # not eth_gasPrice * 2: anvil suggests what recent blocks paid, so that doubles each time
+                                        "gasPrice": self.w3.eth.get_block("latest")["baseFeePerGas"] * 2 + 10**9})
+        tx = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        self.sent_at = time.time()  # automine: the block exists once the node took the transaction
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx, timeout=10, poll_latency=0.02)
         assert receipt["status"] == 1, receipt
         return receipt
 

@@ -77,7 +77,11 @@ def pool_levels(pool: Pool, listing: Listing, sizes: list[int]) -> list[Level]:
 
 def book(pools: list[Pool], listing: Listing, sizes: list[int]) -> list[Level]:
     """Every pool's levels, then the best of them per side and size (venue None)."""
-    levels = [lv for p in pools for lv in pool_levels(p, listing, sizes)]
+    return with_best([lv for p in pools for lv in pool_levels(p, listing, sizes)])
+
+
+def with_best(levels: list[Level]) -> list[Level]:
+    """The best level per side and size across pools (venue None), then the pools' own."""
     best: dict[tuple[str, int], Level] = {}
     for lv in levels:
         k = (lv.side, lv.position)
