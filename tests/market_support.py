@@ -178,3 +178,33 @@ def compare_all(state: MarketState, venues: dict, rng: random.Random, n: int = 8
                                 key.address, token_in, amount)
                             crossing += q.ticks_crossed > 0
     return compared, crossing
+
+
+def compare_limits(state: MarketState, venues: dict) -> int:
+    """V3 quotes with a price limit (what an IOC order passes): for each pool, direction and
+    initialized tick on the way, the state's exact-input quote up to that tick's price equals
+    QuoterV2's, amount out and price after. Returns how many were compared."""
+    compared = 0
+    for listing in state.listings.values():
+        for key in listing.pools:
+            if key.kind != "uniswap_v3":
+                continue
+            pool = state.pool(key.address)
+            for token_in in (key.token0, key.token1):
+                zero = token_in == key.token0
+                token_out = key.token1 if zero else key.token0
+                for t in pool.ticks:
+                    if (t > pool.tick) == zero or t == pool.tick:
+                        continue
+                    limit = sqrt_ratio_at_tick(t)
+                    amount = 10**30  # more than the pool can take before the limit
+                    q = venues[key.venue].quote_tier(Web3.to_checksum_address(token_in), Web3.to_checksum_address(token_out),
+                                                     Exact.INPUT, amount, key.fee, limit)
+                    try:
+                        mine = pool.quote_exact_in(token_in, amount, limit)
+                        got = (mine.amount_out, mine.sqrt_price_after)
+                    except NoQuote:
+                        got = None
+                    assert got == (None if q is None else (q.amount, q.sqrt_price_after)), (key.label, token_in, t)
+                    compared += q is not None
+    return compared
