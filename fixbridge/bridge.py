@@ -12,15 +12,19 @@ from pathlib import Path
 
 import structlog
 
+from fixbridge.chain.watcher import BlockWatcher
 from fixbridge.config import ConfigError, load_sessions, load_spec
 from fixbridge.engine.execution import ExecutionEngine, session_counterparty
 from fixbridge.engine.markets import Markets
 from fixbridge.fix.acceptor import FixAcceptor
 from fixbridge.fix.application import BridgeApplication
 from fixbridge.ops.halt_cancels import HaltCanceller
+from fixbridge.fix.market_data import MarketDataDesk
 from fixbridge.journal import Journal
 from fixbridge.journal.chains import ChainIdentity
 from fixbridge.journal.leases import LeaseHeld
+from fixbridge.market.feed import MarketFeed
+from fixbridge.market.state import MarketState
 from fixbridge.ops.metrics import BridgeMetrics, instrument_journal, instrument_rpc
 
 log = structlog.get_logger(__name__)
@@ -85,8 +89,16 @@ class Bridge:
         self.markets = Markets(self.spec, self.sessions)
         for chain, w3 in self.markets.w3.items():
             instrument_rpc(chain, w3, self.metrics)
-        self.engine = ExecutionEngine(self.spec, self.sessions, self.journal, self.markets, metrics=self.metrics)
-        self.app = BridgeApplication(self.engine, self.journal)
+        # The live market state rides on the engine's block watchers (after the engine), and on
+        # watchers of its own on chains where no wallet trades. Market data and resting orders read it.
+        self.market = MarketState(self.spec)
+        self.market_feed = MarketFeed(self.spec, self.markets.w3, self.market)
+        self.engine = ExecutionEngine(self.spec, self.sessions, self.journal, self.markets, metrics=self.metrics,
+                                      market=self.market)
+        self.engine.block_listeners.append(self.market_feed)
+        self.market_data = MarketDataDesk(self.market, self.spec)
+        self._market_watchers: list[BlockWatcher] = []
+        self.app = BridgeApplication(self.engine, self.journal, market_data=self.market_data)
         self.acceptor = FixAcceptor(self.app, self.sessions, cfg.state_dir, cfg.host, cfg.port)
         self.halt_cancels: HaltCanceller | None = None
         self.status_server = None
@@ -148,15 +160,31 @@ class Bridge:
         # once recovery has run and its reports are handed over, so that no client trades against
         # a bridge that has not yet finished what it left open.
         self._start_status()
+        self._start_market()
         self.engine.start(self.app)
         self.halt_cancels = HaltCanceller(self.journal, self.app.session_ids, self.engine.mass_cancel,
                                           session_counterparty)
         self.halt_cancels.start()
+        for chain, w3 in self.markets.w3.items():
+            if self.market_data.available and not self.engine.watching(chain) and self.market.block(chain) is not None:
+                watcher = BlockWatcher(chain, w3, self.market_feed)
+                watcher.start()
+                self._market_watchers.append(watcher)
         if not self.journal.drain(timeout=60):
             log.warning("recovery's journal writes still draining as the port opens")
         self.app.cancel_on_disconnect.started(self.app.session_ids())  # before the port opens: no Logon yet
         self.acceptor.start()
         _quiet_gc()
+
+    def _start_market(self) -> None:
+        """Read every pool whole. A failure costs market data only (each request then gets a Y),
+        never trading: orders quote the chain themselves."""
+        try:
+            self.market_feed.start()
+        except Exception as e:
+            self.market_data.available = False
+            log.error("market state not loaded; market data unavailable", error=f"{type(e).__name__}: {e}"[:300])
+        self.market_data.start()
 
     def _start_status(self) -> None:
         """The HTTP port, before recovery: /healthz answers and /readyz says what is not ready yet.
@@ -192,6 +220,9 @@ class Bridge:
         if self.halt_cancels is not None:
             self.halt_cancels.stop()
         logged_out = self.acceptor.stop()
+        for watcher in self._market_watchers:
+            watcher.stop()
+        self.market_data.stop()
         if not self.engine.stop():
             log.warning("an intake worker was still busy at the stop; the next start recovers its order")
         self._renewing.set()

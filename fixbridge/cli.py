@@ -331,6 +331,63 @@ def mass_cancel(symbol: Optional[str] = typer.Option(None, help="only this instr
         c.stop()
 
 
+MD_TYPES = {"0": "bid", "1": "offer", "2": "trade"}
+MD_ACTIONS = {"0": "new", "1": "change", "2": "delete"}
+
+
+def _print_md(m) -> None:
+    from fixbridge.fix.client import md_entries
+    if m.msg_type == "Y":
+        console.print(f"[red]MarketDataRequestReject[/red] {m.get(262)}: reason {m.get(281, '-')}: {m.get(58)}")
+        return
+    if m.msg_type == "W":
+        t = Table(title=f"{m.get(55)} snapshot (MDReqID {m.get(262)})")
+        for col in ("type", "level", "size", "price", "venue", "tx hash"):
+            t.add_column(col)
+        for e in md_entries(m):
+            t.add_row(MD_TYPES.get(e.get(269, ""), e.get(269)), e.get(290, ""), e.get(271, ""), e.get(270, ""),
+                      e.get(275, "best"), e.get(20001, ""))
+        console.print(t)
+        return
+    if m.msg_type == "X":
+        for e in md_entries(m):
+            console.print(f"{MD_ACTIONS.get(e.get(279), e.get(279)):<6} {e.get(55, '')} "
+                          f"{MD_TYPES.get(e.get(269, ''), e.get(269, '')):<5} "
+                          + (f"{e.get(271)} @ {e.get(270)} {e.get(275, 'best')} "
+                             if e.get(279) != "2" else "") + f"[dim]{e.get(278, '')}[/dim]")
+
+
+@client_app.command()
+def md(symbols: list[str] = typer.Argument(..., help="instruments, e.g. WETH/USDC ETH-20261231-3000-C"),
+       depth: int = typer.Option(0, help="MarketDepth: 0 the whole ladder, N its first N sizes"),
+       types: str = typer.Option("0,1,2", help="MDEntryTypes: 0 bid, 1 offer, 2 trade"),
+       snapshot: bool = typer.Option(False, help="a snapshot only (no updates)"),
+       seconds: float = typer.Option(0, help="stop after this long (0: until Ctrl-C)"),
+       host: str = _host, port: int = _port, sender: str = _sender, target: str = _target) -> None:
+    """Subscribe to market data (MarketDataRequest) and print the snapshot and each update."""
+    from fixbridge.fix.client import market_data_request
+    c = _client(host, port, sender, target)
+    req = f"MD-{uuid.uuid4().hex[:8]}"
+    end = time.monotonic() + seconds if seconds else None
+    try:
+        c.send(market_data_request(req, symbols, "0" if snapshot else "1", depth, tuple(types.split(","))))
+        while end is None or time.monotonic() < end:
+            try:
+                m = c.receive(0.5 if end is None else max(0.05, min(0.5, end - time.monotonic())))
+            except TimeoutError:
+                continue
+            if m.msg_type in ("W", "X", "Y"):
+                _print_md(m)
+                if m.msg_type == "Y":
+                    break
+            if snapshot and m.msg_type == "W" and m.get(55) == symbols[-1]:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        c.stop()
+
+
 # ---- journal --------------------------------------------------------------------------------
 _journal_opt = typer.Option(DEFAULT_JOURNAL, help="SQLAlchemy URL of the journal")
 _format_opt = typer.Option("table", "--format", "-f", help="table, json or csv (exact decimals as text)")

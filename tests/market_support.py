@@ -46,9 +46,11 @@ class Outsider:
         gas = self.w3.eth.estimate_gas(call)
         signed = acct.sign_transaction({**call, "gas": gas + gas // 4, "chainId": self.w3.eth.chain_id,
                                         "nonce": self.w3.eth.get_transaction_count(acct.address, "pending"),
-                                        "gasPrice": self.w3.eth.gas_price * 2})
-        receipt = self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_raw_transaction(signed.raw_transaction),
-                                                           timeout=10, poll_latency=0.02)
+                                        # not eth_gasPrice * 2: anvil suggests what recent blocks paid, so that doubles each time
+                                        "gasPrice": self.w3.eth.get_block("latest")["baseFeePerGas"] * 2 + 10**9})
+        tx = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        self.sent_at = time.time()  # automine: the block exists once the node took the transaction
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx, timeout=10, poll_latency=0.02)
         assert receipt["status"] == 1, receipt
         return receipt
 
@@ -176,3 +178,33 @@ def compare_all(state: MarketState, venues: dict, rng: random.Random, n: int = 8
                                 key.address, token_in, amount)
                             crossing += q.ticks_crossed > 0
     return compared, crossing
+
+
+def compare_limits(state: MarketState, venues: dict) -> int:
+    """V3 quotes with a price limit (what an IOC order passes): for each pool, direction and
+    initialized tick on the way, the state's exact-input quote up to that tick's price equals
+    QuoterV2's, amount out and price after. Returns how many were compared."""
+    compared = 0
+    for listing in state.listings.values():
+        for key in listing.pools:
+            if key.kind != "uniswap_v3":
+                continue
+            pool = state.pool(key.address)
+            for token_in in (key.token0, key.token1):
+                zero = token_in == key.token0
+                token_out = key.token1 if zero else key.token0
+                for t in pool.ticks:
+                    if (t > pool.tick) == zero or t == pool.tick:
+                        continue
+                    limit = sqrt_ratio_at_tick(t)
+                    amount = 10**30  # more than the pool can take before the limit
+                    q = venues[key.venue].quote_tier(Web3.to_checksum_address(token_in), Web3.to_checksum_address(token_out),
+                                                     Exact.INPUT, amount, key.fee, limit)
+                    try:
+                        mine = pool.quote_exact_in(token_in, amount, limit)
+                        got = (mine.amount_out, mine.sqrt_price_after)
+                    except NoQuote:
+                        got = None
+                    assert got == (None if q is None else (q.amount, q.sqrt_price_after)), (key.label, token_in, t)
+                    compared += q is not None
+    return compared

@@ -85,6 +85,49 @@ class BlockListener(Protocol):
         """The node stopped answering (error) or answers again (None)."""
 
 
+class Listeners:
+    """Several listeners on one watcher (the engine, the market feed, ...), each told everything in
+    the order given. One that fails does not keep the others from hearing; the first failure is
+    raised once all have been called, as a single listener's would be."""
+
+    def __init__(self, *listeners: BlockListener) -> None:
+        self.listeners = list(listeners)
+
+    def wanted(self) -> set[str]:
+        out: set[str] = set()
+        for listener in self.listeners:
+            out |= listener.wanted()
+        return out
+
+    def _each(self, name: str, *args: Any) -> None:
+        failed: Exception | None = None
+        for listener in self.listeners:
+            try:
+                getattr(listener, name)(*args)
+            except Exception as e:
+                if failed is None:
+                    failed = e
+                else:
+                    log.exception("block listener failed", listener=type(listener).__name__, call=name)
+        if failed is not None:
+            raise failed
+
+    def on_reorg(self, chain: str, fork_number: int) -> None:
+        self._each("on_reorg", chain, fork_number)
+
+    def on_block(self, chain: str, block: Block) -> None:
+        self._each("on_block", chain, block)
+
+    def on_receipts(self, chain: str, receipts: dict[str, dict]) -> None:
+        self._each("on_receipts", chain, receipts)
+
+    def on_tick(self, chain: str) -> None:
+        self._each("on_tick", chain)
+
+    def on_outage(self, chain: str, error: Exception | None) -> None:
+        self._each("on_outage", chain, error)
+
+
 class BlockWatcher:
     def __init__(self, chain: str, w3: Web3, listener: BlockListener, poll_seconds: float = 0.005) -> None:
         self.chain, self.w3, self.listener, self.poll = chain, w3, listener, poll_seconds

@@ -98,6 +98,8 @@ class Instrument(_Strict):
     contract_multiplier: Decimal = Decimal(1)  # underlying per option token
     market: str | None = None                  # the options market (options_markets key) that writes it
     series_id: int | None = None               # the series in that market
+    # Market data's depth ladder: the sizes, in base tokens, each level quotes (none: 0.1, 1, 10).
+    depth_sizes: list[Decimal] = []
 
 
 class OptionsMarket(_Strict):
@@ -176,6 +178,13 @@ def load_spec(path: Path | str | list[Path] | list[str]) -> Spec:
                 raise ConfigError(path, f"instruments.{sym}.venues", f"unknown venue {v!r}; expected one of {sorted(spec.venues)}")
             if spec.venues[v].chain != spec.tokens[ins.base].chain:
                 raise ConfigError(path, f"instruments.{sym}.venues", f"venue {v!r} is on another chain than the instrument")
+        for size in ins.depth_sizes:
+            try:
+                if size <= 0 or to_units_exact(size, spec.tokens[ins.base].decimals) <= 0:
+                    raise PrecisionError
+            except PrecisionError:
+                raise ConfigError(path, f"instruments.{sym}.depth_sizes", f"{size}: each size must be positive and a "
+                                  f"whole number of {ins.base} base units ({spec.tokens[ins.base].decimals} decimals)") from None
         if ins.security_type == "OPT":
             for key in ("underlying", "strike", "expiry", "put_or_call"):
                 if getattr(ins, key) is None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from fixbridge.chain.watcher import BlockListener, Listeners
 from fixbridge.config import Counterparty, SessionsConfig, Spec
 from fixbridge.engine.confirmation import Confirmer
 from fixbridge.engine.desk import OrderDesk, Reporter, order_from_row, session_counterparty
@@ -97,6 +98,7 @@ class ExecutionEngine:
                              self.lease, self._stopping, self.resting)
         self.recovery = Recovery(journal, self.book, self.heads, self.desk, self.planner, self.confirmer, self.queues,
                                  self.resting)
+        self.block_listeners: list[BlockListener] = []  # others on the engine's watchers (the market feed), after it
         self.follower = ChainFollower(journal, self.book, self.heads, self.confirmer, self.resender, self.options,
                                       self.resting)
 
@@ -119,7 +121,7 @@ class ExecutionEngine:
             gaps.close(w, open_orders)
         self.queues.open(list(self.markets.wallets))
         self.intake.start()
-        self.heads.start(self.follower)
+        self.heads.start(Listeners(self.follower, *self.block_listeners))
         self.recover()
 
     def stop(self, timeout: float = 3.0) -> bool:
@@ -143,6 +145,10 @@ class ExecutionEngine:
 
     def head(self, chain: str) -> int:
         return self.heads.head(chain)
+
+    def watching(self, chain: str) -> bool:
+        """Whether the engine follows the chain (it has a wallet there)."""
+        return self.heads.watcher(chain) is not None
 
     def in_flight(self, order_id: str) -> InFlight | None:
         return self.book.get(order_id)

@@ -20,6 +20,7 @@ from fixbridge.fix import dialects, mass, refdata
 from fixbridge.fix import translate as t
 from fixbridge.fix.cancel_on_disconnect import CancelOnDisconnect
 from fixbridge.fix.guard import LogonGuard, LogonRejected, Throttle
+from fixbridge.fix.market_data import MarketDataDesk
 from fixbridge.fix.redact import scrub_dirs
 from fixbridge.journal import Journal
 from fixbridge.orders.model import ExecutionReport, OrdStatus, RejectReason
@@ -28,11 +29,14 @@ log = structlog.get_logger(__name__)
 # Answered from refdata.py in FIX 4.4's shape: SecurityList, SecurityDefinition, RequestForPositions.
 REFERENCE_DATA = (fix.MsgType_SecurityListRequest, fix.MsgType_SecurityDefinitionRequest, fix.MsgType_RequestForPositions)
 
+MARKET_DATA_UPDATES = ("W", "X")  # snapshots and increments: many, and not orders
+
 
 class BridgeApplication(fix.Application):
-    def __init__(self, engine: ExecutionEngine, journal: Journal) -> None:
+    def __init__(self, engine: ExecutionEngine, journal: Journal, market_data: MarketDataDesk | None = None) -> None:
         super().__init__()
         self.engine, self.journal = engine, journal
+        self.market_data = market_data  # MarketDataRequest (V); None: unsupported
         self.metrics = engine.metrics
         self.sessions: dict[str, fix.SessionID] = {}
         self.throttle = Throttle(engine.sessions)             # max_messages_per_second
@@ -51,6 +55,8 @@ class BridgeApplication(fix.Application):
 
     def onLogout(self, sessionID: fix.SessionID) -> None:
         log.info("logout", session=sessionID.toString())
+        if self.market_data is not None:
+            self.market_data.logged_out(sessionID.toString())
         self._scrub()
         self.cancel_on_disconnect.logged_out(sessionID.toString())
 
@@ -88,9 +94,14 @@ class BridgeApplication(fix.Application):
 
     # ---- application messages ----------------------------------------------------------------
     def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
+        h = message.getHeader()
+        if h.getField(35) in MARKET_DATA_UPDATES and h.isSetField(43) and h.getField(43) == "Y":
+            raise fix.DoNotSend()  # a resent quote is stale: QuickFIX gap-fills it instead
         try:  # the reason is journaled already; the copy of the wire message follows (batch.py)
-            self.metrics.message("out", message.getHeader().getField(35))
-            self._journal(message, sessionID, "out", defer=True)
+            msg_type = h.getField(35)
+            self.metrics.message("out", msg_type)
+            if msg_type not in MARKET_DATA_UPDATES:  # quotes are not journaled (docs/design.md)
+                self._journal(message, sessionID, "out", defer=True)
         except Exception:
             log.exception("journaling an outbound message failed")
 
@@ -154,6 +165,8 @@ class BridgeApplication(fix.Application):
                 fix.Session.sendToTarget(refdata.security_list(message, self.engine.spec), sessionID)
             elif msg_type == fix.MsgType_SecurityDefinitionRequest:
                 fix.Session.sendToTarget(refdata.security_definition(message, self.engine.spec), sessionID)
+            elif msg_type == fix.MsgType_MarketDataRequest and self.market_data is not None:
+                self.market_data.request(message, sessionID)
             elif msg_type == fix.MsgType_RequestForPositions:
                 # Balances and prices are chain reads: answer from a thread, not QuickFIX's.
                 threading.Thread(target=self._positions, args=(fix.Message(message), sessionID), daemon=True).start()

@@ -282,3 +282,42 @@ def order_mass_cancel_request(cl_ord_id: str, req_type: str = "7", symbol: str |
         if value is not None:
             m.setField(fix.StringField(tag, value))
     return m
+
+
+def market_data_request(md_req_id: str, symbols: list[str], subscription: str = "1", depth: int = 0,
+                        entry_types: tuple[str, ...] = ("0", "1", "2"), update_type: str | None = None) -> fix.Message:
+    """MarketDataRequest (V): subscription '0' snapshot, '1' snapshot + updates, '2' unsubscribe."""
+    import quickfix44 as fix44
+    m = fix44.MarketDataRequest()
+    for tag, value in ((262, md_req_id), (263, subscription), (264, str(depth)), (265, update_type)):
+        if value is not None:
+            m.setField(fix.StringField(tag, value))
+    for t in entry_types:
+        g = fix44.MarketDataRequest.NoMDEntryTypes()
+        g.setField(fix.StringField(269, t))
+        m.addGroup(g)
+    for s in symbols:
+        g = fix44.MarketDataRequest.NoRelatedSym()
+        g.setField(fix.StringField(55, s))
+        m.addGroup(g)
+    return m
+
+
+def md_entries(m: Received) -> list[dict[int, str]]:
+    """The NoMDEntries of a W or X, each entry's fields by tag (an entry starts at its delimiter:
+    MDEntryType in a W, MDUpdateAction in an X)."""
+    delim = 269 if m.msg_type == "W" else 279
+    out: list[dict[int, str]] = []
+    inside = False
+    for part in m.raw.split("\x01"):
+        if "=" not in part:
+            continue
+        k, v = part.split("=", 1)
+        tag = int(k)
+        if tag == 268:
+            inside = True
+        elif inside and tag == delim:
+            out.append({tag: v})
+        elif inside and out and tag != 10:
+            out[-1][tag] = v
+    return out

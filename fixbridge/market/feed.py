@@ -11,6 +11,7 @@ pool with years of history (a few batched round trips), and needs no archive of 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import structlog
@@ -135,6 +136,7 @@ class MarketFeed:
     def on_block(self, chain: str, block: Any) -> None:
         if not self._keys.get(chain):
             return
+        log.debug("market block", chain=chain, block=block.number, seen_at=time.time())  # bench/market_data.py reads it
         try:
             self._apply_block(chain, block.number, block.hash)
         except Exception as e:  # the node failed us: read the whole state again at the next block

@@ -19,7 +19,7 @@ from fixbridge.market.feed import MarketFeed
 from fixbridge.market.state import BlockChange, MarketState
 from fixbridge.venues import build_venue
 
-from market_support import Outsider, compare_all, wait_for_block
+from market_support import Outsider, compare_all, compare_limits, wait_for_block
 
 E18, E6 = 10**18, 10**6
 
@@ -93,6 +93,7 @@ def test_after_liquidity_is_added_and_removed_the_state_still_quotes_exactly(mar
     wait_for_block(state, "devnet", w3)
     after = state.pool(key.address)
     assert len(after.ticks) == 6 and after.liquidity > pool.liquidity
+    assert compare_limits(state, venues) >= 4  # an IOC's price limit at each tick on the way
     compared, crossing = compare_all(state, venues, random.Random(3), n=10)
     assert compared > 100 and crossing > 0
     outsider.remove_liquidity(token_id, (1, 2))

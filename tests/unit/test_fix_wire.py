@@ -547,3 +547,55 @@ def test_a_position_report_keeps_its_quantities_and_amounts(qf_dictionary):
     parsed.getGroup(1, q)
     parsed.getGroup(1, a)
     assert (q.getField(703), q.getField(704), a.getField(707), a.getField(708)) == ("TOT", "2.5", "FMTM", "308.625")
+
+
+# ---- market data (fix/md_wire.py): W, X, Y ----------------------------------------------------
+
+def _md_entries():
+    from fixbridge.fix import md_wire as w
+    from fixbridge.market.book import BID, OFFER, Level, Print
+    bid = w.level_entry("WETH/USDC", Level(BID, "uniswap_v3/500", 2, Decimal("1"), Decimal("2990.1234567891")))
+    best = w.level_entry("WETH/USDC", Level(OFFER, None, 1, Decimal("0.1"), Decimal("3001.5")))
+    trade = w.print_entry("WETH/USDC", Print("0x" + "ab" * 32, 7, 42, "uniswap_v2", False, Decimal("2"),
+                                             Decimal("2995.25"), "0x" + "11" * 20))
+    return w, bid, best, trade
+
+
+def outbound_market_data() -> dict[str, fix.Message]:
+    w, bid, best, trade = _md_entries()
+    return {
+        "MarketDataSnapshotFullRefresh": w.snapshot("MD-1", "WETH/USDC", [best, bid, trade]),
+        "MarketDataSnapshotFullRefresh empty": w.snapshot("MD-1", "WBTC/WETH", []),
+        "MarketDataIncrementalRefresh": w.incremental("MD-1", [(w.NEW, trade), (w.CHANGE, bid), (w.DELETE, best)]),
+        "MarketDataRequestReject": w.reject("MD-9", w.UNKNOWN_SYMBOL, "Unknown symbol NOPE"),
+        "MarketDataRequestReject no reason": w.reject("MD-9", None, "No subscription with MDReqID 'MD-9'"),
+    }
+
+
+@pytest.mark.parametrize("case", list(outbound_market_data()))
+def test_every_market_data_message_is_strict_fix(case, qf_dictionary):
+    check_strict(outbound_market_data()[case], qf_dictionary)
+
+
+def test_a_strict_engine_keeps_every_field_of_a_market_data_entry(qf_dictionary):
+    """Each entry's fields survive a reader that enforces definition order, the chain's proof
+    (ChainTxHash, ChainBlockNumber: user-defined, at the end of the group) included."""
+    msgs = outbound_market_data()
+    _, _, snap = check_strict(msgs["MarketDataSnapshotFullRefresh"], qf_dictionary)
+    assert snap.body[55] == "WETH/USDC" and snap.body[262] == "MD-1"
+    assert snap.body[268] == [
+        {269: "1", 270: "3001.5", 271: "0.1", 290: "1"},                                 # the best: no MDMkt
+        {269: "0", 270: "2990.1234567891", 271: "1", 275: "uniswap_v3/500", 290: "2"},
+        {269: "2", 270: "2995.25", 271: "2", 275: "uniswap_v2", 289: "0x" + "11" * 20,
+         20001: "0x" + "ab" * 32, 20002: "42"},
+    ]
+    _, parsed, inc = check_strict(msgs["MarketDataIncrementalRefresh"], qf_dictionary)
+    assert [(e[279], e[269], e[278], e[55]) for e in inc.body[268]] == [
+        ("0", "2", "0x" + "ab" * 32 + ":7", "WETH/USDC"), ("1", "0", "WETH/USDC:0:2:uniswap_v3/500", "WETH/USDC"),
+        ("2", "1", "WETH/USDC:1:1:*", "WETH/USDC")]
+    assert 270 not in inc.body[268][2]  # a delete names its entry only
+    g = fix44.MarketDataIncrementalRefresh.NoMDEntries()
+    parsed.getGroup(1, g)
+    assert (g.getField(20001), g.getField(270)) == ("0x" + "ab" * 32, "2995.25")
+    _, _, y = check_strict(msgs["MarketDataRequestReject"], qf_dictionary)
+    assert (y.body[262], y.body[281], y.body[58]) == ("MD-9", "0", "Unknown symbol NOPE")
