@@ -82,8 +82,7 @@ class Counterparty(_Strict):
     day_close: str = "00:00"
 
     def trading_day(self) -> DayClose:
-        h, m = (int(x) for x in self.day_close.split(":"))
-        return DayClose(self.time_zone, time(h, m))
+        return DayClose(self.time_zone, time.fromisoformat(self.day_close))
 
 
 class SessionsConfig(_Strict):
@@ -171,9 +170,11 @@ def _check_limits(path: Path, where: str, cp: Counterparty, spec: Spec) -> None:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(path, f"{where}.time_zone", f"unknown time zone {cp.time_zone!r}; use an IANA name such as "
                           "\"UTC\" or \"America/New_York\"") from None
-    hh, _, mm = cp.day_close.partition(":")
-    if not (hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
-        raise ConfigError(path, f"{where}.day_close", f"expected HH:MM (24-hour), e.g. \"17:00\"; got {cp.day_close!r}")
+    parts = cp.day_close.split(":")
+    if not (len(parts) in (2, 3) and all(p.isdigit() and len(p) == 2 for p in parts) and int(parts[0]) < 24
+            and all(int(p) < 60 for p in parts[1:])):
+        raise ConfigError(path, f"{where}.day_close", f"expected HH:MM or HH:MM:SS (24-hour), e.g. \"17:00\"; "
+                          f"got {cp.day_close!r}")
     if cp.password_hash is not None:
         try:
             parse_hash(cp.password_hash)

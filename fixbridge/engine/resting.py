@@ -31,7 +31,7 @@ from fixbridge.journal import DuplicateClOrdID, Journal, Replacement
 from fixbridge.orders.model import ExecEvent, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
 from fixbridge.orders.resting import (Amend, RestingRejection, Touch, check_amend, expires_at, limit_marketable,
                                       rests, size_within_limit, stop_triggered)
-from fixbridge.orders.units import PrecisionError, fmt, from_units, to_units_exact
+from fixbridge.orders.units import PrecisionError, fmt, from_units, to_units_ceil, to_units_exact
 from fixbridge.orders.validation import Rejection
 
 if TYPE_CHECKING:
@@ -224,8 +224,6 @@ class RestingBook:
             return None
         venue, units, base_dec = best
         size = from_units(units, base_dec)
-        if size < leaves and size < (order.order_qty or leaves) * MIN_SLICE_SHARE:
-            return None
         return Slice(replace(order, order_qty=size, cash_order_qty=None, cum_qty=Decimal(0), avg_px=Decimal(0),
                              ord_type=OrdType.LIMIT, time_in_force=TimeInForce.FOK, expire_time=None,
                              ex_destination=venue),
@@ -239,6 +237,8 @@ class RestingBook:
             return None
         try:
             most = to_units_exact(leaves, listing.base_decimals)
+            # The smallest part worth a transaction (MIN_SLICE_SHARE of the order), or all that is left.
+            least = min(most, to_units_ceil((order.order_qty or leaves) * MIN_SLICE_SHARE, listing.base_decimals))
         except PrecisionError:
             return None
         best: tuple[str, int, int] | None = None
@@ -259,7 +259,7 @@ class RestingBook:
                     return None
 
             n = size_within_limit(order.side, order.price, most, listing.base_decimals, listing.quote_decimals,
-                                  other_side)
+                                  other_side, least)
             if n and (best is None or n > best[1]):
                 best = (k.venue, n, listing.base_decimals)
         return best

@@ -9,7 +9,7 @@ session a message comes from or goes to (`for_session`) and lets it read and wri
 | ExecTransType (20) | absent | 0 New; 1 Cancel on a Trade Cancel; 3 Status on a status answer |
 | ExecType (150) of a fill | F Trade | 1 Partial fill / 2 Fill (by OrdStatus) |
 | ExecType of a status answer / Trade Cancel | I / H | the order's OrdStatus (4.2 has no I or H) |
-| ExecType of a stop's trigger | L Triggered | D Restated (4.2 has no L) |
+| ExecType of a stop's trigger | D Restated, 378=4 (QuickFIX's 4.4 dictionary has no L) | the same |
 | gas paid | MiscFees group (136) | ChainFee (20006, ETH): 4.2's ExecutionReport has no MiscFees |
 | OrdStatusReqID (790), CopyMsgIndicator (797) | sent | absent in 4.2 (not sent) |
 | OrdRejReason (103) 11, 13, 15, 99 | sent | 0 (4.2 has 0-8); Text (58) says why |
@@ -71,7 +71,7 @@ class Fix44:
 EXEC_TYPE_42: dict[ExecEvent, str] = {
     ExecEvent.NEW: "0", ExecEvent.CANCELED: "4", ExecEvent.PENDING_CANCEL: "6", ExecEvent.EXPIRED: "C",
     ExecEvent.REJECTED: "8", ExecEvent.REPLACED: "5",
-    ExecEvent.TRIGGERED: "D",  # 4.2 has no L (Triggered): a stop's trigger goes as D (Restated), Text says so
+    ExecEvent.TRIGGERED: "D",  # a stop's trigger: D (Restated), 378=4, Text says so (as in 4.4)
 }
 EXEC_TRANS_NEW, EXEC_TRANS_CANCEL, EXEC_TRANS_STATUS = "0", "1", "3"
 TAG_CHAIN_FEE = 20006  # specs/FIX42.xml: the gas paid, in ETH
@@ -127,6 +127,7 @@ class Fix42:
         s(m, 20, exec_trans_type_42(er.event))
         s(m, 19, er.exec_ref_id)
         s(m, 150, exec_type_42(er.event, er.ord_status))
+        s(m, 378, t.RESTATED_BY_BROKER if er.event is ExecEvent.TRIGGERED else None)
         s(m, 39, t.ORD_STATUS_CODE[er.ord_status])
         s(m, 103, ord_rej_reason_42(er.rej_reason))
         s(m, 1, er.account)

@@ -24,8 +24,11 @@ ORD_STATUS_CODE: dict[OrdStatus, str] = {
 EXEC_TYPE_CODE: dict[ExecEvent, str] = {
     ExecEvent.NEW: "0", ExecEvent.TRADE: "F", ExecEvent.CANCELED: "4", ExecEvent.PENDING_CANCEL: "6",
     ExecEvent.EXPIRED: "C", ExecEvent.REJECTED: "8", ExecEvent.TRADE_CANCEL: "H", ExecEvent.ORDER_STATUS: "I",
-    ExecEvent.REPLACED: "5", ExecEvent.TRIGGERED: "L",
+    # A stop's trigger: QuickFIX's FIX 4.4 dictionary has no L (Triggered), so strict engines would drop
+    # it; D (Restated) with ExecRestatementReason 378=4 and Text saying so reads everywhere.
+    ExecEvent.REPLACED: "5", ExecEvent.TRIGGERED: "D",
 }
+RESTATED_BY_BROKER = "4"  # ExecRestatementReason (378) of a trigger
 
 TAG_CHAIN_TX_HASH = 20001
 TAG_CHAIN_BLOCK = 20002
@@ -166,6 +169,7 @@ def execution_report(er: ExecutionReport) -> fix.Message:
     _s(m, 17, er.exec_id)
     _s(m, 19, er.exec_ref_id)
     _s(m, 150, EXEC_TYPE_CODE[er.event])
+    _s(m, 378, RESTATED_BY_BROKER if er.event is ExecEvent.TRIGGERED else None)
     _s(m, 39, ORD_STATUS_CODE[er.ord_status])
     _s(m, 103, int(er.rej_reason) if er.rej_reason is not None else None)
     _s(m, 1, er.account)

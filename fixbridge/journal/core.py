@@ -291,7 +291,7 @@ class JournalCore:
                     except (IntegrityError, ValueError, TypeError, JournalError) as e:
                         failures[i] = e
             for i, e in failures.items():
-                if not isinstance(e, IntegrityError) or "cl_ord_id" not in str(e):
+                if not (isinstance(e, IntegrityError) and "cl_ord_id" in str(e)) and type(e).__name__ != "RetiredClOrdIDUsed":
                     _log.warning("journal write failed in a batch", error=f"{type(e).__name__}: {e}"[:300])
             return failures
 

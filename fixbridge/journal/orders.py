@@ -144,6 +144,8 @@ class OrderRecords:
         to = OrdStatus(to_status)
         now = _now()
         values: dict[str, Any] = {"status": to.value, "leaves_qty": leaves_qty, "updated_at": now}
+        if to.terminal:
+            values["resting"] = False  # a done order waits for nothing (resting orders, migration 0007)
         for col, val in (("cum_qty", cum_qty), ("avg_px", avg_px), ("text", text), ("venue", venue),
                          ("wallet", wallet), ("rej_reason", None if rej_reason is None else int(rej_reason))):
             if val is not None:

@@ -97,15 +97,17 @@ def limit_marketable(side: Side, limit: Decimal, touch: Touch) -> bool:
     return touch.bid is not None and touch.bid >= limit
 
 
-def largest_within(most: int, within: Callable[[int], bool]) -> int:
-    """The largest amount in [0, most] that `within` accepts, for a `within` that is monotone (true
-    up to some size, false above it), as an AMM's average price is in the size: bisection, exact on
-    integers. 0 when not even 1 base unit is within."""
-    if most <= 0 or not within(1):
+def largest_within(most: int, within: Callable[[int], bool], least: int = 1) -> int:
+    """The largest amount in [least, most] that `within` accepts, for a `within` that is monotone over
+    that range (true up to some size, false above it), as an AMM's average price is in the size:
+    bisection, exact on integers. 0 when not even `least` is within. (Below a sensible `least` an AMM's
+    price is not monotone: the pool rounds a few base units' cost up to a whole unit of the other token.)"""
+    least = max(1, least)
+    if most < least or not within(least):
         return 0
     if within(most):
         return most
-    lo, hi = 1, most  # within(lo), not within(hi)
+    lo, hi = least, most  # within(lo), not within(hi)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if within(mid):
@@ -116,11 +118,11 @@ def largest_within(most: int, within: Callable[[int], bool]) -> int:
 
 
 def size_within_limit(side: Side, limit: Decimal, most: int, base_decimals: int, quote_decimals: int,
-                      other_side: Callable[[int], int | None]) -> int:
-    """The most base units (up to `most`) a venue fills at an average price no worse than `limit`
-    (quote per base): for a buy, `other_side(n)` is the quote units n base units cost; for a sell,
-    the quote units they fetch; None when the venue cannot do n at all. Compared in integers, exactly:
-    quote × 10^bd against limit × n × 10^qd."""
+                      other_side: Callable[[int], int | None], least: int = 1) -> int:
+    """The most base units (from `least` up to `most`) a venue fills at an average price no worse than
+    `limit` (quote per base): for a buy, `other_side(n)` is the quote units n base units cost; for a
+    sell, the quote units they fetch; None when the venue cannot do n at all. Compared in integers,
+    exactly: quote × 10^bd against limit × n × 10^qd."""
     lim = Fraction(limit)
     scale_q, scale_b = 10 ** quote_decimals, 10 ** base_decimals
 
@@ -132,7 +134,7 @@ def size_within_limit(side: Side, limit: Decimal, most: int, base_decimals: int,
             return q * scale_b * lim.denominator <= lim.numerator * n * scale_q
         return q * scale_b * lim.denominator >= lim.numerator * n * scale_q
 
-    return largest_within(most, within)
+    return largest_within(most, within, least)
 
 
 @dataclass(frozen=True)

@@ -307,6 +307,15 @@ def _fill(**over) -> ExecutionReport:
     return ExecutionReport(**er)
 
 
+def _resting(**over) -> ExecutionReport:
+    """A resting order's report: nothing filled, its TimeInForce and ExpireTime echoed."""
+    base = dict(ord_status=OrdStatus.NEW, exec_id="R-1", last_qty=None, last_px=None, fee_eth=None, tx_hash=None,
+                block_number=None, chain_id=None, cum_qty=Decimal(0), leaves_qty=Decimal("0.5"), avg_px=Decimal(0),
+                text=None, time_in_force=TimeInForce.GTD, expire_time=datetime(2026, 12, 31, 22, tzinfo=timezone.utc))
+    base.update(over)
+    return _fill(**base)
+
+
 def _order(cl_ord_id: str, order_id: str) -> Order:
     return Order(session_id="FIX.4.4:FIXBRIDGE->CLIENT1", cl_ord_id=cl_ord_id, symbol="WETH/USDC", side=Side.BUY,
                  ord_type=OrdType.LIMIT, time_in_force=TimeInForce.IOC, order_qty=Decimal(1), order_id=order_id,
@@ -337,6 +346,13 @@ def outbound(spec) -> dict[str, fix.Message]:
         "ExecutionReport status (150=I)": t.execution_report(_fill(event=ExecEvent.ORDER_STATUS, ord_status_req_id="S-1",
                                                                    orig_cl_ord_id="C-0")),
         "ExecutionReport drop copy": t.drop_copy(_fill(), "CLIENT1"),
+        "ExecutionReport resting New (GTD, 126)": t.execution_report(_resting(event=ExecEvent.NEW)),
+        "ExecutionReport replaced (150=5)": t.execution_report(_resting(event=ExecEvent.REPLACED, orig_cl_ord_id="C-0")),
+        "ExecutionReport stop triggered (150=D)": t.execution_report(_resting(event=ExecEvent.TRIGGERED,
+                                                                              stop_px=Decimal("2900"), price=None)),
+        "OrderCancelReject to an amend (434=2)": t.order_cancel_reject(
+            order_id="O-1", cl_ord_id="C-2", orig_cl_ord_id="C-1", ord_status=OrdStatus.NEW, too_late=False,
+            text="OrderQty 0.1 is not above the 0.2 already filled", replace=True),
         "ExecutionReport unparsed reject": t.unparsed_reject(new_order, RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC,
                                                              "TimeInForce 0 (Day) is not supported"),
         "OrderCancelReject": t.order_cancel_reject(order_id="O-1", cl_ord_id="C-2", orig_cl_ord_id="C-1",
@@ -436,6 +452,13 @@ def outbound_42() -> dict[str, fix.Message]:
                                              cum_qty=Decimal(0), leaves_qty=Decimal(0))),
         "status": d.execution_report(_fill(event=ExecEvent.ORDER_STATUS, ord_status_req_id="S-1")),
         "drop copy": d.drop_copy(_fill(), "CLIENT1"),
+        "resting New (GTD, 126)": d.execution_report(_resting(event=ExecEvent.NEW)),
+        "replaced (150=5)": d.execution_report(_resting(event=ExecEvent.REPLACED, orig_cl_ord_id="C-0")),
+        "stop triggered (150=D)": d.execution_report(_resting(event=ExecEvent.TRIGGERED, stop_px=Decimal("2900"),
+                                                              price=None)),
+        "OrderCancelReject to an amend (434=2)": d.order_cancel_reject(
+            order_id="O-1", cl_ord_id="C-2", orig_cl_ord_id="C-1", ord_status=OrdStatus.NEW, too_late=False,
+            text="not above what is filled", replace=True),
         "unparsed reject": d.unparsed_reject(new_order, RejectReason.UNSUPPORTED_ORDER_CHARACTERISTIC, "Day"),
         "OrderCancelReject": d.order_cancel_reject(order_id="O-1", cl_ord_id="C-2", orig_cl_ord_id="C-1",
                                                    ord_status=OrdStatus.FILLED, too_late=True, text="too late"),
