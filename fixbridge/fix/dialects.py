@@ -15,7 +15,7 @@ session a message comes from or goes to (`for_session`) and lets it read and wri
 | OrdRejReason (103) 11, 13, 15, 99 | sent | 0 (4.2 has 0-8); Text (58) says why |
 | BusinessRejectReason (380) 6 Not authorized | sent | 0 Other (4.2 has 0-5); Text says why |
 | option maturity | MaturityMonthYear 200, MaturityDate 541 | MaturityMonthYear 200 + MaturityDay 205 |
-| OrderMassStatusRequest (AF), OrderMassCancelRequest (q) | answered | no such messages |
+| OrderMassStatusRequest (AF), OrderMassCancelRequest (q), SecurityListRequest (x), RequestForPositions (AN) | answered | not in 4.2: QuickFIX's session Reject 373=11 (Invalid MsgType) |
 | SecurityDefinitionRequest (c) | SecurityDefinition | BusinessMessageReject 380=3 (not answered in 4.2) |
 | option settlement | PositionReport (AP) | not reported (4.2 has no PositionReport); journaled as for any session |
 
