@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import random
 import time
+from decimal import Decimal
 
 from eth_account import Account
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from fixbridge.chain.rpc import NodeError
+from fixbridge.fix.client import FixClient
 from fixbridge.devnet.anvil import DEFAULT_MNEMONIC
 from fixbridge.devnet.deploy import DEPLOYER_KEY, load_own_artifact
 from fixbridge.devnet.uniswap_v3 import MAX_SQRT_RATIO, MIN_SQRT_RATIO, _v3_artifacts
@@ -23,6 +25,7 @@ from fixbridge.venues.base import Exact, SwapIntent
 OUTSIDER_INDEX = 7  # anvil's account #7: no session's wallet (those are #1-#4)
 FAR = 2**40
 MAX = 2**256 - 1
+E18, E6 = 10**18, 10**6
 
 
 def _account(i: int):
@@ -208,3 +211,46 @@ def compare_limits(state: MarketState, venues: dict) -> int:
                     assert got == (None if q is None else (q.amount, q.sqrt_price_after)), (key.label, token_in, t)
                     compared += q is not None
     return compared
+
+
+# ---- resting orders' tests: the price the outside account moves, and the reports that follow ----
+
+def v2_price(chain, size: int = E18 // 100) -> Decimal:
+    """What buying `size` WETH on the V2 pair costs now, USDC per WETH."""
+    _, venues, _, dep = chain
+    cost = venues["uniswap_v2"].quote(dep.usdc, dep.weth, Exact.OUTPUT, size)
+    return Decimal(cost) / E6 / (Decimal(size) / E18)
+
+
+def push_down(chain, below: Decimal) -> None:
+    """The outside account sells WETH into the V2 pair until a small buy costs less than `below`."""
+    _, venues, outsider, dep = chain
+    for _ in range(30):
+        if v2_price(chain) < below:
+            return
+        outsider.swap(venues["uniswap_v2"], dep.weth, dep.usdc, 5 * E18)
+    raise AssertionError("could not move the market")
+
+
+def push_up(chain, above: Decimal) -> None:
+    _, venues, outsider, dep = chain
+    for _ in range(30):
+        if v2_price(chain) > above:
+            return
+        outsider.swap(venues["uniswap_v2"], dep.usdc, dep.weth, 15_000 * E6)
+    raise AssertionError("could not move the market")
+
+
+def next_report(client: FixClient, cl_ord_id: str, timeout: float = 30.0):
+    while True:
+        m = client.receive(timeout, "8")
+        if m[11] == cl_ord_id:
+            return m
+
+
+def no_report(client: FixClient, seconds: float) -> None:
+    try:
+        m = client.receive(seconds)
+    except TimeoutError:
+        return
+    raise AssertionError(f"unexpected message: {m.raw}")

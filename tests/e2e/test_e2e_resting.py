@@ -26,7 +26,7 @@ from fixbridge.venues import build_venue
 from fixbridge.venues.base import Exact
 
 from helpers import balance, eventually, tx_count
-from market_support import Outsider
+from market_support import Outsider, next_report, no_report, push_down, push_up, v2_price
 from support import ADDR, start_bridge
 
 pytestmark = pytest.mark.e2e
@@ -43,47 +43,6 @@ def chain(devnet, bridge):
     o = Outsider(w3, devnet.deployment)
     o.fund(500 * E18, 5_000_000 * E6, [venues["uniswap_v2"].router, venues["uniswap_v3"].router])
     return w3, venues, o, devnet.deployment
-
-
-def v2_price(chain, size: int = E18 // 100) -> Decimal:
-    """What buying `size` WETH on the V2 pair costs now, USDC per WETH."""
-    _, venues, _, dep = chain
-    cost = venues["uniswap_v2"].quote(dep.usdc, dep.weth, Exact.OUTPUT, size)
-    return Decimal(cost) / E6 / (Decimal(size) / E18)
-
-
-def push_down(chain, below: Decimal) -> None:
-    """The outside account sells WETH into the V2 pair until a small buy costs less than `below`."""
-    _, venues, outsider, dep = chain
-    for _ in range(30):
-        if v2_price(chain) < below:
-            return
-        outsider.swap(venues["uniswap_v2"], dep.weth, dep.usdc, 5 * E18)
-    raise AssertionError("could not move the market")
-
-
-def push_up(chain, above: Decimal) -> None:
-    _, venues, outsider, dep = chain
-    for _ in range(30):
-        if v2_price(chain) > above:
-            return
-        outsider.swap(venues["uniswap_v2"], dep.usdc, dep.weth, 15_000 * E6)
-    raise AssertionError("could not move the market")
-
-
-def next_report(client: FixClient, cl_ord_id: str, timeout: float = 30.0):
-    while True:
-        m = client.receive(timeout, "8")
-        if m[11] == cl_ord_id:
-            return m
-
-
-def no_report(client: FixClient, seconds: float) -> None:
-    try:
-        m = client.receive(seconds)
-    except TimeoutError:
-        return
-    raise AssertionError(f"unexpected message: {m.raw}")
 
 
 def test_gtc_buy_rests_is_amended_and_fills_when_the_market_comes(client, chain, journal, devnet):
