@@ -5,6 +5,7 @@ import os
 import sys
 import time
 import uuid
+from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Optional
@@ -152,11 +153,13 @@ def devnet_cmd(
 
 
 # ---- client ---------------------------------------------------------------------------------
-TIF = {"IOC": "3", "FOK": "4", "DAY": "0", "GTC": "1"}
+TIF = {"IOC": "3", "FOK": "4", "DAY": "0", "GTC": "1", "GTD": "6"}
+RESTING_TIF = ("DAY", "GTC", "GTD")
 ORD_STATUS = {"0": "New", "1": "PartiallyFilled", "2": "Filled", "4": "Canceled", "6": "PendingCancel",
               "8": "Rejected", "A": "PendingNew", "C": "Expired"}
 EXEC_TYPE = {"0": "New", "F": "Trade", "4": "Canceled", "8": "Rejected", "C": "Expired", "I": "OrderStatus",
-             "6": "PendingCancel", "H": "TradeCancel", "1": "PartialFill (4.2)", "2": "Fill (4.2)"}
+             "6": "PendingCancel", "H": "TradeCancel", "1": "PartialFill (4.2)", "2": "Fill (4.2)",
+             "5": "Replaced", "D": "Restated (stop triggered)"}
 EXEC_TRANS_TYPE = {"0": "New", "1": "Cancel", "2": "Correct", "3": "Status"}
 
 
@@ -188,7 +191,8 @@ REPORT_ROWS = [("MsgType", 35), ("ExecTransType", 20), ("ExecType", 150), ("OrdS
                ("Fee (ETH)", 137), ("OrdRejReason", 103), ("Text", 58), ("Tx hash", 20001), ("Block", 20002),
                ("Chain id", 20003), ("Venue", 20004), ("Fee (ETH, 4.2)", 20006), ("OrigClOrdID", 41),
                ("MassStatusReqID", 584), ("TotNumReports", 911), ("LastRptRequested", 912),
-               ("MassCancelResponse", 531), ("TotalAffectedOrders", 533)]
+               ("MassCancelResponse", 531), ("TotalAffectedOrders", 533), ("TimeInForce", 59), ("StopPx", 99),
+               ("ExpireTime", 126), ("ExecRestatementReason", 378), ("CxlRejResponseTo", 434)]
 NAMES = {39: ORD_STATUS, 150: EXEC_TYPE, 20: EXEC_TRANS_TYPE, 54: {"1": "Buy", "2": "Sell"}}
 
 
@@ -206,19 +210,44 @@ def _print_reports(reports) -> None:
     console.print(t)
 
 
+def _expire(expire: Optional[str]) -> tuple[Optional[datetime], Optional[str]]:
+    """--expire as ExpireTime (126, an ISO time, UTC unless it says) or ExpireDate (432, YYYY-MM-DD)."""
+    if expire is None:
+        return None, None
+    try:
+        if len(expire) == 10:
+            return None, datetime.strptime(expire, "%Y-%m-%d").strftime("%Y%m%d")
+        at = datetime.fromisoformat(expire)
+        return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)), None
+    except ValueError:
+        _fail(f"--expire must be a date (2026-12-31) or a time (2026-12-31T17:00:00Z), got {expire!r}")
+        raise
+
+
 def _order(side: str, symbol: str, qty: str, limit: Optional[str], tif: str, cash: bool, account: Optional[str],
            venue: Optional[str], cl_ord_id: Optional[str], host: str, port: int, sender: str, target: str,
-           timeout: float, begin_string: str = "FIX.4.4") -> None:
+           timeout: float, begin_string: str = "FIX.4.4", stop: Optional[str] = None,
+           expire: Optional[str] = None) -> None:
     from fixbridge.fix.client import new_order_single
     q = _dec(qty, "quantity")
     if tif.upper() not in TIF:
         _fail(f"--tif must be one of {', '.join(TIF)}")
+    expire_time, expire_date = _expire(expire)
     cl = cl_ord_id or f"CLI-{uuid.uuid4().hex[:10]}"
     c = _client(host, port, sender, target, begin_string)
     try:
         c.send(new_order_single(cl, symbol, side, None if cash else q, cash_qty=q if cash else None,
                                 limit=_dec(limit, "--limit"), tif=TIF[tif.upper()], account=account,
-                                ex_destination=venue, handl_inst="1" if begin_string == "FIX.4.2" else None))
+                                ex_destination=venue, handl_inst="1" if begin_string == "FIX.4.2" else None,
+                                stop_px=_dec(stop, "--stop"), expire_time=expire_time, expire_date=expire_date))
+        if stop is not None or (tif.upper() in RESTING_TIF and limit is not None):
+            # A resting order: its acknowledgement (or refusal) is the answer now; fills come later.
+            first = c.receive(timeout, "8")
+            _print_reports([first])
+            if first.get(39) in ("0", "1"):
+                console.print(f"resting: [bold]fixbridge client status {cl}[/bold], "
+                              f"[bold]fixbridge client amend {cl} ...[/bold] or [bold]fixbridge client cancel {cl}[/bold]")
+            return
         try:
             reports = c.reports_until_terminal(cl, timeout=timeout)
         except TimeoutError:
@@ -234,26 +263,89 @@ _port = typer.Option(9876, help="bridge FIX port")
 _sender = typer.Option("CLIENT1", help="our SenderCompID")
 _target = typer.Option("FIXBRIDGE", help="the bridge's CompID")
 _begin = typer.Option("FIX.4.4", "--begin-string", help="FIX.4.4 or FIX.4.2 (e.g. --sender CLIENT42 --begin-string FIX.4.2)")
+_tif = typer.Option("IOC", help="IOC or FOK (at once); DAY, GTC or GTD (a limit or stop order rests in the bridge)")
+_stop = typer.Option(None, help="StopPx: a stop order (with --limit, a stop limit)")
+_expire_opt = typer.Option(None, help="GTD: ExpireTime (2026-12-31T17:00:00Z) or ExpireDate (2026-12-31)")
 
 
 @client_app.command()
 def buy(symbol: str, qty: str, limit: Optional[str] = typer.Option(None, help="limit price (quote per base); omit for market"),
-        tif: str = typer.Option("IOC", help="IOC or FOK"), cash: bool = typer.Option(False, help="qty is a quote amount (CashOrderQty)"),
+        tif: str = _tif, cash: bool = typer.Option(False, help="qty is a quote amount (CashOrderQty)"),
         account: Optional[str] = None, venue: Optional[str] = typer.Option(None, help="ExDestination"),
+        stop: Optional[str] = _stop, expire: Optional[str] = _expire_opt,
         cl_ord_id: Optional[str] = None, host: str = _host, port: int = _port, sender: str = _sender,
         target: str = _target, timeout: float = 60.0, begin_string: str = _begin) -> None:
-    """Send a Buy NewOrderSingle and print the ExecutionReports."""
-    _order("1", symbol, qty, limit, tif, cash, account, venue, cl_ord_id, host, port, sender, target, timeout, begin_string)
+    """Send a Buy NewOrderSingle and print the ExecutionReports (a resting order: its acknowledgement)."""
+    _order("1", symbol, qty, limit, tif, cash, account, venue, cl_ord_id, host, port, sender, target, timeout, begin_string,
+           stop, expire)
 
 
 @client_app.command()
 def sell(symbol: str, qty: str, limit: Optional[str] = typer.Option(None, help="limit price (quote per base); omit for market"),
-         tif: str = typer.Option("IOC", help="IOC or FOK"), cash: bool = typer.Option(False, help="qty is a quote amount (CashOrderQty)"),
+         tif: str = _tif, cash: bool = typer.Option(False, help="qty is a quote amount (CashOrderQty)"),
          account: Optional[str] = None, venue: Optional[str] = typer.Option(None, help="ExDestination"),
+         stop: Optional[str] = _stop, expire: Optional[str] = _expire_opt,
          cl_ord_id: Optional[str] = None, host: str = _host, port: int = _port, sender: str = _sender,
          target: str = _target, timeout: float = 60.0, begin_string: str = _begin) -> None:
-    """Send a Sell NewOrderSingle and print the ExecutionReports."""
-    _order("2", symbol, qty, limit, tif, cash, account, venue, cl_ord_id, host, port, sender, target, timeout, begin_string)
+    """Send a Sell NewOrderSingle and print the ExecutionReports (a resting order: its acknowledgement)."""
+    _order("2", symbol, qty, limit, tif, cash, account, venue, cl_ord_id, host, port, sender, target, timeout, begin_string,
+           stop, expire)
+
+
+@client_app.command()
+def amend(cl_ord_id: str, qty: Optional[str] = typer.Option(None, help="new OrderQty (not below what is filled)"),
+          limit: Optional[str] = typer.Option(None, help="new limit price"), tif: Optional[str] = typer.Option(None, help="DAY, GTC or GTD"),
+          expire: Optional[str] = _expire_opt, stop: Optional[str] = typer.Option(None, help="new StopPx"),
+          new_cl_ord_id: Optional[str] = None, host: str = _host, port: int = _port, sender: str = _sender,
+          target: str = _target, begin_string: str = _begin) -> None:
+    """Send an OrderCancelReplaceRequest (G) for a resting order and print the answer (150=5, or a
+    cancel reject 434=2). The order's Symbol, Side and OrdType are read from its status first."""
+    from fixbridge.fix.client import order_cancel_replace_request, order_status_request
+    if tif is not None and tif.upper() not in RESTING_TIF:
+        _fail(f"--tif must be one of {', '.join(RESTING_TIF)}")
+    expire_time, expire_date = _expire(expire)
+    if expire_date is not None:
+        expire_time = datetime.strptime(expire_date, "%Y%m%d").replace(tzinfo=timezone.utc)
+    c = _client(host, port, sender, target, begin_string)
+    try:
+        c.send(order_status_request(cl_ord_id, req_id=f"S{int(time.time())}" if begin_string == "FIX.4.4" else None))
+        now = c.receive(15, "8")
+        if now.get(39) == "8" and now.get(37) in (None, "NONE"):
+            _fail(f"unknown order {cl_ord_id!r}")
+        ord_type = "4" if now.get(99) and now.get(44) else "3" if now.get(99) else "2"
+        new = new_cl_ord_id or f"CLI-{uuid.uuid4().hex[:10]}"
+        c.send(order_cancel_replace_request(new, cl_ord_id, now[55], now[54], ord_type, qty=_dec(qty, "--qty"),
+                                            limit=_dec(limit, "--limit"), tif=TIF[tif.upper()] if tif else None,
+                                            expire_time=expire_time, stop_px=_dec(stop, "--stop"),
+                                            handl_inst="1" if begin_string == "FIX.4.2" else None))
+        while True:
+            m = c.receive(15)
+            if m.msg_type in ("8", "9", "3", "j") and m.get(11) in (new, None):
+                _print_reports([m])
+                return
+    finally:
+        c.stop()
+
+
+@client_app.command()
+def cancel(cl_ord_id: str, host: str = _host, port: int = _port, sender: str = _sender, target: str = _target,
+           begin_string: str = _begin) -> None:
+    """Send an OrderCancelRequest (F) and print the answer: Canceled (a resting order at once), Pending
+    Cancel, or a cancel reject."""
+    from fixbridge.fix.client import order_cancel_request, order_status_request
+    c = _client(host, port, sender, target, begin_string)
+    try:
+        c.send(order_status_request(cl_ord_id, req_id=f"S{int(time.time())}" if begin_string == "FIX.4.4" else None))
+        now = c.receive(15, "8")
+        new = f"CLI-{uuid.uuid4().hex[:10]}"
+        c.send(order_cancel_request(new, cl_ord_id, now.get(54) or "1", now.get(55) or "N/A"))
+        while True:
+            m = c.receive(15)
+            if m.msg_type in ("8", "9", "3", "j") and m.get(11) in (new, None):
+                _print_reports([m])
+                return
+    finally:
+        c.stop()
 
 
 @client_app.command()

@@ -187,3 +187,31 @@ def test_day_order_expires_at_the_sessions_close(devnet, tmp_path):
     finally:
         c.stop()
         b.stop()
+
+
+def test_the_client_command_rests_amends_and_cancels(bridge, journal):
+    """`fixbridge client buy --tif GTC`, `client amend`, `client cancel`, as a desk would type them (its
+    own session, CLIENT2: the module's client holds CLIENT1)."""
+    import os
+    import subprocess
+
+    from support import FIXBRIDGE, ROOT
+
+    def cli(*args: str) -> str:
+        r = subprocess.run(FIXBRIDGE + ["client", *args, "--port", str(bridge.port), "--sender", "CLIENT2"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "250"})
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    out = cli("buy", "WETH/USDC", "0.01", "--limit", "1", "--tif", "GTC", "--cl-ord-id", "CLI-R1")
+    assert "New" in out and "resting" in out, out
+    row = eventually(lambda: journal.find_order("FIX.4.4:FIXBRIDGE->CLIENT2", "CLI-R1"), lambda r: r is not None and r.resting)
+    assert row.resting and row.price == Decimal("1")
+    out = cli("amend", "CLI-R1", "--limit", "2", "--qty", "0.02", "--new-cl-ord-id", "CLI-R2")
+    assert "Replaced" in out, out
+    amended = journal.find_order("FIX.4.4:FIXBRIDGE->CLIENT2", "CLI-R2")
+    assert (amended.price, amended.order_qty, amended.order_id) == (Decimal("2"), Decimal("0.02"), row.order_id)
+    out = cli("cancel", "CLI-R2")
+    assert "Canceled" in out, out
+    assert eventually(lambda: journal.find_order("FIX.4.4:FIXBRIDGE->CLIENT2", "CLI-R2").status.value,
+                      lambda s: s == "Canceled") == "Canceled"
