@@ -51,6 +51,9 @@ class Counterparty(_Strict):
     deadline_seconds: int = Field(default=120, gt=0, le=86_400)
     confirmations: int = Field(default=0, ge=0, le=64)  # 0: report fills at inclusion; N: after N blocks
     may_write_options: bool = False  # a Sell of more option tokens than held writes (mints) the rest
+    # First report PendingNew (150=A/39=A) as soon as the order is journaled, before routing and the
+    # funds check; New or Rejected follow. Off: the first report is New or Rejected.
+    ack_pending_new: bool = False
     # Pre-trade risk (fixbridge/orders/risk.py); unset = no limit. Notionals are per quote token,
     # e.g. max_order_notional = { USDC = "50000", WETH = "20" }; a quote token not listed is refused.
     max_order_notional: dict[str, ExactDecimal] | None = None

@@ -21,8 +21,8 @@ ORD_STATUS_CODE: dict[OrdStatus, str] = {
     OrdStatus.PENDING_CANCEL: "6", OrdStatus.CANCELED: "4", OrdStatus.EXPIRED: "C", OrdStatus.REJECTED: "8",
 }
 EXEC_TYPE_CODE: dict[ExecEvent, str] = {
-    ExecEvent.NEW: "0", ExecEvent.TRADE: "F", ExecEvent.CANCELED: "4", ExecEvent.PENDING_CANCEL: "6",
-    ExecEvent.EXPIRED: "C", ExecEvent.REJECTED: "8", ExecEvent.TRADE_CANCEL: "H", ExecEvent.ORDER_STATUS: "I",
+    ExecEvent.NEW: "0", ExecEvent.PENDING_NEW: "A", ExecEvent.TRADE: "F", ExecEvent.CANCELED: "4",
+    ExecEvent.PENDING_CANCEL: "6", ExecEvent.EXPIRED: "C", ExecEvent.REJECTED: "8", ExecEvent.TRADE_CANCEL: "H", ExecEvent.ORDER_STATUS: "I",
 }
 
 TAG_CHAIN_TX_HASH = 20001
