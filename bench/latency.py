@@ -628,7 +628,12 @@ def interpret(results: dict, overhead: dict, breakdown: dict, raw_parts: dict, n
     raw, pre = results["raw_tx"], results["raw_tx_preflight"]
     bd = {k: v.get("p50_ms", 0.0) for k, v in breakdown.items()}
     reads = bd.get("to_quote", 0) + bd.get("funds_check", 0)
+    first, commit = results["bridge_ack"], results["journal_commit"]
+    rest = first["p50_ms"] - echo["p50_ms"] - commit["p50_ms"]
     lines = [
+        f"The ack (the first report) takes {first['p50_ms']:.2f} ms p50: the FIX round trip "
+        f"({echo['p50_ms']:.2f} ms), one journal commit ({commit['p50_ms']:.2f} ms), and {rest:.2f} ms of the "
+        "bridge's own work (fromApp, the hand-offs to the journal's writer and dispatcher, the report).",
         f"The FIX leg is not the cost: a bare QuickFIX round trip is {echo['p50_ms']:.2f} ms p50, the bridge's "
         f"New {ack['p50_ms']:.1f} ms, because the New goes out only after the order is journaled and quoted and "
         f"its funds are checked on chain ({reads:.1f} ms p50 between the order row and the New transition).",
