@@ -583,7 +583,9 @@ def write_markdown(path: Path, report: dict) -> None:
         "",
         f"{report['date']} · {m['cpu_count']} CPU ({m['cpu_model']}) · Python {m['python']} · "
         f"quickfix {m['quickfix']} · {m['anvil']} (automine) · journal SQLite (WAL, synchronous=FULL) · "
-        f"commit {m['git_commit']}{' (dirty)' if m.get('bridge_tree_dirty') else ''}",
+        f"commit {m['git_commit']}{' (dirty)' if m.get('bridge_tree_dirty') else ''} · load average (1 min) "
+        f"{report['config']['load_before'][0]:.2f} at the start, {report['config']['load_after'][0]:.2f} at the end "
+        "(a shared machine)",
         "",
         f"Sequential, one order in flight; {report['config']['qty']} WETH market IOC on WETH/USDC, "
         "alternating buy/sell. Produced by `.venv/bin/python bench/latency.py` "
@@ -818,6 +820,7 @@ def main(argv: list[str] | None = None) -> int:
             return [summary(ns[i:i + k])["p50_ms"] for i in range(0, k * 10 if len(ns) >= 10 else len(ns), k)]
         drift = {"bridge_ack": by_tenth([t.first_ns for t in timings]),
                  "bridge_new": by_tenth([t.ack_ns for t in timings]),
+                 "journal_commit": by_tenth(commit_ns),
                  "bridge_fill": by_tenth([t.fill_ns for t in timings]),
                  "raw_tx": by_tenth([r["total"] for r in raw_runs]),
                  "raw_tx_preflight": by_tenth([r["total"] for r in pre_runs])}
