@@ -59,6 +59,9 @@ class Counterparty(_Strict):
     # within the grace period (fixbridge/fix/cancel_on_disconnect.py); the reports wait in the FIX store.
     cancel_on_disconnect: bool = False
     cancel_on_disconnect_grace_seconds: Annotated[Decimal, BeforeValidator(_exact), Field(ge=0, le=3600)] = Decimal(5)
+    # First report PendingNew (150=A/39=A) as soon as the order is journaled, before routing and the
+    # funds check; New or Rejected follow. Off: the first report is New or Rejected.
+    ack_pending_new: bool = False
     # Pre-trade risk (fixbridge/orders/risk.py); unset = no limit. Notionals are per quote token,
     # e.g. max_order_notional = { USDC = "50000", WETH = "20" }; a quote token not listed is refused.
     max_order_notional: dict[str, ExactDecimal] | None = None

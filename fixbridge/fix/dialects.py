@@ -70,7 +70,7 @@ class Fix44:
 # FIX 4.2 ExecType: no Trade (F), Order Status (I) or Trade Cancel (H).
 EXEC_TYPE_42: dict[ExecEvent, str] = {
     ExecEvent.NEW: "0", ExecEvent.CANCELED: "4", ExecEvent.PENDING_CANCEL: "6", ExecEvent.EXPIRED: "C",
-    ExecEvent.REJECTED: "8", ExecEvent.REPLACED: "5",
+    ExecEvent.REJECTED: "8", ExecEvent.REPLACED: "5", ExecEvent.PENDING_NEW: "A",
     ExecEvent.TRIGGERED: "D",  # a stop's trigger: D (Restated), 378=4, Text says so (as in 4.4)
 }
 EXEC_TRANS_NEW, EXEC_TRANS_CANCEL, EXEC_TRANS_STATUS = "0", "1", "3"

@@ -22,8 +22,9 @@ ORD_STATUS_CODE: dict[OrdStatus, str] = {
     OrdStatus.PENDING_CANCEL: "6", OrdStatus.CANCELED: "4", OrdStatus.EXPIRED: "C", OrdStatus.REJECTED: "8",
 }
 EXEC_TYPE_CODE: dict[ExecEvent, str] = {
-    ExecEvent.NEW: "0", ExecEvent.TRADE: "F", ExecEvent.CANCELED: "4", ExecEvent.PENDING_CANCEL: "6",
-    ExecEvent.EXPIRED: "C", ExecEvent.REJECTED: "8", ExecEvent.TRADE_CANCEL: "H", ExecEvent.ORDER_STATUS: "I",
+    ExecEvent.NEW: "0", ExecEvent.PENDING_NEW: "A", ExecEvent.TRADE: "F", ExecEvent.CANCELED: "4",
+    ExecEvent.PENDING_CANCEL: "6", ExecEvent.EXPIRED: "C", ExecEvent.REJECTED: "8", ExecEvent.TRADE_CANCEL: "H",
+    ExecEvent.ORDER_STATUS: "I",
     # A stop's trigger: QuickFIX's FIX 4.4 dictionary has no L (Triggered), so strict engines would drop
     # it; D (Restated) with ExecRestatementReason 378=4 and Text saying so reads everywhere.
     ExecEvent.REPLACED: "5", ExecEvent.TRIGGERED: "D",

@@ -134,6 +134,7 @@ class ExecEvent(str, enum.Enum):
     """What a report tells the client happened to its order, in the trade's language; the FIX edge
     maps it to ExecType (150) (fixbridge/fix/translate.py)."""
     NEW = "new"
+    PENDING_NEW = "pending_new"      # received and journaled; New or Rejected follows
     TRADE = "trade"
     CANCELED = "canceled"
     PENDING_CANCEL = "pending_cancel"

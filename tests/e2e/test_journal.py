@@ -468,6 +468,25 @@ def test_batch_commits_together_and_runs_actions_after(journal):
     assert [e.kind for e in journal.events("B1")] == ["transition", "transition", "quote"]
 
 
+def test_a_row_nothing_waits_for_is_committed_alone_or_with_the_next_unit(journal):
+    """A unit with no action and no waiter (an outbound copy) may wait for company (batch.LAZY_S),
+    but is never left behind: alone it is committed soon; queued before a unit somebody waits
+    for, it is committed no later than that one."""
+    copy = dict(session_id=SESSION, direction="out", msg_type="8", raw="8=FIX.4.4|35=8|", defer=True)
+    journal.record_fix_message(cl_ord_id="L1", **copy)
+    deadline = time.monotonic() + 5
+    while not journal.fix_messages(cl_ord_id="L1"):
+        assert time.monotonic() < deadline, "a row nothing waits for was never committed"
+        time.sleep(0.001)
+    journal.record_fix_message(cl_ord_id="L2", **copy)
+    with journal.batch() as b:
+        journal.insert_order(make_order("L3", "CL3"), reason="received")
+        b.flush(wait=True)
+        assert [m.cl_ord_id for m in journal.fix_messages(cl_ord_id="L2")] == ["L2"]
+        assert journal.get_order("L3") is not None
+    assert journal.drain(timeout=5)
+
+
 def test_a_failing_write_in_a_batch_undoes_only_itself(journal):
     journal.insert_order(make_order("B2", "CB2"), reason="received")
     with journal.batch():
