@@ -184,11 +184,6 @@ class ExecutionEngine:
                 reporter.execution_report(order.session_id, self.desk.er(order, ExecEvent.PENDING_NEW))
             except Exception:  # a lost acknowledgement must not cost the order its New or Rejected
                 log.exception("PendingNew not sent", session=order.session_id, cl_ord_id=order.cl_ord_id)
-        if self.reporter is not None and self.counterparty(order.session_id).ack_pending_new:
-            try:  # the row that explains it is committed (we run after it): straight to the wire
-                self.reporter.execution_report(order.session_id, self._er(order, ExecEvent.PENDING_NEW))
-            except Exception:  # a lost acknowledgement must not cost the order its New or Rejected
-                log.exception("PendingNew not sent", session=order.session_id, cl_ord_id=order.cl_ord_id)
         ins = self.spec.instruments.get(order.symbol)
         if order.claims is not None and ins is not None:
             # The instrument fields travel with the message only, so they are checked here.
