@@ -79,6 +79,7 @@ class RpcProxy:
         self._stopping = threading.Event()
         self._first_seen: dict[int, float] = {}  # block number -> when a client could first know of it
         self.calls: Counter[str] = Counter()
+        self.eth_calls: Counter[tuple[str, str]] = Counter()  # (to, 4-byte selector) of each eth_call
         self.injected: Counter[tuple[str, str]] = Counter()  # (kind, method) -> times
         proxy = self
 
@@ -204,6 +205,10 @@ class RpcProxy:
         calls: list[dict] = payload if batch else [payload]
         for c in calls:
             self.calls[c.get("method", "?")] += 1
+            if c.get("method") == "eth_call" and c.get("params"):
+                tx = c["params"][0] or {}
+                data = tx.get("data") or tx.get("input") or ""
+                self.eth_calls[(str(tx.get("to", "")).lower(), data[:10])] += 1
         for c in calls:  # faults of the whole HTTP exchange: the first call they apply to decides
             f = self._fire(WHOLE_REQUEST, c.get("method", ""))
             if f is not None:

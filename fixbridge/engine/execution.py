@@ -41,6 +41,7 @@ from fixbridge.engine.markets import Markets
 from fixbridge.engine.nonce_gaps import NonceGapCloser
 from fixbridge.engine.planning import Planner
 from fixbridge.engine.queues import CancelSent, NewOrder, WalletQueues
+from fixbridge.engine.quoting import StateQuotes
 from fixbridge.engine.recovery import Recovery
 from fixbridge.engine.resending import Resender
 from fixbridge.engine.resting import RestingBook, RestingShelf
@@ -86,7 +87,7 @@ class ExecutionEngine:
         self.desk = OrderDesk(spec, sessions, journal, self.metrics, self.book, self.shelf)
         self.risk = PreTradeRisk(journal, spec)
         write_ahead = WriteAhead(journal)
-        self.planner = Planner(spec, sessions, journal, markets, self.book)
+        self.planner = Planner(spec, sessions, journal, markets, self.book, StateQuotes(market, self.heads, spec))
         self.resting = RestingBook(spec, journal, self.shelf, self.desk, self.planner, self.queues, market)
         self.confirmer = Confirmer(journal, self.book, self.heads, self.desk)
         self.resender = Resender(spec, journal, self.book, self.heads, self.desk, self.confirmer, write_ahead,

@@ -15,6 +15,7 @@ from fixbridge.config import Counterparty, SessionsConfig, Spec, Token
 from fixbridge.engine.desk import session_counterparty
 from fixbridge.engine.flights import InFlightBook
 from fixbridge.engine.markets import Markets, TradingWallet
+from fixbridge.engine.quoting import StateQuotes
 from fixbridge.engine.routing import VenueQuote, decide, swap_gas_wei
 from fixbridge.journal import Journal
 from fixbridge.orders.intent import (NotPlannable, fills_partially, SwapTerms, expected_base, may_sell_to_open, swap_deadline,
@@ -70,8 +71,9 @@ def short_reason(e: Exception) -> str:
 
 class Planner:
     def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, markets: Markets,
-                 book: InFlightBook) -> None:
+                 book: InFlightBook, quotes: StateQuotes | None = None) -> None:
         self.spec, self.sessions, self.journal, self.markets, self.book = spec, sessions, journal, markets, book
+        self.quotes = quotes  # the live market state first; the venue on chain when it cannot answer
         self._gas_prices: dict[str, tuple[float, int]] = {}
 
     # ---- which wallet ----------------------------------------------------------------------------
@@ -156,7 +158,7 @@ class Planner:
         node_errors = False
         for v in venues:
             try:
-                q = v.quote(token_in.address, token_out.address, exact, amount)
+                q = self._quote(v, token_in.address, token_out.address, exact, amount)
             except Exception as e:
                 errors[v.name] = short_reason(e)
                 node_errors = node_errors or isinstance(e, OSError)  # NodeError: the node failed, not the venue
@@ -186,9 +188,17 @@ class Planner:
         if token.address == weth.address:
             return wei
         try:
-            return venue.quote(weth.address, token.address, Exact.INPUT, wei) if wei else 0
+            return self._quote(venue, weth.address, token.address, Exact.INPUT, wei) if wei else 0
         except Exception:
             return 0
+
+    def _quote(self, venue: Venue, token_in: str, token_out: str, exact: Exact, amount: int) -> int:
+        """From the live market state when it can answer (no round trip), else from the venue on chain."""
+        if self.quotes is not None:
+            q = self.quotes.quote(venue, token_in, token_out, exact, amount)
+            if q is not None:
+                return q
+        return venue.quote(token_in, token_out, exact, amount)
 
     def trade_context(self, order: Order, plan: Plan) -> TradeContext:
         """What pre-trade risk checks of the planned swap."""

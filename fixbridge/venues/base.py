@@ -65,6 +65,10 @@ class Venue(Protocol):
     def quote(self, token_in: str, token_out: str, exact: Exact, amount: int) -> int:
         """For exact input: the output now; for exact output: the input now."""
 
+    def remember_quote(self, token_in: str, token_out: str, exact: Exact, amount: int, quoted: int, fee: int) -> None:
+        """A quote made elsewhere (the live market state) for this swap, on the pool with fee `fee`:
+        a venue with several pools per pair builds the swap on that pool without asking again."""
+
     def build_swap(self, intent: SwapIntent) -> Call: ...
 
     def decode_swaps(self, receipt: dict[str, Any], intent: SwapIntent) -> list[SwapLeg]: ...

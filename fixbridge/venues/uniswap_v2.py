@@ -53,6 +53,9 @@ class UniswapV2:
             self._pairs[key] = to_checksum_address(decode(["address"], out)[0])
         return self._pairs[key]
 
+    def remember_quote(self, token_in: str, token_out: str, exact: Exact, amount: int, quoted: int, fee: int) -> None:
+        """One pair per token pair: nothing to choose, nothing to remember."""
+
     def quote(self, token_in: str, token_out: str, exact: Exact, amount: int) -> int:
         path = [token_in, token_out]
         if exact is Exact.INPUT:

@@ -171,6 +171,11 @@ class UniswapV3:
     def best_tier(self, token_in: str, token_out: str, exact: Exact, amount: int) -> int:
         return self.quote_detail(token_in, token_out, exact, amount).fee
 
+    def remember_quote(self, token_in: str, token_out: str, exact: Exact, amount: int, quoted: int, fee: int) -> None:
+        """A quote of this swap made on the live market state: `build_swap` takes its tier, as it would
+        after `quote_detail`."""
+        self._remember((token_in.lower(), token_out.lower(), exact, amount), Quote(quoted, fee, 0))
+
     def quote(self, token_in: str, token_out: str, exact: Exact, amount: int) -> int:
         """For exact input: the output now; for exact output: the input now (best tier)."""
         return self.quote_detail(token_in, token_out, exact, amount).amount

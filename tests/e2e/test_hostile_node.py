@@ -195,9 +195,10 @@ def test_insufficient_funds_for_gas_is_not_retried_and_ends_the_order(client, jo
 
 
 @pytest.mark.parametrize("fault", ["json-rpc -32000", "http 503", "connection reset"])
-def test_node_error_while_quoting_is_a_reject_with_the_reason(client, journal, devnet, proxy, approved, cl_ord_id,
-                                                              fault):
-    """Before New: Rejected (39=8), Text naming the node's error."""
+def test_node_error_while_deciding_is_a_reject_with_the_reason(client, journal, devnet, proxy, approved, cl_ord_id,
+                                                               fault):
+    """A node error on the reads that decide an order, before New: Rejected (39=8), Text naming the
+    node's error (the quote comes from the live market state; the funds check reads the chain)."""
     # A new block first: reads the intake already made at this block (an order before this one)
     # are answered from its pin, and rightly so; this order's quote must reach the node.
     devnet.rpc("evm_mine")
@@ -205,9 +206,31 @@ def test_node_error_while_quoting_is_a_reject_with_the_reason(client, journal, d
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
     reports = client.reports_until_terminal(cl_ord_id, timeout=60)
     assert [(r[150], r[39]) for r in reports] == [("8", "8")], [r.raw for r in reports]
-    assert "node error while quoting" in reports[0][58] and SAYS[fault] in reports[0][58]
+    assert "node error while checking funds" in reports[0][58] and SAYS[fault] in reports[0][58]
     check_nothing_sent(journal, cl_ord_id)
     assert journal.find_order(S1, cl_ord_id).status is OrdStatus.REJECTED
+
+
+def test_an_order_is_quoted_from_the_live_market_state_not_the_node(client, journal, devnet, proxy, approved,
+                                                                     cl_ord_id):
+    """Routing reads the one market state the feed keeps from each block's logs: a market order routed
+    over both venues fills without one quote call reaching the node (no Router02 getAmountsIn/Out,
+    no QuoterV2), and the journal's route event has both venues' quotes."""
+    from fixbridge.config.spec import load_spec
+    from eth_utils import function_signature_to_4byte_selector as sel
+    spec = load_spec(devnet.spec_path)
+    router = spec.venues["uniswap_v2"].router.lower()
+    quoter = spec.venues["uniswap_v3"].quoter.lower()
+    quote_sels = {"0x" + sel(f).hex() for f in ("getAmountsOut(uint256,address[])", "getAmountsIn(uint256,address[])")}
+    proxy.eth_calls.clear()
+    client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
+    reports = client.reports_until_terminal(cl_ord_id, timeout=60)
+    assert reports[-1][39] == "2", [r.raw for r in reports]
+    asked = [k for k in proxy.eth_calls if k[0] == quoter or (k[0] == router and k[1] in quote_sels)]
+    assert asked == [], proxy.eth_calls
+    row = journal.find_order(S1, cl_ord_id)
+    routed = [e for e in journal.events(row.order_id) if e.kind == "quote" and e.detail and "considered" in e.detail]
+    assert routed and {c["venue"] for c in routed[0].detail["considered"]} == {"uniswap_v2", "uniswap_v3"}
 
 
 def test_transient_errors_are_retried_and_the_order_fills(client, journal, devnet, proxy, approved, cl_ord_id):
