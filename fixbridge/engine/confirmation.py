@@ -180,6 +180,7 @@ class Confirmer:
         if receipt.status != 1:
             return self.approval_failed(f, f"Approval of {terms.token.symbol} reverted: "
                                            f"{receipt.revert_reason or 'reverted'} ({receipt.tx_hash})")
+        f.granted = True  # a swap signed behind it after this point sees it (Submission, under the lock)
         self.journal.record_approval(order_id=f.order.order_id, chain_id=f.wallet.wallet.chain_id,
                                      wallet=f.wallet.wallet.address, token=terms.token.address, spender=terms.spender,
                                      amount_units=terms.amount, policy=terms.policy, tx_hash=receipt.tx_hash)
@@ -201,6 +202,7 @@ class Confirmer:
         paying a swap's gas for nothing, and its nonce must still be used for the wallet's later
         ones. The next order of the wallet finds no approval in flight and sends its own."""
         self.book.untrack(f)
+        f.failed = why
         log.warning("approval failed", wallet=f.wallet.wallet.name, nonce=f.nonce, why=why)
         self.journal.add_event(f.order.order_id, "approval", why, detail={"tx_hash": f.attempts[-1].tx_hash})
         for swap in self.book.waiting_on(f):

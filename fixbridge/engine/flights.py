@@ -72,6 +72,8 @@ class InFlight:
     approves: ApprovalTerms | None = None  # set: this is an approval, not a swap
     waits_for: "InFlight | None" = None    # a swap's approval, sent right before it and not settled yet
     orphaned: str | None = None            # why the order ended before this swap did (its approval failed)
+    granted: bool = False                  # an approval: mined and settled
+    failed: str | None = None              # an approval: why it failed (reverted, or its nonce taken)
 
     @property
     def chain(self) -> str:

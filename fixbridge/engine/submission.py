@@ -58,6 +58,12 @@ class Submission:
         except Exception as e:
             return desk.node_failed(order, "reading the base fee", e)
         with self.book.lock:  # a cancel racing the signature either wins here or is told it is too late
+            if waits_for is not None and waits_for.failed is not None:  # settled meanwhile (the watcher, this lock)
+                return desk.end_without_fill(order, OrdStatus.CANCELED, f"{waits_for.failed}; nothing was sent")
+            if waits_for is not None and waits_for.granted:
+                waits_for = None
+                if order.status is OrdStatus.PENDING_NEW:
+                    desk.accept(order, plan, "; its approval was mined")
             if desk.take_cancel(order, plan):
                 return
             if self.lease.lost:

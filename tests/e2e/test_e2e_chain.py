@@ -217,6 +217,23 @@ def test_an_approval_that_reverts_rejects_its_order_and_the_wallet_trades_on(cli
     assert c.reports_until_terminal(nxt, timeout=60)[-1][39] == "2"
 
 
+def test_two_orders_needing_one_approval_send_one(bridge, journal, devnet, tmp_path, cl_ord_id):
+    """CLIENT5 (wallet #3, standing approvals, fills 3 blocks deep) sells WBTC twice at once, with
+    no WBTC allowance left (the 'exact' approval above was used by its swap): one approval goes out,
+    both swaps follow it, both orders get New then Trade."""
+    s5 = "FIX.4.4:FIXBRIDGE->CLIENT5"
+    ids = [f"{cl_ord_id}-{i}" for i in range(2)]
+    with FixClient("127.0.0.1", bridge.port, "CLIENT5", "FIXBRIDGE", data_dir=tmp_path / "c5") as c:
+        for cid in ids:
+            c.send(new_order_single(cid, "WBTC/USDC", "2", Decimal("0.001"), tif="3"))
+        for cid in ids:
+            reports = c.reports_until_terminal(cid, timeout=60)
+            assert [(m[150], m[39]) for m in reports] == [("0", "0"), ("F", "2")], [m.raw for m in reports]
+    txs = [t for cid in ids for t in order_txs(journal, cid, s5)[1]]
+    assert sorted(t.purpose for t in txs) == ["approve", "swap", "swap"], [(t.purpose, t.status) for t in txs]
+    assert all(t.status == "mined" for t in txs)
+
+
 def test_cancel_of_a_pending_transaction_replaces_it(client, journal, devnet, paused, cl_ord_id):
     nonce0 = tx_count(devnet.rpc_url, ADDR[1])
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
