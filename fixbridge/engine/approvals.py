@@ -8,6 +8,7 @@ spender serves every order that needs no more than it grants."""
 from __future__ import annotations
 
 import structlog
+from eth_utils import to_checksum_address
 
 from fixbridge.chain.rpc import refresh_pin
 from fixbridge.chain.submitter import BroadcastRejected, Stopping
@@ -25,6 +26,14 @@ from fixbridge.orders.validation import Rejection
 log = structlog.get_logger(__name__)
 
 NEVER = 2**256  # an approval has no deadline
+ZERO = "0x" + "00" * 20
+
+
+def approved_by(data: bytes) -> tuple[str, int]:
+    """(spender, amount) of an ERC-20 approve(address,uint256) call's data (markets.approve_calldata)."""
+    if len(data) != 68 or data[:4] != approve_calldata(ZERO, 0)[:4]:
+        raise ValueError("not an approve(address,uint256) call")
+    return to_checksum_address(data[16:36]), int.from_bytes(data[36:68], "big")
 
 
 class Approver:

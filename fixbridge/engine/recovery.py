@@ -13,7 +13,7 @@ from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
 from fixbridge.chain.rpc import batch_call
-from fixbridge.engine.approvals import NEVER
+from fixbridge.engine.approvals import NEVER, approved_by
 from fixbridge.engine.confirmation import Confirmer
 from fixbridge.engine.desk import OrderDesk, order_from_row
 from fixbridge.engine.flights import ApprovalTerms, Attempt, InFlight, InFlightBook
@@ -136,8 +136,7 @@ class Recovery:
             token_addr, data = to_checksum_address(signed["to"]), bytes(signed["data"])
             token = next(k for k in self.planner.spec.tokens.values()
                          if k.chain == w.chain and k.address.lower() == token_addr.lower())
-            spender = to_checksum_address(data[16:36])
-            amount = int.from_bytes(data[36:68], "big")
+            spender, amount = approved_by(data)
             f = InFlight(order=order, plan=plan, wallet=w, nonce=t.nonce, to=token_addr, data=data,
                          gas_limit=t.gas_limit, attempts=[Attempt(t.tx_hash.lower(), t.raw_tx, t.max_fee_per_gas,
                                                                   t.max_priority_fee_per_gas, "approve")],
