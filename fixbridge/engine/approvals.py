@@ -11,7 +11,7 @@ import structlog
 from eth_utils import to_checksum_address
 
 from fixbridge.chain.rpc import refresh_pin
-from fixbridge.chain.submitter import BroadcastRejected, Stopping
+from fixbridge.chain.submitter import BroadcastRejected
 from fixbridge.config import Token
 from fixbridge.engine.faults import crash_point
 from fixbridge.engine.flights import ApprovalTerms, Attempt, InFlight, InFlightBook
@@ -81,8 +81,6 @@ class Approver:
                 raise
             except Exception:  # no answer: it is journaled, tracked, and sent again each tick
                 unsent = True
-        except Stopping:
-            raise
         except BroadcastRejected as e:
             self.journal.set_tx_status(e.sent.signed.tx_hash, "failed")
             raise PlanError(Rejection(RejectReason.OTHER, f"Allowance for {token.symbol} cannot be granted: "

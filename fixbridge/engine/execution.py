@@ -19,6 +19,7 @@ one intake worker per wallet; one block watcher per chain (chain/watcher.py).
 """
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -71,6 +72,7 @@ class ExecutionEngine:
         self.spec, self.sessions, self.journal, self.markets = spec, sessions, journal, markets
         self.metrics = metrics or BridgeMetrics()  # counters only on the hot path (ops/metrics.py)
         self.lease = WalletLease()
+        self._stopping = threading.Event()  # set by stop(): waits for the chain give up
         self.heads = ChainHeads(markets)
         self.book = InFlightBook(self.heads.kick)
         self.queues = WalletQueues()
@@ -83,7 +85,8 @@ class ExecutionEngine:
         self.resender = Resender(spec, journal, self.book, self.heads, self.desk, self.confirmer, write_ahead,
                                  self.lease, self.metrics)
         self.submission = Submission(journal, self.book, self.heads, self.desk, write_ahead, self.resender, self.lease)
-        self.options = OptionSettlement(spec, sessions, journal, markets, self.queues, self.desk, write_ahead, self.lease)
+        self.options = OptionSettlement(spec, sessions, journal, markets, self.queues, self.desk, write_ahead, self.lease,
+                                        self._stopping)
         self.intake = Intake(spec, sessions, journal, markets, self.queues, self.heads, self.book, self.desk,
                              self.planner, self.risk, self.approver, self.submission, self.resender, self.options)
         self.recovery = Recovery(journal, self.book, self.heads, self.desk, self.planner, self.confirmer, self.queues)
@@ -115,6 +118,7 @@ class ExecutionEngine:
         """Stop the watchers and the intake workers (each finishes the order in hand up to its
         journal rows; a wait for the chain is given up, see Stopping). False if a worker was
         still busy at the timeout: what it journaled stays, and the next start recovers it."""
+        self._stopping.set()
         self.heads.stop()
         self.queues.stop_all()
         return self.intake.join(time.monotonic() + timeout)
