@@ -340,6 +340,34 @@ def test_dropped_transaction_is_rebroadcast(client, journal, devnet, paused, cl_
     assert trade[39] == "2" and trade[20001] == tx.tx_hash  # the same journaled bytes, mined
 
 
+def test_dropped_approval_is_rebroadcast_and_its_swap_follows(client_factory, journal, devnet, paused, cl_ord_id):
+    """An approval is looked after like a swap: the node loses it (the swap behind it cannot be mined
+    without it), the bridge sends the journaled approval again, and the order gets New, then Trade."""
+    c = client_factory("CLIENT3")
+    c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.02"), tif="3"))
+
+    def sent():
+        try:
+            _, txs = order_txs(journal, cl_ord_id)
+        except AttributeError:
+            return None
+        by = {t.purpose: t for t in txs if node_has(devnet, t.tx_hash)}
+        return by if {"approve", "swap"} <= set(by) else None
+    approve = wait_for(sent, what="the approval and its swap at the node")["approve"]
+    devnet.rpc("anvil_dropTransaction", [approve.tx_hash])
+    for _ in range(4):
+        devnet.rpc("evm_mine")
+        time.sleep(0.3)
+    order_id = order_txs(journal, cl_ord_id)[0].order_id
+    wait_for(lambda: any("rebroadcast" in e.reason and approve.tx_hash in e.reason for e in journal.events(order_id)),
+             what="the approval rebroadcast")
+    wait_for(lambda: node_has(devnet, approve.tx_hash), what="the same approval back in the node's mempool")
+    devnet.rpc("evm_mine")
+    reports = c.reports_until_terminal(cl_ord_id, timeout=30)
+    assert [(m[150], m[39]) for m in reports] == [("0", "0"), ("F", "2")], [m.raw for m in reports]
+    assert {t.purpose: t.status for t in order_txs(journal, cl_ord_id)[1]} == {"approve": "mined", "swap": "mined"}
+
+
 def test_nonce_used_outside_the_bridge(client, journal, devnet, paused, cl_ord_id):
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
     (tx,) = wait_broadcast(journal, cl_ord_id)
