@@ -7,6 +7,8 @@ resender re-prices, rebroadcasts and sends it again. One approval in flight per 
 spender serves every order that needs no more than it grants."""
 from __future__ import annotations
 
+import threading
+
 import structlog
 from eth_utils import to_checksum_address
 
@@ -26,6 +28,7 @@ from fixbridge.orders.validation import Rejection
 log = structlog.get_logger(__name__)
 
 NEVER = 2**256  # an approval has no deadline
+BARRIER_WAIT_S = 5.0  # the longest an approval waits for the broadcasts of the swaps signed before it
 ZERO = "0x" + "00" * 20
 
 
@@ -73,7 +76,14 @@ class Approver:
             sent = w.submitter.sign(token.address, data, gas)
             # Committed before it is sent (a non-swap transaction: flush and wait), then sent at
             # once, ahead of the swap that follows it (that one is broadcast after its own commit).
+            # The swaps this worker signed before it go out on the broadcast lane after that same
+            # commit: the approval waits for them, or the node would hold it as a future nonce and
+            # the swap's simulation on its pending state would not see it.
+            handed = threading.Event()
+            self.journal.collect_after_commit("approval-barrier", None, lambda _: handed.set(), lane="broadcast")
             self.write_ahead.hook(order.order_id, "approve", w)(sent)
+            if not handed.wait(BARRIER_WAIT_S):
+                log.warning("earlier broadcasts not done; approval sent anyway", wallet=w.wallet.name)
             try:
                 w.submitter.broadcast_new(sent)
                 self.journal.set_tx_status(sent.signed.tx_hash, "broadcast", only_from=("signed",))

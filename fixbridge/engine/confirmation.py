@@ -92,6 +92,8 @@ class Confirmer:
     # ---- outcomes ------------------------------------------------------------------------------
     def settle(self, f: InFlight) -> None:
         """Journal first, then report: the outcome of a mined, confirmed transaction."""
+        if self.book.flights.get(f.key) is not f:
+            return  # settled already (a swap behind an approval settles with it, within one block's loop)
         if f.approves is not None:
             return self._settle_approval(f)
         if f.waits_for is not None:
