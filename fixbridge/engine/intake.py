@@ -3,8 +3,8 @@ for all of it (chain/rpc.py pins), and carries each new order from its checks (k
 validation, wallet, outage, risk, funds, allowance) to the New report and to submission. Also runs
 its wallet's cancels (a no-op at the swap's nonce) and option settlements, since those are
 transactions of its wallet's nonces. Never waits for a receipt, an approval's included (its
-swap follows it at the next nonce, approvals.py); waits for the journal only before a non-swap
-broadcast (an approval)."""
+swap follows it at the next nonce, approvals.py); waits for the journal (and the broadcasts of
+the swaps signed before) only before an approval's broadcast."""
 from __future__ import annotations
 
 import queue
