@@ -84,7 +84,7 @@ class Confirmer:
     def mined(self, f: InFlight, receipt: Receipt, tx_hash: str) -> None:
         f.receipt = receipt
         f.mined_attempt = next(a for a in f.attempts if a.tx_hash == tx_hash)
-        record_receipt(self.journal, receipt, f.order.status)
+        record_receipt(self.journal, receipt, f.order.status if f.approves is None else None)
         for a in f.attempts:
             if a.tx_hash != tx_hash:
                 self.journal.set_tx_status(a.tx_hash, "replaced")
@@ -92,14 +92,28 @@ class Confirmer:
     # ---- outcomes ------------------------------------------------------------------------------
     def settle(self, f: InFlight) -> None:
         """Journal first, then report: the outcome of a mined, confirmed transaction."""
+        if self.book.flights.get(f.key) is not f:
+            return  # settled already (a swap behind an approval settles with it, within one block's loop)
+        if f.approves is not None:
+            return self._settle_approval(f)
+        if f.waits_for is not None:
+            return  # its approval's receipt is not settled yet (served late): it settles this swap
         self.book.untrack(f)
         receipt, attempt, order = f.receipt, f.mined_attempt, f.order
         assert receipt is not None and attempt is not None
         crash_point("after_receipt")
+        if f.orphaned is not None:  # the order ended when its approval failed: journaled, not reported
+            self.journal.add_event(order.order_id, "tx", f"{receipt.tx_hash} ({attempt.kind}) mined after the order "
+                                   f"ended: {f.orphaned}", detail={"tx_hash": receipt.tx_hash})
+            return
         chain_id = f.wallet.wallet.chain_id
         fee = from_units(receipt.fee_wei, 18)
         proof = dict(tx_hash=receipt.tx_hash, block=receipt.block_number, fee=fee, chain_id=chain_id)
         desk = self.desk
+        if order.status is OrdStatus.PENDING_NEW:
+            # Sent behind its approval, and the approval settled while the bridge was down
+            # (recovery): the New it never got comes first.
+            desk.accept(order, f.plan, "; its approval was mined before the restart")
         if attempt.kind == "cancel" and f.cancel is None:  # the no-op that replaced a swap past its deadline
             return desk.finish_no_fill(order, OrdStatus.EXPIRED, f"Expired: its deadline passed before it was mined; "
                                        f"the no-op {receipt.tx_hash} took its nonce", **proof)
@@ -180,6 +194,54 @@ class Confirmer:
             # IOC: what the venue could not fill at the limit is canceled, not left working.
             self.desk.finish_no_fill(order, OrdStatus.CANCELED, "IOC: the rest could not be filled at the limit price",
                                      tx_hash=receipt.tx_hash, block=receipt.block_number, chain_id=proof["chain_id"])
+
+    # ---- approvals -----------------------------------------------------------------------------
+    def _settle_approval(self, f: InFlight) -> None:
+        """An approval mined: the orders whose swaps wait on it are accepted (their New), and each
+        swap already mined settles now. Reverted: those orders end (approval_failed)."""
+        self.book.untrack(f)
+        receipt, terms = f.receipt, f.approves
+        assert receipt is not None and terms is not None
+        if receipt.status != 1:
+            return self.approval_failed(f, f"Approval of {terms.token.symbol} reverted: "
+                                           f"{receipt.revert_reason or 'reverted'} ({receipt.tx_hash})")
+        f.granted = True  # a swap signed behind it after this point sees it (Submission, under the lock)
+        self.journal.record_approval(order_id=f.order.order_id, chain_id=f.wallet.wallet.chain_id,
+                                     wallet=f.wallet.wallet.address, token=terms.token.address, spender=terms.spender,
+                                     amount_units=terms.amount, policy=terms.policy, tx_hash=receipt.tx_hash)
+        watcher = self.heads.watcher(f.chain)
+        for swap in self.book.waiting_on(f):
+            swap.waits_for = None
+            self.journal.add_event(swap.order.order_id, "approval", f"approved {terms.spender} for {terms.token.symbol} "
+                                   f"({terms.policy})", detail={"tx_hash": receipt.tx_hash, "amount": str(terms.amount)})
+            if swap.order.status is OrdStatus.PENDING_NEW:
+                self.desk.accept(swap.order, swap.plan, f"; its approval {receipt.tx_hash} was mined")
+            if swap.receipt is not None and watcher is not None and self.confirmed(swap, self.heads.head(f.chain),
+                                                                                    watcher.hashes):
+                self.settle(swap)
+
+    def approval_failed(self, f: InFlight, why: str) -> None:
+        """The approval reverted or was lost: every order waiting on it ends, Rejected (its New never
+        went out) with the reason. A swap behind it already mined (it reverted: no allowance) is
+        journaled; one not mined yet is replaced by a no-op (Resender): it could only revert,
+        paying a swap's gas for nothing, and its nonce must still be used for the wallet's later
+        ones. The next order of the wallet finds no approval in flight and sends its own."""
+        self.book.untrack(f)
+        f.failed = why
+        log.warning("approval failed", wallet=f.wallet.wallet.name, nonce=f.nonce, why=why)
+        self.journal.add_event(f.order.order_id, "approval", why, detail={"tx_hash": f.attempts[-1].tx_hash})
+        for swap in self.book.waiting_on(f):
+            swap.waits_for, swap.orphaned = None, why
+            order = swap.order
+            if not order.status.terminal:
+                behind = (f"its swap {swap.receipt.tx_hash} reverted" if swap.receipt is not None
+                          else f"its swap {swap.attempts[-1].tx_hash} is replaced by a no-op")
+                self.desk.end_without_fill(order, OrdStatus.CANCELED, f"{why}; nothing traded, {behind}")
+            if swap.cancel is not None:
+                self.desk.cancel_reject(swap.cancel[0], swap.cancel[1], order.cl_ord_id, order.order_id, order.status,
+                                        True, f"Too late to cancel: the order ended ({why})")
+            if swap.receipt is not None:
+                self.settle(swap)
 
     # ---- reorgs --------------------------------------------------------------------------------
     def reorg(self, chain: str, fork: int) -> list[InFlight]:

@@ -25,6 +25,7 @@ from fixbridge.orders.validation import Rejection
 
 if TYPE_CHECKING:
     from fixbridge.engine.flights import InFlightBook
+    from fixbridge.engine.planning import Plan
     from fixbridge.engine.resting import RestingShelf
     from fixbridge.engine.settlement import SettlementReport
 
@@ -91,15 +92,33 @@ class OrderDesk:
         """The order's turn cancels it, and answers this request."""
         self._cancel_requests[order_id] = (session_id, cancel_cl_ord_id)
 
-    def take_cancel(self, order: Order) -> bool:
+    def take_cancel(self, order: Order, plan: "Plan | None" = None) -> bool:
+        """A held cancel ends the order now. An order still PendingNew (it waits for its approval)
+        is acknowledged first: a cancel answers an accepted order."""
         req = self._cancel_requests.pop(order.order_id, None)
         if req is None:
             return False
+        if order.status is OrdStatus.PENDING_NEW and plan is not None:
+            self.accept(order, plan)
         self.transition(order, OrdStatus.CANCELED, f"canceled by request {req[1] or 'of the bridge'} before any transaction",
                         event=ExecEvent.CANCELED, cancel_cl_ord_id=req[1], leaves=Decimal(0))
         return True
 
     # ---- transitions ---------------------------------------------------------------------------
+    def accept(self, order: Order, plan: "Plan", why: str = "") -> None:
+        """The New: checked, funded, approved (or its approval mined)."""
+        self.transition(order, OrdStatus.NEW, f"accepted: {plan.venue.name} {plan.intent.exact.value} "
+                        f"amount {plan.intent.amount} bound {plan.intent.bound}{why}", event=ExecEvent.NEW,
+                        venue=plan.venue.name, wallet=plan.wallet.wallet.name)
+
+    def end_without_fill(self, order: Order, status: OrdStatus, text: str, **proof) -> None:
+        """An order none of which will trade: Rejected while its New has not gone out (it waits for
+        its approval; a reject cannot follow a New), else ended with `status`."""
+        if order.status is OrdStatus.PENDING_NEW:
+            return self.transition(order, OrdStatus.REJECTED, text, event=ExecEvent.REJECTED, rej=RejectReason.OTHER,
+                                   text=text, leaves=Decimal(0), **proof)
+        self.finish_no_fill(order, status, text, **proof)
+
     def reject(self, order: Order, rej: Rejection) -> None:
         self.transition(order, OrdStatus.REJECTED, rej.text, event=ExecEvent.REJECTED, rej=rej.reason, text=rej.text,
                         leaves=Decimal(0))

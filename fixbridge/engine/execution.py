@@ -6,6 +6,7 @@ A façade over components, each with its dependencies given in its constructor (
 - `InFlightBook` (flights.py): transactions in flight, by order and hash, and the funds they hold;
 - `Planner` (planning.py): venue, wallet and the swap's bound, reads only;
 - `Intake` (intake.py): one worker per wallet, from the checks to the New and the signature;
+- `Approver` (approvals.py): an approval sent ahead of its swap, no wait for its receipt;
 - `Submission` (submission.py): simulate, sign, write-ahead, broadcast;
 - `Confirmer` (confirmation.py): receipts, confirmations, fills, reorgs;
 - `Resender` (resending.py): stuck, dropped, unanswered, past the deadline, nonce passed, gap no-ops;
@@ -30,6 +31,7 @@ import structlog
 
 from fixbridge.chain.watcher import BlockListener, Listeners
 from fixbridge.config import Counterparty, SessionsConfig, Spec
+from fixbridge.engine.approvals import Approver
 from fixbridge.engine.confirmation import Confirmer
 from fixbridge.engine.desk import OrderDesk, Reporter, order_from_row, session_counterparty
 from fixbridge.engine.flights import InFlight, InFlightBook
@@ -87,16 +89,18 @@ class ExecutionEngine:
         self.desk = OrderDesk(spec, sessions, journal, self.metrics, self.book, self.shelf)
         self.risk = PreTradeRisk(journal, spec)
         write_ahead = WriteAhead(journal)
+        self.approver = Approver(journal, markets, self.book, self.heads, write_ahead, self.lease)
         self.planner = Planner(spec, sessions, journal, markets, self.book, StateQuotes(market, self.heads, spec))
         self.resting = RestingBook(spec, journal, self.shelf, self.desk, self.planner, self.queues, market)
         self.confirmer = Confirmer(journal, self.book, self.heads, self.desk)
         self.resender = Resender(spec, journal, self.book, self.heads, self.desk, self.confirmer, write_ahead,
                                  self.lease, self.metrics)
         self.submission = Submission(journal, self.book, self.heads, self.desk, write_ahead, self.resender, self.lease)
-        self.options = OptionSettlement(spec, sessions, journal, markets, self.queues, self.desk, write_ahead, self.lease)
+        self.options = OptionSettlement(spec, sessions, journal, markets, self.queues, self.desk, write_ahead, self.lease,
+                                        self._stopping)
         self.intake = Intake(spec, sessions, journal, markets, self.queues, self.heads, self.book, self.desk,
-                             self.planner, self.risk, self.submission, self.resender, self.options, write_ahead,
-                             self.lease, self._stopping, self.resting)
+                             self.planner, self.risk, self.approver, self.submission, self.resender, self.options,
+                             self.resting)
         self.recovery = Recovery(journal, self.book, self.heads, self.desk, self.planner, self.confirmer, self.queues,
                                  self.resting)
         self.block_listeners: list[BlockListener] = []  # others on the engine's watchers (the market feed), after it
@@ -238,6 +242,20 @@ class ExecutionEngine:
                        else "A cancel is already pending" if status is OrdStatus.PENDING_CANCEL
                        else "Too late to cancel: its transaction is already mined")
                 desk.cancel_reject(session_id, cl_ord_id, orig_cl_ord_id, row.order_id, status, True, why)
+                return
+            if flight is not None and flight.order.status is OrdStatus.PENDING_NEW:
+                # Sent behind its approval, not acknowledged yet: the no-op races the swap all the
+                # same; the New follows the approval, then the race's outcome names this cancel.
+                if flight.cancel is not None:
+                    desk.cancel_reject(session_id, cl_ord_id, orig_cl_ord_id, row.order_id, OrdStatus.PENDING_NEW, True,
+                                       "A cancel is already pending")
+                    return
+                flight.cancel = (session_id, cl_ord_id)
+                self.journal.add_event(row.order_id, "note", f"cancel requested by ClOrdID {cl_ord_id}: its swap, "
+                                       "sent behind its approval, is raced by a no-op",
+                                       detail={CANCEL_CL_ORD_ID: cl_ord_id})
+                wallet, item = flight.wallet.wallet.name, CancelSent(row.order_id)
+                self.journal.after_commit(lambda: self.queues.put(wallet, item))
                 return
             if flight is not None:
                 # Sent but not mined: race a same-nonce no-op with higher fees against it.

@@ -7,7 +7,8 @@ import os
 import signal
 import threading
 
-POINTS = ("before_ack", "before_sign", "after_write_ahead", "after_broadcast", "after_receipt", "before_report")
+POINTS = ("before_ack", "before_sign", "after_write_ahead", "after_broadcast", "after_receipt", "before_report",
+          "after_approval")  # after_approval: an approval sent, the swap behind it not signed yet
 _spec = os.environ.get("FIXBRIDGE_CRASH_AT", "")
 _AT, _, _NTH = _spec.partition(":")
 _left = int(_NTH or 1)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fixbridge.chain.submitter import Receipt, SentTx
+from fixbridge.config import Token
 from fixbridge.orders.model import Order
 
 if TYPE_CHECKING:
@@ -33,9 +34,21 @@ class Attempt:
         return cls(sent.signed.tx_hash.lower(), sent.signed.raw, sent.max_fee_per_gas, sent.max_priority_fee_per_gas, kind)
 
 
+@dataclass(frozen=True)
+class ApprovalTerms:
+    """What an approval transaction grants: `spender` may take `amount` of `token` (policy
+    'standing': the maximum, once; 'exact': what the orders in flight need)."""
+    token: Token
+    spender: str
+    amount: int
+    policy: str
+
+
 @dataclass
 class InFlight:
-    order: Order
+    """A transaction sent and not yet settled: an order's swap (with its re-priced copies and a
+    cancel's no-op at the same nonce), or an approval a wallet's swaps wait on (`approves`)."""
+    order: Order  # a swap's order; for an approval, the order it was first sent for (journaled on)
     plan: "Plan"
     wallet: "TradingWallet"
     nonce: int
@@ -56,6 +69,11 @@ class InFlight:
     generation: int = 0                    # times a reorg took the fill back (keeps ExecIDs unique)
     reported_exec_ids: list[str] = field(default_factory=list)
     unsent: bool = False                   # the last attempt's broadcast got no answer: send it again
+    approves: ApprovalTerms | None = None  # set: this is an approval, not a swap
+    waits_for: "InFlight | None" = None    # a swap's approval, sent right before it and not settled yet
+    orphaned: str | None = None            # why the order ended before this swap did (its approval failed)
+    granted: bool = False                  # an approval: mined and settled
+    failed: str | None = None              # an approval: why it failed (reverted, or its nonce taken)
     # A resting order's slice: the (base, quote) units its earlier slices filled, which this swap's
     # fills add to; None for an order sent whole.
     prior: tuple[int, int] | None = None
@@ -63,6 +81,11 @@ class InFlight:
     @property
     def chain(self) -> str:
         return self.wallet.chain
+
+    @property
+    def key(self) -> str:
+        """The book's key: the order for a swap; an approval's own (its first hash)."""
+        return self.order.order_id if self.approves is None else "approve:" + self.attempts[0].tx_hash
 
 
 @dataclass
@@ -84,14 +107,19 @@ class InFlightBook:
         self.by_hash: dict[str, str] = {}
         self.settled: dict[str, tuple[InFlight, int]] = {}  # order_id -> (flight, block) kept for reorgs
         self.loose: dict[tuple[str, str, int], Loose] = {}   # (chain, wallet address, nonce) -> its no-op
+        # (wallet address, token, spender) -> the approval in flight for it: one per need, shared
+        self.approvals: dict[tuple[str, str, str], InFlight] = {}
         self._reservations: dict[tuple[str, str], int] = {}
         self._kick = kick
 
     def track(self, f: InFlight) -> None:
         with self.lock:
-            self.flights[f.order.order_id] = f
+            key = f.key
+            self.flights[key] = f
             for a in f.attempts:
-                self.by_hash[a.tx_hash] = f.order.order_id
+                self.by_hash[a.tx_hash] = key
+            if f.approves is not None:
+                self.approvals[self.approval_key(f.wallet, f.approves.token.address, f.approves.spender)] = f
             key = (f.wallet.wallet.address, f.reserved[0])
             self._reservations[key] = self._reservations.get(key, 0) + f.reserved[1]
             f.last_action_block = f.last_action_block if f.last_action_block >= 0 else f.sent_block
@@ -99,8 +127,12 @@ class InFlightBook:
 
     def untrack(self, f: InFlight) -> None:
         with self.lock:
-            if self.flights.pop(f.order.order_id, None) is None:
+            if self.flights.pop(f.key, None) is None:
                 return
+            if f.approves is not None:
+                key = self.approval_key(f.wallet, f.approves.token.address, f.approves.spender)
+                if self.approvals.get(key) is f:
+                    del self.approvals[key]
             for a in f.attempts:
                 self.by_hash.pop(a.tx_hash, None)
             key = (f.wallet.wallet.address, f.reserved[0])
@@ -109,10 +141,22 @@ class InFlightBook:
     def add_attempt(self, f: InFlight, attempt: Attempt) -> None:
         with self.lock:
             f.attempts.append(attempt)
-            self.by_hash[attempt.tx_hash] = f.order.order_id
+            self.by_hash[attempt.tx_hash] = f.key
 
     def get(self, order_id: str) -> InFlight | None:
         return self.flights.get(order_id)
+
+    @staticmethod
+    def approval_key(w: "TradingWallet", token: str, spender: str) -> tuple[str, str, str]:
+        return (w.wallet.address, token.lower(), spender.lower())
+
+    def approval_pending(self, w: "TradingWallet", token: str, spender: str) -> InFlight | None:
+        """The approval in flight for this wallet, token and spender, if any."""
+        return self.approvals.get(self.approval_key(w, token, spender))
+
+    def waiting_on(self, approval: InFlight) -> list[InFlight]:
+        """The swaps sent behind this approval, waiting for it to settle."""
+        return [f for f in list(self.flights.values()) if f.waits_for is approval]
 
     def of_hash(self, tx_hash: str) -> InFlight | None:
         oid = self.by_hash.get(tx_hash)

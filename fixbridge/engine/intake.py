@@ -2,8 +2,9 @@
 for all of it (chain/rpc.py pins), and carries each new order from its checks (kill switch,
 validation, wallet, outage, risk, funds, allowance) to the New report and to submission. Also runs
 its wallet's cancels (a no-op at the swap's nonce) and option settlements, since those are
-transactions of its wallet's nonces. Never waits for an order's receipt; waits for the journal
-only before a non-swap broadcast (an approval)."""
+transactions of its wallet's nonces. Never waits for a receipt, an approval's included (its
+swap follows it at the next nonce, approvals.py); waits for the journal (and the broadcasts of
+the swaps signed before) only before an approval's broadcast."""
 from __future__ import annotations
 
 import queue
@@ -13,14 +14,14 @@ from decimal import Decimal
 
 import structlog
 
-from fixbridge.chain.rpc import new_pin, pinned_reads, refresh_pin
-from fixbridge.chain.submitter import BroadcastRejected, Stopping
-from fixbridge.config import Counterparty, SessionsConfig, Spec, Token
+from fixbridge.chain.rpc import new_pin, pinned_reads
+from fixbridge.chain.submitter import Stopping
+from fixbridge.config import Counterparty, SessionsConfig, Spec
+from fixbridge.engine.approvals import Approver
 from fixbridge.engine.desk import OrderDesk, order_from_row
-from fixbridge.engine.flights import InFlightBook
+from fixbridge.engine.flights import InFlight, InFlightBook
 from fixbridge.engine.heads import ChainHeads
-from fixbridge.engine.journaling import WalletLease, WriteAhead, record_receipt
-from fixbridge.engine.markets import MAX_UINT256, Markets, TradingWallet, approve_calldata
+from fixbridge.engine.markets import Markets
 from fixbridge.engine.planning import Plan, PlanError, Planner, short_reason
 from fixbridge.engine.queues import CancelSent, FireResting, NewOrder, SettleSeries, WalletQueues, WorkItem
 from fixbridge.engine.resending import Resender
@@ -42,15 +43,13 @@ FLUSH_AFTER_S = 0.005  # within a batch, hand writes to the journal (and so repo
 class Intake:
     def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, markets: Markets,
                  queues: WalletQueues, heads: ChainHeads, book: InFlightBook, desk: OrderDesk, planner: Planner,
-                 risk: PreTradeRisk, submission: Submission, resender: Resender, options: OptionSettlement,
-                 write_ahead: WriteAhead, lease: WalletLease, stopping: threading.Event,
-                 resting: "RestingBook") -> None:
+                 risk: PreTradeRisk, approver: Approver, submission: Submission, resender: Resender,
+                 options: OptionSettlement, resting: RestingBook) -> None:
         self.spec, self.sessions, self.journal, self.markets = spec, sessions, journal, markets
         self.queues, self.heads, self.book, self.desk, self.planner = queues, heads, book, desk, planner
-        self.risk, self.submission, self.resender, self.options = risk, submission, resender, options
-        self.write_ahead, self.lease = write_ahead, lease
-        self._stopping = stopping  # set by stop(): waits for the chain give up
-        self.resting = resting     # Day, GTC, GTD and stops wait there until the market meets them
+        self.risk, self.approver, self.submission = risk, approver, submission
+        self.resender, self.options = resender, options
+        self.resting = resting  # Day, GTC, GTD and stops wait there until the market meets them
         self._workers: list[threading.Thread] = []
         self._pins: dict[str, object] = {}  # wallet -> its worker's pinned reads (chain/rpc.py)
 
@@ -179,7 +178,7 @@ class Intake:
                 return self.resting.accept(order, f"accepted to rest: {plan.venue.name}", plan.venue.name,
                                            plan.wallet.wallet.name)
             stage = "checking funds"
-            self._check_funds(order, plan, cp)
+            approval = self._check_funds(order, plan, cp)
         except PlanError as e:
             if order.status is OrdStatus.PENDING_NEW:
                 return desk.reject(order, e.rejection)
@@ -188,13 +187,13 @@ class Intake:
             raise  # not the order's end: the next start takes it up again
         except Exception as e:  # the node failed (not a revert): the order ends here, with the reason
             return desk.node_failed(order, stage, e)
-        if order.status is OrdStatus.PENDING_NEW:
-            desk.transition(order, OrdStatus.NEW, f"accepted: {plan.venue.name} {plan.intent.exact.value} "
-                            f"amount {plan.intent.amount} bound {plan.intent.bound}", event=ExecEvent.NEW,
-                            venue=plan.venue.name, wallet=plan.wallet.wallet.name)
-        if desk.take_cancel(order):
+        if order.status is OrdStatus.PENDING_NEW and approval is None:
+            desk.accept(order, plan)
+        # Waiting for its approval, the order stays PendingNew: the New follows the approval's
+        # receipt (Confirmer), and an approval that fails is a reject, which cannot follow a New.
+        if desk.take_cancel(order, plan):
             return
-        self.submission.execute(order, plan)
+        self.submission.execute(order, plan, waits_for=approval)
 
     def _fire(self, item: FireResting) -> None:
         """A resting order the market meets: plan and send its slice, its fills added to the order's.
@@ -211,7 +210,7 @@ class Intake:
                 raise PlanError(halted)
             plan = self.planner.plan(piece, cp)
             stage = "checking funds"
-            self._check_funds(piece, plan, cp)
+            approval = self._check_funds(order, plan, cp)
         except PlanError as e:
             return desk.transition(order, OrdStatus.CANCELED, f"not sent: {e.rejection.text}", event=ExecEvent.CANCELED,
                                    text=f"Canceled: {e.rejection.text}", leaves=Decimal(0))
@@ -221,9 +220,10 @@ class Intake:
             return desk.finish_no_fill(order, OrdStatus.CANCELED, f"node error while {stage}: {short_reason(e)}")
         if desk.take_cancel(order):
             return
-        self.submission.execute(order, plan, prior=self.resting.prior_units(order.order_id))
+        self.submission.execute(order, plan, waits_for=approval, prior=self.resting.prior_units(order.order_id))
 
-    def _check_funds(self, order: Order, plan: Plan, cp: Counterparty) -> None:
+    def _check_funds(self, order: Order, plan: Plan, cp: Counterparty) -> InFlight | None:
+        """Balance and allowance. Returns the approval in flight the swap must follow, if any."""
         w = plan.wallet
         token_in = plan.pulls[0] if plan.pulls else plan.base if order.side is Side.SELL else plan.quote
         pay_token, need = plan.pays
@@ -236,42 +236,5 @@ class Intake:
                                       "orders in flight" if committed else "") + f", the order may need {units(need)}"))
         spender = plan.call.spender
         if self.markets.allowance(w.chain, pay_token, w.wallet.address, spender) >= need + committed:
-            return
-        amount = MAX_UINT256 if cp.approval_policy == "standing" else need + committed
-        self._approve(order, w, token_in, spender, amount, cp.approval_policy)
-
-    def _approve(self, order: Order, w: TradingWallet, token: Token, spender: str, amount: int, policy: str) -> None:
-        """Approvals are rare (standing) and a swap cannot simulate without one: wait for it."""
-        if self.lease.lost:  # an approval is a signature too: none without the wallet's lease
-            raise PlanError(Rejection(RejectReason.OTHER, "Not sent: this bridge instance no longer holds its "
-                                      f"wallet lease ({self.lease.lost})"))
-        data = approve_calldata(spender, amount)
-        try:
-            gas = w.submitter.simulate(token.address, data)
-            sent = w.submitter.sign(token.address, data, gas)
-            self.write_ahead.hook(order.order_id, "approve", w)(sent)
-            try:
-                w.submitter.broadcast_new(sent)
-                resend = None
-            except BroadcastRejected:
-                raise
-            except Exception:  # no answer: it is journaled, and sent again while it is waited for
-                resend = sent.signed.raw
-            receipt = w.submitter.wait_receipt(sent.signed.tx_hash, resend=resend, stop=self._stopping)
-            refresh_pin(w.submitter.w3)  # later orders of this batch must see the approval
-            record_receipt(self.journal, receipt)
-        except Stopping:
-            raise  # the approval is journaled; the next start takes the order up again
-        except BroadcastRejected as e:
-            self.journal.set_tx_status(e.sent.signed.tx_hash, "failed")
-            raise PlanError(Rejection(RejectReason.OTHER, f"Allowance for {token.symbol} cannot be granted: "
-                                      f"the node refused the approval ({e.reason})"))
-        except Exception as e:
-            raise PlanError(Rejection(RejectReason.OTHER, f"Allowance for {token.symbol} cannot be granted: {short_reason(e)}"))
-        if receipt.status != 1:
-            raise PlanError(Rejection(RejectReason.OTHER, f"Approval of {token.symbol} reverted: {receipt.revert_reason}"))
-        self.journal.record_approval(order_id=order.order_id, chain_id=w.wallet.chain_id, wallet=w.wallet.address,
-                                     token=token.address, spender=spender, amount_units=amount, policy=policy,
-                                     tx_hash=sent.signed.tx_hash)
-        self.journal.add_event(order.order_id, "approval", f"approved {spender} for {token.symbol} ({policy})",
-                               detail={"tx_hash": sent.signed.tx_hash, "amount": str(amount)})
+            return None
+        return self.approver.ensure(order, plan, token_in, spender, need + committed, cp.approval_policy)

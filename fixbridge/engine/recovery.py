@@ -14,11 +14,13 @@ from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
 from fixbridge.chain.rpc import batch_call
+from fixbridge.engine.approvals import NEVER, approved_by
 from fixbridge.engine.confirmation import Confirmer
 from fixbridge.engine.desk import OrderDesk, order_from_row
-from fixbridge.engine.flights import Attempt, InFlight, InFlightBook
+from fixbridge.engine.flights import ApprovalTerms, Attempt, InFlight, InFlightBook
 from fixbridge.engine.heads import ChainHeads
 from fixbridge.engine.journaling import CANCEL_CL_ORD_ID, journaled_detail
+from fixbridge.engine.markets import MAX_UINT256
 from fixbridge.engine.planning import Planner
 from fixbridge.engine.queues import NewOrder, WalletQueues
 from fixbridge.engine.resting import RestingBook
@@ -55,10 +57,17 @@ class Recovery:
             if row.order_id in unacked:
                 log.info("recovery: send the New the client never got", order_id=row.order_id)
                 desk.resend_new(row)
+        journaled = {row.order_id: self.journal.transactions_for(row.order_id) for row in open_rows}
+        # Approvals first: an order taken up again finds its approval in flight and sends its swap
+        # behind it, rather than a second approval.
+        approvals = [(row, t) for row in open_rows for t in journaled[row.order_id]
+                     if t.purpose == "approve" and t.status in ("signed", "broadcast")]
+        if approvals:
+            log.info("recovery: approvals in flight", count=len(approvals))
+            self._recover_flights([f for f in (self._recovered_approval(row, t) for row, t in approvals) if f])
         in_flight = []
         for row in open_rows:
-            txs = [t for t in self.journal.transactions_for(row.order_id) if t.purpose in ("swap", "cancel")
-                   and t.status != "failed"]
+            txs = [t for t in journaled[row.order_id] if t.purpose in ("swap", "cancel") and t.status != "failed"]
             if txs and rests(row.time_in_force, row.ord_type):
                 txs = self._unsettled_slice(row.order_id, txs)
             if not txs:
@@ -120,24 +129,51 @@ class Recovery:
         the rest is rebroadcast from its journaled bytes. RECOVERY_CHUNK orders at a time: their
         lookups in one JSON-RPC batch, their rows in one group commit, their reports after it."""
         for start in range(0, len(items), RECOVERY_CHUNK):
-            with self.journal.batch():
-                flights = [f for f in (self._recovered(row, txs) for row, txs in items[start:start + RECOVERY_CHUNK]) if f]
-                found = self._find_on_chain(flights)
-                for f in flights:
-                    try:
-                        mined = next(((found[a.tx_hash], a.tx_hash) for a in f.attempts if a.tx_hash in found), None)
-                        if mined:
-                            self.confirmer.mined(f, f.wallet.submitter.receipt_from_json(mined[0]), mined[1])
-                            self.confirmer.settle(f)
-                            continue
-                        for a in f.attempts:
-                            try:
-                                f.wallet.submitter.broadcast(a.raw)
-                                self.journal.set_tx_status(a.tx_hash, "broadcast", only_from=("signed",))
-                            except Exception as e:
-                                log.info("recovery: rebroadcast refused", tx=a.tx_hash, error=str(e)[:200])
-                    except Exception:
-                        log.exception("recovery failed", order_id=f.order.order_id)
+            self._recover_flights([f for f in (self._recovered(row, txs) for row, txs in items[start:start + RECOVERY_CHUNK])
+                                   if f])
+
+    def _recover_flights(self, flights: list[InFlight]) -> None:
+        """Tracked again: what was mined while we were away settles, the rest is sent again."""
+        with self.journal.batch():
+            found = self._find_on_chain(flights)
+            for f in flights:
+                try:
+                    mined = next(((found[a.tx_hash], a.tx_hash) for a in f.attempts if a.tx_hash in found), None)
+                    if mined:
+                        self.confirmer.mined(f, f.wallet.submitter.receipt_from_json(mined[0]), mined[1])
+                        self.confirmer.settle(f)
+                        continue
+                    for a in f.attempts:
+                        try:
+                            f.wallet.submitter.broadcast(a.raw)
+                            self.journal.set_tx_status(a.tx_hash, "broadcast", only_from=("signed",))
+                        except Exception as e:
+                            log.info("recovery: rebroadcast refused", tx=a.tx_hash, error=str(e)[:200])
+                except Exception:
+                    log.exception("recovery failed", order_id=f.order.order_id)
+
+    def _recovered_approval(self, row, t) -> InFlight | None:
+        """An open order's approval, journaled and not known mined: tracked again as the one in
+        flight for its wallet, token and spender (its terms read back from the signed call)."""
+        try:
+            order = order_from_row(row)
+            plan = self.planner.plan(order, self.desk.counterparty(order.session_id), quote=False)
+            w = plan.wallet
+            signed = TypedTransaction.from_bytes(HexBytes(t.raw_tx)).as_dict()
+            token_addr, data = to_checksum_address(signed["to"]), bytes(signed["data"])
+            token = next(k for k in self.planner.spec.tokens.values()
+                         if k.chain == w.chain and k.address.lower() == token_addr.lower())
+            spender, amount = approved_by(data)
+            f = InFlight(order=order, plan=plan, wallet=w, nonce=t.nonce, to=token_addr, data=data,
+                         gas_limit=t.gas_limit, attempts=[Attempt(t.tx_hash.lower(), t.raw_tx, t.max_fee_per_gas,
+                                                                  t.max_priority_fee_per_gas, "approve")],
+                         sent_block=self.heads.head(w.chain), reserved=(token_addr, 0), deadline=NEVER,
+                         approves=ApprovalTerms(token, spender, amount, "standing" if amount == MAX_UINT256 else "exact"))
+            self.book.track(f)
+            return f
+        except Exception:
+            log.exception("recovery of an approval failed", order_id=row.order_id, tx=t.tx_hash)
+            return None
 
     def _recovered(self, row, txs) -> InFlight | None:
         """The in-flight record of a journaled order and its transactions, tracked again."""
@@ -165,10 +201,16 @@ class Recovery:
                          reserved=(plan.intent.token_in, 0),
                          prior=self.resting.prior_units(order.order_id) if rests(order.time_in_force, order.ord_type)
                          else None)
+            asked = (journaled_detail(self.journal, order.order_id, CANCEL_CL_ORD_ID)
+                     if order.status in (OrdStatus.PENDING_CANCEL, OrdStatus.PENDING_NEW) else None)
             if order.status is OrdStatus.PENDING_CANCEL:
                 # A journal from before the cancel's ClOrdID was kept: the order's own.
-                f.cancel = (order.session_id,
-                            journaled_detail(self.journal, order.order_id, CANCEL_CL_ORD_ID) or order.cl_ord_id)
+                f.cancel = (order.session_id, asked or order.cl_ord_id)
+            elif asked and order.status is OrdStatus.PENDING_NEW:  # a cancel raced its swap behind its approval
+                f.cancel = (order.session_id, asked)
+            if order.status is OrdStatus.PENDING_NEW:  # its New waits for its approval, if that is in flight
+                f.waits_for = next((a for a in list(self.book.approvals.values())
+                                    if a.order.order_id == order.order_id and a.nonce < nonce), None)
             self.book.track(f)
             return f
         except Exception:

@@ -97,6 +97,9 @@ class Resender:
     def _look_after_one(self, f: InFlight, chain_nonce: int, lowest: int, head: int, head_time: int) -> None:
         if f.nonce < chain_nonce:
             return self._nonce_passed(f, chain_nonce, head)
+        if f.orphaned is not None and f.attempts[-1].kind != "cancel":
+            f.last_action_block = head
+            return self._replace(f, "cancel", f"{f.orphaned}: the swap could only revert: no-op replacement")
         if f.unsent:
             self.resend(f)
         if f.nonce != lowest:
@@ -274,9 +277,13 @@ class Resender:
             self.journal.set_tx_status(a.tx_hash, "dropped")
         log.warning("nonce used outside the bridge", wallet=f.wallet.wallet.name, nonce=f.nonce,
                     order_id=f.order.order_id)
-        self.desk.finish_no_fill(f.order, OrdStatus.CANCELED,
-                                 f"Not executed: nonce {f.nonce} of wallet {f.wallet.wallet.name} was used by a "
-                                 "transaction the bridge did not send", cancel_cl_ord_id=f.cancel[1] if f.cancel else None)
+        used = f"nonce {f.nonce} of wallet {f.wallet.wallet.name} was used by a transaction the bridge did not send"
+        if f.approves is not None:
+            return self.confirmer.approval_failed(f, f"Approval of {f.approves.token.symbol} lost: {used}")
+        if f.orphaned is not None:
+            return  # its order already ended
+        self.desk.end_without_fill(f.order, OrdStatus.CANCELED,
+                                 f"Not executed: {used}", cancel_cl_ord_id=f.cancel[1] if f.cancel else None)
 
     # ---- nonce gaps ------------------------------------------------------------------------------
     def fill_nonce_gap(self, w: TradingWallet, nonce: int) -> str | None:

@@ -3,11 +3,13 @@ redeems its tokens and every wallet that wrote it takes its collateral back; eac
 gets an unsolicited PositionReport with the settlement price and what it received."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
 import structlog
 
+from fixbridge.chain.submitter import Stopping
 from fixbridge.config import SessionsConfig, Spec
 from fixbridge.engine.desk import OrderDesk
 from fixbridge.engine.journaling import WalletLease, WriteAhead, record_receipt
@@ -40,9 +42,11 @@ class OptionSettlement:
     to the wallet."""
 
     def __init__(self, spec: Spec, sessions: SessionsConfig, journal: Journal, markets: Markets,
-                 queues: WalletQueues, desk: OrderDesk, write_ahead: WriteAhead, lease: WalletLease) -> None:
+                 queues: WalletQueues, desk: OrderDesk, write_ahead: WriteAhead, lease: WalletLease,
+                 stopping: threading.Event) -> None:
         self.spec, self.sessions, self.journal, self.markets = spec, sessions, journal, markets
         self.queues, self.desk, self.write_ahead, self.lease = queues, desk, write_ahead, lease
+        self._stopping = stopping  # set by the engine's stop(): a receipt wait gives up (Stopping)
 
     def _options_markets(self, chain: str) -> list[OptionsMarketClient]:
         return [OptionsMarketClient(self.markets.w3[chain], m.address)
@@ -91,9 +95,11 @@ class OptionSettlement:
             try:
                 gas = w.submitter.simulate(call.to, call.data)
                 sent = w.submitter.send(call.to, call.data, gas, self.write_ahead.hook(None, purpose, w))
-                r = w.submitter.wait_receipt(sent.signed.tx_hash)
+                r = w.submitter.wait_receipt(sent.signed.tx_hash, stop=self._stopping)
                 record_receipt(self.journal, r)
                 hashes.append(sent.signed.tx_hash)
+            except Stopping:
+                raise  # journaled; the worker leaves it for the next start
             except Exception as e:
                 log.error("settlement transaction failed", wallet=wallet_name, symbol=sym, purpose=purpose, error=str(e)[:200])
         received = self.markets.balance_of(w.chain, collateral.address, w.wallet.address) - before

@@ -36,9 +36,13 @@ class Submission:
         # (chain, router, selector, token_in, token_out) -> (block, highest simulated gas)
         self._route_gas: dict[tuple, tuple[int, int]] = {}
 
-    def execute(self, order: Order, plan: Plan, prior: tuple[int, int] | None = None) -> None:
+    def execute(self, order: Order, plan: Plan, waits_for: InFlight | None = None,
+                prior: tuple[int, int] | None = None) -> None:
         """Simulate (or reuse the route's gas), sign, journal, track; the broadcast follows the
-        batch's commit. `prior`: a resting order's slice, and what its earlier slices filled."""
+        batch's commit. `waits_for`: the approval sent right before, not mined yet: the simulation
+        runs against the node's pending state, which holds it (anvil and geth execute `pending`
+        calls on top of the transactions in their pool). `prior`: a resting order's slice, and what
+        its earlier slices filled."""
         w = plan.wallet
         call = plan.call
         desk = self.desk
@@ -47,7 +51,7 @@ class Submission:
             try:
                 gas = w.submitter.simulate(call.to, call.data)
             except WouldRevert as e:
-                return desk.finish_no_fill(order, revert_status(e.reason), f"Not sent, simulation reverted: {e.reason}")
+                return desk.end_without_fill(order, revert_status(e.reason), f"Not sent, simulation reverted: {e.reason}")
             except Exception as e:  # not a revert: the node failed
                 return desk.node_failed(order, "simulating", e)
             self._learn_gas(plan, call, gas)
@@ -56,18 +60,24 @@ class Submission:
         except Exception as e:
             return desk.node_failed(order, "reading the base fee", e)
         with self.book.lock:  # a cancel racing the signature either wins here or is told it is too late
-            if desk.take_cancel(order):
+            if waits_for is not None and waits_for.failed is not None:  # settled meanwhile (the watcher, this lock)
+                return desk.end_without_fill(order, OrdStatus.CANCELED, f"{waits_for.failed}; nothing was sent")
+            if waits_for is not None and waits_for.granted:
+                waits_for = None
+                if order.status is OrdStatus.PENDING_NEW:
+                    desk.accept(order, plan, "; its approval was mined")
+            if desk.take_cancel(order, plan):
                 return
             if self.lease.lost:
-                return desk.finish_no_fill(order, OrdStatus.CANCELED, "Not sent: this bridge instance no longer "
-                                           f"holds its wallet lease ({self.lease.lost})")
+                return desk.end_without_fill(order, OrdStatus.CANCELED, "Not sent: this bridge instance no longer "
+                                             f"holds its wallet lease ({self.lease.lost})")
             crash_point("before_sign")
             sent = w.submitter.sign(call.to, call.data, gas)
             self.write_ahead.hook(order.order_id, "swap", w, deferred=True, status=order.status)(sent)
             flight = InFlight(order=order, plan=plan, wallet=w, nonce=sent.nonce, to=call.to, data=call.data,
                               gas_limit=sent.gas_limit, attempts=[Attempt.of(sent, "swap")],
                               sent_block=self.heads.head(w.chain), reserved=plan.pays, deadline=plan.intent.deadline,
-                              prior=prior)
+                              waits_for=waits_for, prior=prior)
             self.book.track(flight)
         # One broadcast for all the swaps of this flush, once their write-ahead rows are committed.
         self.journal.collect_after_commit("broadcast", (flight, sent), self.broadcast, lane="broadcast")
@@ -106,7 +116,7 @@ class Submission:
                         continue
                     book.untrack(flight)
                     self.journal.set_tx_status(sent.signed.tx_hash, "failed")
-                    self.desk.finish_no_fill(flight.order, OrdStatus.CANCELED, f"Not sent, the node refused it: {refusal}")
+                    self.desk.end_without_fill(flight.order, OrdStatus.CANCELED, f"Not sent, the node refused it: {refusal}")
                 refused.append(sent)
             for sent in reversed(refused):  # the last nonces taken go back to the book, no gap left
                 w.submitter.nonces.give_back(sent.nonce)

@@ -276,6 +276,119 @@ def test_nonce_used_outside_the_bridge(client, journal, devnet, paused, cl_ord_i
     assert client.reports_until_terminal(cl_ord_id + "-next", timeout=30)[-1][39] == "2"
 
 
+# Approvals, pipelined. After the re-pricing tests: their transactions change the base fee those
+# tests scale from.
+S3 = "FIX.4.4:FIXBRIDGE->CLIENT3"  # wallet #3, approval_policy "exact": every order approves its own amount
+
+
+def order_txs(journal, cl_ord_id, session=S3):
+    row = journal.find_order(session, cl_ord_id)
+    return row, journal.transactions_for(row.order_id)
+
+
+def test_first_order_of_a_fresh_wallet_sends_approval_and_swap_into_one_block(client_factory, journal, devnet,
+                                                                              cl_ord_id):
+    """Approvals are pipelined: wallet #3 has never approved the router for WBTC; its first sell
+    sends the approval and, right behind it at the next nonce, the swap, without waiting for the
+    approval's receipt. Both land in one block (this chain mines every second); the client gets
+    New, then Trade."""
+    c = client_factory("CLIENT3")
+    nonce0 = tx_count(devnet.rpc_url, ADDR[3])
+    c.send(new_order_single(cl_ord_id, "WBTC/USDC", "2", Decimal("0.001"), tif="3"))
+    reports = c.reports_until_terminal(cl_ord_id, timeout=60)
+    assert [(m[150], m[39]) for m in reports] == [("0", "0"), ("F", "2")], [m.raw for m in reports]
+    row, txs = order_txs(journal, cl_ord_id)
+    by_purpose = {t.purpose: t for t in txs}
+    assert set(by_purpose) == {"approve", "swap"} and all(t.status == "mined" for t in txs)
+    approve, swap = by_purpose["approve"], by_purpose["swap"]
+    assert (approve.nonce, swap.nonce) == (nonce0, nonce0 + 1)
+    blocks = {journal.receipt(t.tx_hash).block_number for t in txs}
+    assert blocks == {int(reports[-1][20002])}, "the approval and the swap were mined in different blocks"
+    (granted,) = journal.approvals_for(row.order_id)
+    assert granted.tx_hash.lower() == approve.tx_hash.lower()
+
+
+def test_an_approval_that_reverts_rejects_its_order_and_the_wallet_trades_on(client_factory, journal, devnet,
+                                                                             paused, cl_ord_id):
+    """The approval passes its simulation and is sent, its swap behind it; then the token refuses
+    every call when the block is mined (its code swapped for a bare REVERT): the approval reverts.
+    The order ends Rejected (39=8) with the reason, its New never sent; the swap behind it
+    reverted in the same block, and the wallet's next order is approved and filled."""
+    c = client_factory("CLIENT3")
+    weth = devnet.deployment.weth
+    code = devnet.rpc("eth_getCode", [weth, "latest"])
+    c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+
+    def both_at_node():
+        try:
+            _, txs = order_txs(journal, cl_ord_id)
+        except AttributeError:
+            return None
+        held = {t.purpose for t in txs if node_has(devnet, t.tx_hash)}
+        return held >= {"approve", "swap"}
+    wait_for(both_at_node, what="the approval and its swap at the node")
+    devnet.rpc("anvil_setCode", [weth, "0x60006000fd"])  # PUSH1 0 PUSH1 0 REVERT
+    try:
+        devnet.rpc("evm_mine")
+    finally:
+        devnet.rpc("anvil_setCode", [weth, code])
+    reports = c.reports_until_terminal(cl_ord_id, timeout=30)
+    assert [(m[150], m[39]) for m in reports] == [("8", "8")], [m.raw for m in reports]
+    assert "Approval of WETH reverted" in reports[-1][58]
+    row, txs = order_txs(journal, cl_ord_id)
+    assert row.status is OrdStatus.REJECTED and journal.fills_for(row.order_id) == []
+    assert {t.purpose: t.status for t in txs} == {"approve": "reverted", "swap": "reverted"}
+    devnet.rpc("anvil_setIntervalMining", [1])
+    nxt = f"{cl_ord_id}-next"
+    c.send(new_order_single(nxt, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
+    assert c.reports_until_terminal(nxt, timeout=60)[-1][39] == "2"
+
+
+def test_two_orders_needing_one_approval_send_one(bridge, journal, devnet, tmp_path, cl_ord_id):
+    """CLIENT5 (wallet #3, standing approvals, fills 3 blocks deep) sells WBTC twice at once, with
+    no WBTC allowance left (the 'exact' approval above was used by its swap): one approval goes out,
+    both swaps follow it, both orders get New then Trade."""
+    s5 = "FIX.4.4:FIXBRIDGE->CLIENT5"
+    ids = [f"{cl_ord_id}-{i}" for i in range(2)]
+    with FixClient("127.0.0.1", bridge.port, "CLIENT5", "FIXBRIDGE", data_dir=tmp_path / "c5") as c:
+        for cid in ids:
+            c.send(new_order_single(cid, "WBTC/USDC", "2", Decimal("0.001"), tif="3"))
+        for cid in ids:
+            reports = c.reports_until_terminal(cid, timeout=60)
+            assert [(m[150], m[39]) for m in reports] == [("0", "0"), ("F", "2")], [m.raw for m in reports]
+    txs = [t for cid in ids for t in order_txs(journal, cid, s5)[1]]
+    assert sorted(t.purpose for t in txs) == ["approve", "swap", "swap"], [(t.purpose, t.status) for t in txs]
+    assert all(t.status == "mined" for t in txs)
+
+
+def test_dropped_approval_is_rebroadcast_and_its_swap_follows(client_factory, journal, devnet, paused, cl_ord_id):
+    """An approval is looked after like a swap: the node loses it (the swap behind it cannot be mined
+    without it), the bridge sends the journaled approval again, and the order gets New, then Trade."""
+    c = client_factory("CLIENT3")
+    c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.02"), tif="3"))
+
+    def sent():
+        try:
+            _, txs = order_txs(journal, cl_ord_id)
+        except AttributeError:
+            return None
+        by = {t.purpose: t for t in txs if node_has(devnet, t.tx_hash)}
+        return by if {"approve", "swap"} <= set(by) else None
+    approve = wait_for(sent, what="the approval and its swap at the node")["approve"]
+    devnet.rpc("anvil_dropTransaction", [approve.tx_hash])
+    for _ in range(4):
+        devnet.rpc("evm_mine")
+        time.sleep(0.3)
+    order_id = order_txs(journal, cl_ord_id)[0].order_id
+    wait_for(lambda: any("rebroadcast" in e.reason and approve.tx_hash in e.reason for e in journal.events(order_id)),
+             what="the approval rebroadcast")
+    wait_for(lambda: node_has(devnet, approve.tx_hash), what="the same approval back in the node's mempool")
+    devnet.rpc("evm_mine")
+    reports = c.reports_until_terminal(cl_ord_id, timeout=30)
+    assert [(m[150], m[39]) for m in reports] == [("0", "0"), ("F", "2")], [m.raw for m in reports]
+    assert {t.purpose: t.status for t in order_txs(journal, cl_ord_id)[1]} == {"approve": "mined", "swap": "mined"}
+
+
 @pytest.mark.parametrize("depth, backend", [(1, "sqlite"), (3, "sqlite"), (5, "sqlite"),
                                             pytest.param(3, "postgres", marks=BACKENDS[1].marks)])
 def test_reorg_cancels_reported_fill_then_reports_new_outcome(request, devnet, cl_ord_id, depth, backend):

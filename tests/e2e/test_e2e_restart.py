@@ -287,39 +287,83 @@ def test_pending_cancel_recovered_after_kill_9_answers_the_clients_cancel(make_b
     assert done[20001] == noop.tx_hash
 
 
-def test_cancel_of_an_order_not_yet_sent_survives_a_kill_9(make_bridge, devnet, tmp_path, cl_ord_id):
-    """CLIENT3 approves each order's amount and waits for that approval to be mined before it signs
-    the swap; with mining off the order waits there. A cancel then is held for the order's turn;
-    after a kill -9 the journal still has it, and the restarted bridge cancels the order instead of
-    trading it: the client's cancel is answered, and no swap is sent."""
-    def client3() -> FixClient:
-        return FixClient("127.0.0.1", b.port, "CLIENT3", "FIXBRIDGE", data_dir=tmp_path / "c3", reset_seq=False).start()
+def client3(b: BridgeProcess, path) -> FixClient:
+    """CLIENT3: wallet #3, approval_policy 'exact' (every order sends its own approval first)."""
+    return FixClient("127.0.0.1", b.port, "CLIENT3", "FIXBRIDGE", data_dir=path, reset_seq=False).start()
 
+
+S3 = "FIX.4.4:FIXBRIDGE->CLIENT3"
+
+
+def test_cancel_of_an_order_waiting_for_its_approval_survives_a_kill_9(make_bridge, devnet, tmp_path, cl_ord_id):
+    """CLIENT3's order sends its approval and its swap right behind it; with mining off both wait
+    in the mempool and the order is still PendingNew (its New follows the approval). A cancel then
+    races a no-op against the swap; after a kill -9 the journal still has both, and once mined the
+    client gets the New, then Canceled naming its cancel, and no swap ran."""
     b = make_bridge()
-    c = client3()
+    c = client3(b, tmp_path / "c3")
     devnet.rpc("evm_setAutomine", [False])
     try:
         c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.01"), tif="3"))
-        order_id = order_id_of(b.journal_url, cl_ord_id, "FIX.4.4:FIXBRIDGE->CLIENT3")
-        wait_node_has(devnet, b.journal_url, order_id, "approve")  # the order's turn waits for it to be mined
+        order_id = order_id_of(b.journal_url, cl_ord_id, S3)
+        wait_node_has(devnet, b.journal_url, order_id, "swap")  # sent behind its approval, no waiting
         c.send(order_cancel_request(f"{cl_ord_id}-c", cl_ord_id, side="2", symbol="WETH/USDC"))
-        journal_poll(b.journal_url, lambda j: any("cancel requested" in e.reason for e in j.events(order_id)),
-                     "the cancel request was not journaled")
+        wait_node_has(devnet, b.journal_url, order_id, "cancel")
         b.kill9()
         c.stop()
         b = make_bridge()
-        c = client3()
+        c = client3(b, tmp_path / "c3")
     finally:
         devnet.rpc("evm_setAutomine", [True])
     try:
-        done = c.reports_until_terminal(f"{cl_ord_id}-c", timeout=60)[-1]
+        devnet.rpc("evm_mine")
+        (done,) = c.reports_until_terminal(f"{cl_ord_id}-c", timeout=60)  # 11 = the cancel's ClOrdID
     finally:
         c.stop()
     assert (done[150], done[39], done[11], done[41], done[14]) == ("4", "4", f"{cl_ord_id}-c", cl_ord_id, "0"), done.raw
     j = Journal(b.journal_url)
     try:
-        assert [t.purpose for t in j.transactions_for(order_id) if t.purpose == "swap"] == []
-        assert j.find_order("FIX.4.4:FIXBRIDGE->CLIENT3", cl_ord_id).status is OrdStatus.CANCELED
+        txs = {t.purpose: t.status for t in j.transactions_for(order_id)}
+        assert txs == {"approve": "mined", "swap": "replaced", "cancel": "mined"}, txs
+        moves = [(e.from_status, e.to_status) for e in j.events(order_id) if e.from_status is not e.to_status
+                 and e.from_status is not None]
+        assert moves == [(OrdStatus.PENDING_NEW, OrdStatus.NEW), (OrdStatus.NEW, OrdStatus.CANCELED)], moves
+    finally:
+        j.close()
+
+
+def test_kill_9_between_a_pipelined_approval_and_its_swap(make_bridge, devnet, tmp_path, cl_ord_id):
+    """kill -9 right after an order's approval was sent, before its swap was signed, mining off.
+    The restarted bridge tracks the journaled approval again and sends the swap right behind it (not
+    a second approval): the approval and the swap land in one block, and the client gets New, then
+    Trade."""
+    b = make_bridge(crash_at="after_approval")
+    c = client3(b, tmp_path / "c3")
+    devnet.rpc("evm_setAutomine", [False])
+    try:
+        nonce0 = tx_count(devnet.rpc_url, ADDR[3])
+        # More than any allowance an earlier test left (an 'exact' approval whose swap was canceled).
+        c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.05"), tif="3"))
+        order_id = order_id_of(b.journal_url, cl_ord_id, S3)
+        assert eventually(lambda: b.proc.poll() is not None, bool, timeout=20.0), "no crash after the approval"
+        c.stop()
+        b = make_bridge()
+        c = client3(b, tmp_path / "c3")
+        wait_node_has(devnet, b.journal_url, order_id, "swap")
+    finally:
+        devnet.rpc("evm_setAutomine", [True])
+    try:
+        devnet.rpc("evm_mine")
+        reports = c.reports_until_terminal(cl_ord_id, timeout=60)
+    finally:
+        c.stop()
+    assert [(m[150], m[39]) for m in reports] == [("0", "0"), ("F", "2")], [m.raw for m in reports]
+    j = Journal(b.journal_url)
+    try:
+        txs = j.transactions_for(order_id)
+        assert sorted((t.purpose, t.nonce, t.status) for t in txs) == [
+            ("approve", nonce0, "mined"), ("swap", nonce0 + 1, "mined")]
+        assert {j.receipt(t.tx_hash).block_number for t in txs} == {int(reports[-1][20002])}
     finally:
         j.close()
 
