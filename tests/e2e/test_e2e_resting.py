@@ -215,3 +215,33 @@ def test_the_client_command_rests_amends_and_cancels(bridge, journal):
     assert "Canceled" in out, out
     assert eventually(lambda: journal.find_order("FIX.4.4:FIXBRIDGE->CLIENT2", "CLI-R2").status.value,
                       lambda s: s == "Canceled") == "Canceled"
+
+
+def test_a_fill_reorged_out_puts_the_order_back_to_resting(client, chain, journal, devnet):
+    """The outside account's swaps and the order's fill are in blocks a reorg replaces: the client gets
+    the Trade Cancel (150=H, CumQty 0), the order's swap, sent again, can no longer meet its limit on
+    the market as it is now, so the order rests again (New, nothing filled), and fills when the market
+    comes back."""
+    w3, venues, outsider, dep = chain
+    px = v2_price(chain)
+    limit = (px * Decimal("0.97")).quantize(Decimal("0.01"))
+    client.send(new_order_single("RORG-1", "WETH/USDC", BUY, Decimal("0.01"), limit=limit, tif="1",
+                                 ex_destination="uniswap_v2"))
+    assert next_report(client, "RORG-1")[150] == "0"
+    before = w3.eth.block_number
+    push_down(chain, limit * Decimal("0.97"))
+    fill = next_report(client, "RORG-1")
+    assert (fill[150], fill[39]) == ("F", "2"), fill.raw
+    time.sleep(0.3)
+    devnet.rpc("anvil_reorg", [w3.eth.block_number - before, []])  # the pushes and the fill, gone
+    bust = next_report(client, "RORG-1")
+    assert (bust[150], bust[19], bust[39], bust[14]) == ("H", fill[17], "0", "0"), bust.raw
+    row = journal.find_order(SESSION, "RORG-1")
+    rested = eventually(lambda: journal.get_order(row.order_id), lambda r: r.resting, timeout=20)
+    assert rested.resting and rested.cum_qty == 0 and rested.status.value == "New"
+    assert any(e.reason.startswith("rests again") for e in journal.events(row.order_id))
+    push_down(chain, limit * Decimal("0.97"))
+    again = client.reports_until_terminal("RORG-1", timeout=30)[-1]
+    assert (again[150], again[39], again[14]) == ("F", "2", "0.01") and again[17] != fill[17], again.raw
+    fills = journal.fills_for(row.order_id)
+    assert [f.busted_at is not None for f in fills] == [True, False]  # the journal keeps both
