@@ -9,7 +9,7 @@ bridge's wallets) that swaps on the WETH/USDC 0.05 % pool once per block. Each b
 when eth_sendRawTransaction returns (automine: the block exists). Measured per block:
 
 - watcher read: the bridge's own block watcher hands the block to the market feed (the feed's debug
-  log line, wall clock; idle, the watcher polls every 50 ms);
+  log line, wall clock; with a subscription live the watcher polls every 5 ms);
 - X at the client: each subscribed session's X carrying the swap (its trade's ChainTxHash).
 
 "added" = X at the client − the watcher's read, per block and session: what market data costs on
@@ -209,8 +209,8 @@ def write(rows, blocks: int) -> None:
                      f"{pct(desk_ms, 50):.1f} | {pct(desk_ms, 99):.1f} | {size} |")
     lines += ["", "**Reading it**", "",
               "- *watcher read*: the block made -> the bridge's own block watcher hands it to the market feed "
-              "(its log line). With no order of ours in flight the watcher polls every 50 ms, so this is up to "
-              "~50 ms of waiting that market data cannot start before. *added*: that read -> the X at the "
+              "(its log line). With a market data subscription live the watcher polls every 5 ms (50 ms when "
+              "nothing waits for a block); market data cannot start before it. *added*: that read -> the X at the "
               "client, per block and session (the engine's own block work, the block's one eth_getLogs, "
               "applying the logs, re-quoting the changed pools' ladders, diffing every subscription, building the "
               "X (once for identical subscriptions), QuickFIX's send and the client's QuickFIX parse).",

@@ -95,6 +95,7 @@ class Bridge:
         self.market_feed = MarketFeed(self.spec, self.markets.w3, self.market)
         self.engine.block_listeners.append(self.market_feed)
         self.market_data = MarketDataDesk(self.market, self.spec)
+        self.market_feed.follow = self.market_data.has_subscriptions
         self._market_watchers: list[BlockWatcher] = []
         self.app = BridgeApplication(self.engine, self.journal, market_data=self.market_data)
         self.acceptor = FixAcceptor(self.app, self.sessions, cfg.state_dir, cfg.host, cfg.port)

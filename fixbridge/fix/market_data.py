@@ -112,6 +112,10 @@ class MarketDataDesk:
                 ids.add(md_req_id)
         self._jobs.put((kind, (sid, md_req_id) if kind == "unsubscribe" else sub))
 
+    def has_subscriptions(self) -> bool:
+        """Any live subscription (read by the block watchers: poll fast while someone listens)."""
+        return any(self._active.values())
+
     def logged_out(self, sid: str) -> None:
         """A session's subscriptions end with it (a client subscribes again after its next Logon)."""
         with self._active_lock:
