@@ -105,7 +105,7 @@ def with_aliases(spec_path: Path, n: int) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--blocks", type=int, default=40, help="blocks measured per scenario")
+    ap.add_argument("--blocks", type=int, default=100, help="blocks measured per scenario")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-md-"))
     net = start_devnet(tmp)
@@ -186,6 +186,12 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def goal_line(rows) -> str:
+    missed = [f"{n} instruments on {k} sessions (p99 {pct(added, 99):.1f} ms)"
+              for n, k, _, _, _, added, _, _ in rows if pct(added, 99) > 50]
+    return "Met in every row." if not missed else "Met except: " + "; ".join(missed) + "."
+
+
 def write(rows, blocks: int) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()
@@ -219,7 +225,7 @@ def write(rows, blocks: int) -> None:
               "engine's block work, the feed's eth_getLogs), QuickFIX's send (each session's store and log "
               "write the message) and the client's QuickFIX parse; the clients run in the benchmark's process, "
               "on the same 2 cores.",
-              "- Goal: p99 added ≤ 50 ms.", ""]
+              "- Goal: p99 added ≤ 50 ms. " + goal_line(rows), ""]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "market_data.md").write_text("\n".join(lines))
     print("\n".join(lines))
