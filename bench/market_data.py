@@ -9,7 +9,7 @@ bridge's wallets) that swaps on the WETH/USDC 0.05 % pool once per block. Each b
 when eth_sendRawTransaction returns (automine: the block exists). Measured per block:
 
 - watcher read: the bridge's own block watcher hands the block to the market feed (the feed's debug
-  log line, wall clock; idle, the watcher polls every 50 ms);
+  log line, wall clock; with a subscription live the watcher polls every 5 ms);
 - X at the client: each subscribed session's X carrying the swap (its trade's ChainTxHash).
 
 "added" = X at the client − the watcher's read, per block and session: what market data costs on
@@ -105,7 +105,7 @@ def with_aliases(spec_path: Path, n: int) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--blocks", type=int, default=40, help="blocks measured per scenario")
+    ap.add_argument("--blocks", type=int, default=100, help="blocks measured per scenario")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-md-"))
     net = start_devnet(tmp)
@@ -186,6 +186,12 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def goal_line(rows) -> str:
+    missed = [f"{n} instruments on {k} sessions (p99 {pct(added, 99):.1f} ms)"
+              for n, k, _, _, _, added, _, _ in rows if pct(added, 99) > 50]
+    return "Met in every row." if not missed else "Met except: " + "; ".join(missed) + "."
+
+
 def write(rows, blocks: int) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()
@@ -209,8 +215,8 @@ def write(rows, blocks: int) -> None:
                      f"{pct(desk_ms, 50):.1f} | {pct(desk_ms, 99):.1f} | {size} |")
     lines += ["", "**Reading it**", "",
               "- *watcher read*: the block made -> the bridge's own block watcher hands it to the market feed "
-              "(its log line). With no order of ours in flight the watcher polls every 50 ms, so this is up to "
-              "~50 ms of waiting that market data cannot start before. *added*: that read -> the X at the "
+              "(its log line). With a market data subscription live the watcher polls every 5 ms (50 ms when "
+              "nothing waits for a block); market data cannot start before it. *added*: that read -> the X at the "
               "client, per block and session (the engine's own block work, the block's one eth_getLogs, "
               "applying the logs, re-quoting the changed pools' ladders, diffing every subscription, building the "
               "X (once for identical subscriptions), QuickFIX's send and the client's QuickFIX parse).",
@@ -219,7 +225,7 @@ def write(rows, blocks: int) -> None:
               "engine's block work, the feed's eth_getLogs), QuickFIX's send (each session's store and log "
               "write the message) and the client's QuickFIX parse; the clients run in the benchmark's process, "
               "on the same 2 cores.",
-              "- Goal: p99 added ≤ 50 ms.", ""]
+              "- Goal: p99 added ≤ 50 ms. " + goal_line(rows), ""]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "market_data.md").write_text("\n".join(lines))
     print("\n".join(lines))

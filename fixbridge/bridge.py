@@ -97,6 +97,9 @@ class Bridge:
                                       market=self.market)
         self.engine.block_listeners.append(self.market_feed)
         self.market_data = MarketDataDesk(self.market, self.spec)
+        # The watcher polls fast (a block found within milliseconds) while someone waits for every
+        # block: market data subscribers, or resting orders the next block may make marketable.
+        self.market_feed.follow = lambda: self.market_data.has_subscriptions() or bool(self.engine.shelf.orders())
         self._market_watchers: list[BlockWatcher] = []
         self.app = BridgeApplication(self.engine, self.journal, market_data=self.market_data)
         self.acceptor = FixAcceptor(self.app, self.sessions, cfg.state_dir, cfg.host, cfg.port)

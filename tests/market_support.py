@@ -41,7 +41,8 @@ class Outsider:
         self.account = _account(index)
         self.address = self.account.address
         self.erc20 = w3.eth.contract(abi=load_own_artifact("TestToken")["abi"])
-        self.npm = w3.eth.contract(address=deployment.v3.position_manager, abi=_v3_artifacts()["position_manager"]["abi"])
+        self.npm = (None if deployment.v3 is None else  # a chain with V2 only (devnet2)
+                    w3.eth.contract(address=deployment.v3.position_manager, abi=_v3_artifacts()["position_manager"]["abi"]))
 
     def send(self, to: str, data: bytes | str, value: int = 0, key=None) -> dict:
         acct = Account.from_key(key) if key else self.account

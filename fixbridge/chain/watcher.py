@@ -85,6 +85,13 @@ class BlockListener(Protocol):
         """The node stopped answering (error) or answers again (None)."""
 
 
+def _following(listener: object) -> bool:
+    """A listener may say someone waits for every block (market data subscribers), not only for
+    receipts (`wanted`): the watcher then polls as when a transaction of ours is in flight."""
+    following = getattr(listener, "following", None)
+    return bool(following()) if following is not None else False
+
+
 class Listeners:
     """Several listeners on one watcher (the engine, the market feed, ...), each told everything in
     the order given. One that fails does not keep the others from hearing; the first failure is
@@ -111,6 +118,9 @@ class Listeners:
                     log.exception("block listener failed", listener=type(listener).__name__, call=name)
         if failed is not None:
             raise failed
+
+    def following(self) -> bool:
+        return any(_following(listener) for listener in self.listeners)
 
     def on_reorg(self, chain: str, fork_number: int) -> None:
         self._each("on_reorg", chain, fork_number)
@@ -198,7 +208,7 @@ class BlockWatcher:
         flight on a chain that mines at a steady interval, sleep until just before the next block
         is due, then poll every FAST_POLL_SECONDS; otherwise (automine, irregular) `poll`."""
         try:
-            busy = bool(self.listener.wanted())
+            busy = bool(self.listener.wanted()) or _following(self.listener)
         except Exception:
             busy = True
         self._idling = not busy

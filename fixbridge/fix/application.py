@@ -95,7 +95,11 @@ class BridgeApplication(fix.Application):
     # ---- application messages ----------------------------------------------------------------
     def toApp(self, message: fix.Message, sessionID: fix.SessionID) -> None:
         h = message.getHeader()
-        if h.getField(35) in MARKET_DATA_UPDATES and h.isSetField(43) and h.getField(43) == "Y":
+        try:
+            resent_quote = h.getField(35) in MARKET_DATA_UPDATES and h.isSetField(43) and h.getField(43) == "Y"
+        except Exception:
+            resent_quote = False
+        if resent_quote:
             raise fix.DoNotSend()  # a resent quote is stale: QuickFIX gap-fills it instead
         try:  # the reason is journaled already; the copy of the wire message follows (batch.py)
             msg_type = h.getField(35)

@@ -58,7 +58,7 @@ class Refused(Exception):
 class MarketDataDesk:
     def __init__(self, state: MarketState, spec: Spec,
                  send: Callable[[fix.Message, fix.SessionID], object] = fix.Session.sendToTarget) -> None:
-        self.state, self.spec, self._send = state, spec, send
+        self.state, self.spec, self._to_target = state, spec, send
         self._jobs: queue.Queue = queue.Queue()
         self._active: dict[str, set[str]] = {}      # session -> its subscriptions' MDReqIDs (QuickFIX's thread)
         self._active_lock = threading.Lock()
@@ -78,6 +78,13 @@ class MarketDataDesk:
         self._jobs.put(("stop", None))
         if self._thread:
             self._thread.join(timeout=5)
+
+    def _send(self, message: fix.Message, session: fix.SessionID) -> None:
+        """One message to one session; a session gone meanwhile costs only its own message."""
+        try:
+            self._to_target(message, session)
+        except Exception as e:  # SessionNotFound (logged out and removed), a socket error...
+            log.info("market data message not sent", session=session.toString(), error=f"{type(e).__name__}: {e}"[:200])
 
     # ---- QuickFIX's thread -------------------------------------------------------------------
     def request(self, message: fix.Message, session: fix.SessionID) -> None:
@@ -104,6 +111,10 @@ class MarketDataDesk:
             elif kind == "subscribe":
                 ids.add(md_req_id)
         self._jobs.put((kind, (sid, md_req_id) if kind == "unsubscribe" else sub))
+
+    def has_subscriptions(self) -> bool:
+        """Any live subscription (read by the block watchers: poll fast while someone listens)."""
+        return any(self._active.values())
 
     def logged_out(self, sid: str) -> None:
         """A session's subscriptions end with it (a client subscribes again after its next Logon)."""

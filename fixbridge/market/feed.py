@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 from eth_utils import keccak, to_checksum_address
@@ -55,6 +55,7 @@ class MarketFeed:
         self._keys: dict[str, dict[str, PoolKey]] = {}  # chain -> address -> key
         self._stale: set[str] = set()  # chains to reload at their next block
         self._lock = threading.Lock()   # a chain's load vs its blocks (one watcher per chain)
+        self.follow: Callable[[], bool] = lambda: False  # set by the bridge: market data has subscribers
 
     # ---- start: find the pools, read them whole ---------------------------------------------
     def start(self) -> None:
@@ -132,6 +133,10 @@ class MarketFeed:
     # ---- BlockListener -----------------------------------------------------------------------
     def wanted(self) -> set[str]:
         return set()  # no receipts: the logs say everything
+
+    def following(self) -> bool:
+        """Someone waits for every block (market data subscribers): the watcher polls fast."""
+        return self.follow()
 
     def on_block(self, chain: str, block: Any) -> None:
         if not self._keys.get(chain):

@@ -131,3 +131,43 @@ def test_a_duplicate_md_req_id_is_refused_and_the_first_subscription_goes_on(cli
     ups = md_entries(_next(client, "X", "DUP"))
     assert any(e.get(20001) == tx for e in ups) and {e[55] for e in ups} == {"WETH/USDC"}
     client.send(market_data_request("DUP", ["WETH/USDC"], "2"))
+
+
+@pytest.fixture(scope="module")
+def second_chain_bridge(devnet, sessions_dir, tmp_path_factory):
+    """The bridge on devnet and devnet2, with wallets on devnet only: devnet2's pools ride on a
+    block watcher of the market's own."""
+    from fixbridge.devnet.anvil import Anvil
+    from fixbridge.devnet.deploy import deploy_devnet
+    from fixbridge.devnet.second_chain import SECOND_CHAIN_ID, write_second_spec
+    from support import start_bridge
+
+    d = tmp_path_factory.mktemp("chain2")
+    node = Anvil("127.0.0.1", 0, chain_id=SECOND_CHAIN_ID, log_path=d / "anvil.log").start()
+    try:
+        dep = deploy_devnet(node.rpc_url, fund=[])
+        write_second_spec(dep, d / "devnet2.toml")
+        b = start_bridge([devnet.spec_path, d / "devnet2.toml"], sessions_dir / "counterparties.toml", d / "bridge")
+        try:
+            yield b, node, dep, load_spec([devnet.spec_path, d / "devnet2.toml"])
+        finally:
+            b.stop()
+    finally:
+        node.stop()
+
+
+def test_an_instrument_on_a_chain_without_wallets_has_market_data(second_chain_bridge, tmp_path):
+    from fixbridge.fix.client import FixClient
+    b, node, dep, spec = second_chain_bridge
+    w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+    venue = next(build_venue(v, w3) for v in spec.venues.values() if v.chain == "devnet2")
+    o = Outsider(w3, dep)
+    o.fund(10 * E18, 100_000 * E6, [venue.router])
+    with FixClient("127.0.0.1", b.port, "CLIENT2", "FIXBRIDGE", data_dir=tmp_path / "c") as c:
+        c.send(market_data_request("MD2-1", ["WETH/USDC:devnet2"], "1", depth=1))
+        snap = _next(c, "W", "MD2-1")
+        assert {e.get(275) for e in md_entries(snap)} == {None, venue.name} and snap[55] == "WETH/USDC:devnet2"
+        receipt = o.swap(venue, dep.weth, dep.usdc, E18 // 4)
+        tx = "0x" + bytes(receipt["transactionHash"]).hex()
+        ups = md_entries(_next(c, "X", "MD2-1"))
+        assert any(e.get(20001) == tx and e[55] == "WETH/USDC:devnet2" for e in ups)

@@ -41,3 +41,20 @@ def test_every_listener_hears_in_order_and_the_first_failure_is_raised():
     assert log == [("engine", "on_block", block), ("feed", "on_block", block),
                    ("engine", "on_reorg", 5), ("feed", "on_reorg", 5),
                    ("engine", "on_outage", None), ("feed", "on_outage", None)]
+
+
+def test_a_listener_that_follows_every_block_keeps_the_watcher_polling():
+    """No receipt wanted, but market data has subscribers: the watcher does not idle."""
+    from fixbridge.chain.watcher import BlockWatcher, IDLE_POLL_SECONDS
+
+    class Feed(Recorder):
+        following_now = False
+
+        def following(self) -> bool:
+            return self.following_now
+
+    feed = Feed("feed", [])
+    w = BlockWatcher("devnet", None, Listeners(Recorder("engine", []), feed), poll_seconds=0.005)
+    assert w._pause() == IDLE_POLL_SECONDS
+    feed.following_now = True
+    assert w._pause() == 0.005
