@@ -151,11 +151,15 @@ class RestingBook:
         self.look_at([o for o in self.shelf.orders() if o.symbol in symbols])
 
     def look_at(self, orders: list[Order]) -> None:
-        for order in orders:
-            try:
-                self._look_at(order)
-            except Exception:
-                log.exception("resting order not looked at", order_id=order.order_id)
+        # One journal unit for all of them: a commit (and its fsync) per fired order held the feed's
+        # thread ~6 ms an order, and each slice waited for the commits of those before it
+        # (bench/resting.py: 100 orders fired over ~650 ms). The slices go to the intake once it is committed.
+        with self.journal.batch():
+            for order in orders:
+                try:
+                    self._look_at(order)
+                except Exception:
+                    log.exception("resting order not looked at", order_id=order.order_id)
 
     def _look_at(self, order: Order) -> None:
         if self.market is None:

@@ -125,6 +125,36 @@ def test_stop_sell_triggers_when_the_market_falls_and_trades_at_market(client, c
     push_up(chain, px)  # leave the market where the other tests expect it
 
 
+def test_resting_orders_one_block_meets_all_fire_once_each_and_fill(client, chain, journal, devnet):
+    """Several resting buys that the same push of the market meets: the block's fires are journaled
+    together (one unit) and each order goes to the chain once, and fills within its limit."""
+    w3, venues, outsider, dep = chain
+    px = v2_price(chain)
+    ids = [f"MANY-{i}" for i in range(6)]
+    limits = {cid: (px * (Decimal("0.970") - Decimal("0.0005") * i)).quantize(Decimal("0.01")) for i, cid in enumerate(ids)}
+    weth_before = balance(devnet.rpc_url, dep.weth, ADDR[1])
+    for cid in ids:
+        client.send(new_order_single(cid, "WETH/USDC", BUY, Decimal("0.01"), limit=limits[cid], tif="1",
+                                     ex_destination="uniswap_v2", account="w1"))
+        assert next_report(client, cid)[150] == "0"
+    push_down(chain, min(limits.values()) * Decimal("0.97"))
+    done = {}
+    end = time.monotonic() + 30
+    while len(done) < len(ids) and time.monotonic() < end:
+        r = client.receive(30, "8")
+        if r[11] in limits and r[39] in ("2", "4", "8", "C"):
+            done[r[11]] = r
+    assert {c: r[39] for c, r in done.items()} == {c: "2" for c in ids}, {c: r.raw for c, r in done.items()}
+    assert all(Decimal(done[c][6]) <= limits[c] for c in ids)
+    for cid in ids:
+        oid = journal.find_order(SESSION, cid).order_id
+        fired = [e for e in journal.events(oid) if e.reason.startswith("fired:")]
+        swaps = [t for t in journal.transactions_for(oid) if t.purpose == "swap"]
+        assert len(fired) == 1 and len(swaps) == 1 and swaps[0].status == "mined", (cid, fired, swaps)
+    assert balance(devnet.rpc_url, dep.weth, ADDR[1]) - weth_before == len(ids) * E18 // 100
+    push_up(chain, px)
+
+
 def test_gtd_expires_at_its_time(client, journal):
     at = datetime.now(timezone.utc) + timedelta(seconds=3)
     client.send(new_order_single("GTD-1", "WETH/USDC", BUY, Decimal("0.01"), limit=Decimal("1"), tif="6",
