@@ -184,13 +184,13 @@ def test_fix42_session_trades_with_42_reports(clients, journal, devnet, warm, cl
 def test_fix42_bad_orders_are_rejected_and_change_nothing(clients, journal, devnet, warm, cl_ord_id):
     c = clients("CLIENT42")
     nonce = tx_count(devnet.rpc_url, ADDR[3])
-    c.send(order(cl_ord_id + "-day", fix42=True, tif="0"))
-    day = c.reports_until_terminal(cl_ord_id + "-day")[-1]
-    assert (day[20], day[150], day[39], day[103]) == ("0", "8", "8", "0") and "TimeInForce 0 (Day)" in day[58]
+    c.send(order(cl_ord_id + "-opg", fix42=True, tif="2"))
+    opg = c.reports_until_terminal(cl_ord_id + "-opg")[-1]
+    assert (opg[20], opg[150], opg[39], opg[103]) == ("0", "8", "8", "0") and "TimeInForce 2 (OPG)" in opg[58]
     c.send(order(cl_ord_id + "-sym", symbol="NOPE/USDC", fix42=True))
     sym = c.reports_until_terminal(cl_ord_id + "-sym")[-1]
     assert (sym[20], sym[150], sym[39], sym[103]) == ("0", "8", "8", "1")
-    assert journal.find_order(S42, cl_ord_id + "-day") is None  # not even representable: nothing journaled as an order
+    assert journal.find_order(S42, cl_ord_id + "-opg") is None  # not even representable: nothing journaled as an order
     assert tx_count(devnet.rpc_url, ADDR[3]) == nonce
 
     # AF and q do not exist in FIX 4.2: QuickFIX refuses a MsgType its dictionary does not define
