@@ -174,7 +174,11 @@ class Intake:
                 if rej:
                     self.journal.add_event(order.order_id, "risk", rej.text)
                     raise PlanError(rej)
-            if resting:  # funds and allowance are checked when it fires: a resting order holds nothing
+            if resting:
+                # A desk expects an order its wallet cannot pay for refused at once; the allowance and
+                # the funds it commits are settled when it fires (a resting order holds nothing).
+                stage = "checking funds"
+                self._check_balance(order, plan)
                 return self.resting.accept(order, f"accepted to rest: {plan.venue.name}", plan.venue.name,
                                            plan.wallet.wallet.name)
             stage = "checking funds"
@@ -222,8 +226,8 @@ class Intake:
             return
         self.submission.execute(order, plan, waits_for=approval, prior=self.resting.prior_units(order.order_id))
 
-    def _check_funds(self, order: Order, plan: Plan, cp: Counterparty) -> InFlight | None:
-        """Balance and allowance. Returns the approval in flight the swap must follow, if any."""
+    def _check_balance(self, order: Order, plan: Plan) -> tuple[int, int]:
+        """The wallet holds what the order may take, beyond what orders in flight hold: (need, committed)."""
         w = plan.wallet
         token_in = plan.pulls[0] if plan.pulls else plan.base if order.side is Side.SELL else plan.quote
         pay_token, need = plan.pays
@@ -234,6 +238,14 @@ class Intake:
             raise PlanError(Rejection(RejectReason.OTHER, f"Insufficient balance: wallet {w.wallet.name} holds "
                                       f"{units(held)} {token_in.symbol}" + (f", {units(committed)} of it committed to "
                                       "orders in flight" if committed else "") + f", the order may need {units(need)}"))
+        return need, committed
+
+    def _check_funds(self, order: Order, plan: Plan, cp: Counterparty) -> InFlight | None:
+        """Balance and allowance. Returns the approval in flight the swap must follow, if any."""
+        w = plan.wallet
+        token_in = plan.pulls[0] if plan.pulls else plan.base if order.side is Side.SELL else plan.quote
+        pay_token, _ = plan.pays
+        need, committed = self._check_balance(order, plan)
         spender = plan.call.spender
         if self.markets.allowance(w.chain, pay_token, w.wallet.address, spender) >= need + committed:
             return None

@@ -61,7 +61,7 @@ class StateQuotes:
                     got == best[0] and k.fee < best[1]):
                 best = (got, k.fee)
         if best is None:
-            raise NoQuote(f"{venue.name}: no pool can swap {amount} units {exact.value} {token_in} -> {token_out} "
-                          "(live market state)")
+            raise NoQuote(f"no pool can swap {amount} units {exact.value} {token_in} -> {token_out} "
+                          "(not enough liquidity in the live market state)")
         venue.remember_quote(token_in, token_out, exact, amount, best[0], best[1])
         return best[0]

@@ -49,7 +49,7 @@ def script():
         ("R-1", new_order_single("R-1", "WETH/USDC", BUY, d("0.5"), limit=d("3100"), tif=IOC, ex_destination=V2), 1),
         ("R-1", order_status_request("R-1", req_id="S-1"), 1),
         ("R-7", order_cancel_request("R-7", "R-1"), 1),
-        ("R-8", new_order_single("R-8", "WETH/USDC", SELL, d("0.1"), limit=d("2500"), tif="1", ex_destination=V2), 1),
+        ("R-8", new_order_single("R-8", "WETH/USDC", SELL, d("0.1"), limit=d("2500"), tif="2", ex_destination=V2), 1),
         ("R-9", new_order_single("R-9", "WETH/USDC", SELL, d("0.2"), tif=IOC, ex_destination=V2), 2),
     ]
 

@@ -200,7 +200,7 @@ def test_day_order_expires_at_the_sessions_close(devnet, tmp_path):
     (Its own bridge, and a CompID no other client of this process uses: QuickFIX keeps one session per
     SessionID in a process.)"""
     from support import COUNTERPARTIES, KEYS, acceptor_cfg
-    close = (datetime.now(timezone.utc) + timedelta(seconds=4)).strftime("%H:%M:%S")
+    close = (datetime.now(timezone.utc) + timedelta(seconds=10)).strftime("%H:%M:%S")  # room for a slow start
     d = tmp_path / "sessions"
     d.mkdir()
     (d / "acceptor.cfg").write_text(acceptor_cfg(("CLIENT4",)))
@@ -212,7 +212,7 @@ def test_day_order_expires_at_the_sessions_close(devnet, tmp_path):
         c.send(new_order_single("DAY-1", "WETH/USDC", BUY, Decimal("0.01"), limit=Decimal("1"), tif="0"))
         new = next_report(c, "DAY-1")
         assert (new[150], new[59]) == ("0", "0"), new.raw
-        gone = next_report(c, "DAY-1", timeout=20)
+        gone = next_report(c, "DAY-1", timeout=40)
         assert (gone[150], gone[39]) == ("C", "C") and "Day order at the session's close" in gone[58], gone.raw
     finally:
         c.stop()
@@ -221,29 +221,29 @@ def test_day_order_expires_at_the_sessions_close(devnet, tmp_path):
 
 def test_the_client_command_rests_amends_and_cancels(bridge, journal):
     """`fixbridge client buy --tif GTC`, `client amend`, `client cancel`, as a desk would type them (its
-    own session, CLIENT2: the module's client holds CLIENT1)."""
+    own session, CLIENT3 (a funded wallet): the module's client holds CLIENT1)."""
     import os
     import subprocess
 
     from support import FIXBRIDGE, ROOT
 
     def cli(*args: str) -> str:
-        r = subprocess.run(FIXBRIDGE + ["client", *args, "--port", str(bridge.port), "--sender", "CLIENT2"], cwd=ROOT,
+        r = subprocess.run(FIXBRIDGE + ["client", *args, "--port", str(bridge.port), "--sender", "CLIENT3"], cwd=ROOT,
                            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "250"})
         assert r.returncode == 0, r.stdout + r.stderr
         return r.stdout
 
     out = cli("buy", "WETH/USDC", "0.01", "--limit", "1", "--tif", "GTC", "--cl-ord-id", "CLI-R1")
     assert "New" in out and "resting" in out, out
-    row = eventually(lambda: journal.find_order("FIX.4.4:FIXBRIDGE->CLIENT2", "CLI-R1"), lambda r: r is not None and r.resting)
+    row = eventually(lambda: journal.find_order("FIX.4.4:FIXBRIDGE->CLIENT3", "CLI-R1"), lambda r: r is not None and r.resting)
     assert row.resting and row.price == Decimal("1")
     out = cli("amend", "CLI-R1", "--limit", "2", "--qty", "0.02", "--new-cl-ord-id", "CLI-R2")
     assert "Replaced" in out, out
-    amended = journal.find_order("FIX.4.4:FIXBRIDGE->CLIENT2", "CLI-R2")
+    amended = journal.find_order("FIX.4.4:FIXBRIDGE->CLIENT3", "CLI-R2")
     assert (amended.price, amended.order_qty, amended.order_id) == (Decimal("2"), Decimal("0.02"), row.order_id)
     out = cli("cancel", "CLI-R2")
     assert "Canceled" in out, out
-    assert eventually(lambda: journal.find_order("FIX.4.4:FIXBRIDGE->CLIENT2", "CLI-R2").status.value,
+    assert eventually(lambda: journal.find_order("FIX.4.4:FIXBRIDGE->CLIENT3", "CLI-R2").status.value,
                       lambda s: s == "Canceled") == "Canceled"
 
 

@@ -86,7 +86,9 @@ def test_resting_orders_survive_a_kill_9_and_fill_once(backend: str, journal_url
         for cid in ids:
             row = j.find_order(SESSION, cid)
             assert row.status is OrdStatus.FILLED and not row.resting
+            # One swap mined (a stuck one may have had re-priced copies at its nonce: replaced, never mined).
             swaps = [t for t in j.transactions_for(row.order_id) if t.purpose == "swap"]
-            assert [t.status for t in swaps] == ["mined"], (cid, [(t.purpose, t.status) for t in swaps])
+            assert [t.status for t in swaps].count("mined") == 1 and {t.nonce for t in swaps} == {swaps[0].nonce}, (
+                cid, [(t.purpose, t.status, t.nonce) for t in swaps])
     finally:
         j.close()

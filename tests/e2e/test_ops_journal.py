@@ -103,11 +103,18 @@ def test_trail_json_has_every_step_in_time_order(traded, bridge, journal):
     def at(pred):
         return next(i for i, e in enumerate(entries) if pred(e))
     swap_step = lambda st: lambda e: e["source"] == "tx" and e["data"]["detail"] == {**e["data"]["detail"], "tx_hash": swap, "status": st}
-    steps = [at(lambda e: e["source"] == "fix in"), at(lambda e: e["what"] == "PendingNew -> New"),
+    steps = [at(lambda e: e["source"] == "fix in"),
              at(swap_step("signed")), at(swap_step("broadcast")), at(swap_step("mined")),
              at(lambda e: e["source"] == "receipt" and e["data"]["tx_hash"] == swap), at(lambda e: e["source"] == "fill"),
              at(lambda e: e["what"] == "New -> Filled"), at(lambda e: e["source"] == "fix out" and e["data"]["exec_type"] == "F")]
     assert steps == sorted(steps), steps
+    # The New: after the order came in and before it filled; after its swap was signed only when the
+    # order waited for its approval (pipelined: the swap goes out right behind the approval, the New
+    # once the approval is mined), and then the trail says so first.
+    new = at(lambda e: e["what"] == "PendingNew -> New")
+    assert steps[0] < new < steps[-2], (new, steps)
+    if new > steps[1]:
+        assert "its approval" in entries[new]["detail"], entries[new]  # "accepted: ...; its approval 0x.. was mined"
 
     # by OrderID: the same trail
     by_id = json.loads(cli("journal", "trail", trade[37], "--journal", bridge.journal_url, "-f", "json").stdout)
