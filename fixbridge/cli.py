@@ -300,7 +300,7 @@ def amend(cl_ord_id: str, qty: Optional[str] = typer.Option(None, help="new Orde
           target: str = _target, begin_string: str = _begin) -> None:
     """Send an OrderCancelReplaceRequest (G) for a resting order and print the answer (150=5, or a
     cancel reject 434=2). The order's Symbol, Side and OrdType are read from its status first."""
-    from fixbridge.fix.client import order_cancel_replace_request, order_status_request
+    from fixbridge.fix.client import order_cancel_replace_request
     if tif is not None and tif.upper() not in RESTING_TIF:
         _fail(f"--tif must be one of {', '.join(RESTING_TIF)}")
     expire_time, expire_date = _expire(expire)
@@ -308,8 +308,7 @@ def amend(cl_ord_id: str, qty: Optional[str] = typer.Option(None, help="new Orde
         expire_time = datetime.strptime(expire_date, "%Y%m%d").replace(tzinfo=timezone.utc)
     c = _client(host, port, sender, target, begin_string)
     try:
-        c.send(order_status_request(cl_ord_id, req_id=f"S{int(time.time())}" if begin_string == "FIX.4.4" else None))
-        now = c.receive(15, "8")
+        now = _order_now(c, cl_ord_id, begin_string)
         if now.get(39) == "8" and now.get(37) in (None, "NONE"):
             _fail(f"unknown order {cl_ord_id!r}")
         ord_type = "4" if now.get(99) and now.get(44) else "3" if now.get(99) else "2"
@@ -318,13 +317,24 @@ def amend(cl_ord_id: str, qty: Optional[str] = typer.Option(None, help="new Orde
                                             limit=_dec(limit, "--limit"), tif=TIF[tif.upper()] if tif else None,
                                             expire_time=expire_time, stop_px=_dec(stop, "--stop"),
                                             handl_inst="1" if begin_string == "FIX.4.2" else None))
-        while True:
-            m = c.receive(15)
-            if m.msg_type in ("8", "9", "3", "j") and m.get(11) in (new, None):
-                _print_reports([m])
-                return
+        _print_reports([_answer_to(c, new)])
     finally:
         c.stop()
+
+
+def _order_now(c, cl_ord_id: str, begin_string: str):
+    """The order as the bridge has it (an OrderStatusRequest's answer): what a cancel or amend must repeat."""
+    from fixbridge.fix.client import order_status_request
+    c.send(order_status_request(cl_ord_id, req_id=f"S{int(time.time())}" if begin_string == "FIX.4.4" else None))
+    return c.receive(15, "8")
+
+
+def _answer_to(c, cl_ord_id: str):
+    """The report, cancel reject or reject that answers the request sent with `cl_ord_id`."""
+    while True:
+        m = c.receive(15)
+        if m.msg_type in ("8", "9", "3", "j") and m.get(11) in (cl_ord_id, None):
+            return m
 
 
 @client_app.command()
@@ -332,18 +342,13 @@ def cancel(cl_ord_id: str, host: str = _host, port: int = _port, sender: str = _
            begin_string: str = _begin) -> None:
     """Send an OrderCancelRequest (F) and print the answer: Canceled (a resting order at once), Pending
     Cancel, or a cancel reject."""
-    from fixbridge.fix.client import order_cancel_request, order_status_request
+    from fixbridge.fix.client import order_cancel_request
     c = _client(host, port, sender, target, begin_string)
     try:
-        c.send(order_status_request(cl_ord_id, req_id=f"S{int(time.time())}" if begin_string == "FIX.4.4" else None))
-        now = c.receive(15, "8")
+        now = _order_now(c, cl_ord_id, begin_string)
         new = f"CLI-{uuid.uuid4().hex[:10]}"
         c.send(order_cancel_request(new, cl_ord_id, now.get(54) or "1", now.get(55) or "N/A"))
-        while True:
-            m = c.receive(15)
-            if m.msg_type in ("8", "9", "3", "j") and m.get(11) in (new, None):
-                _print_reports([m])
-                return
+        _print_reports([_answer_to(c, new)])
     finally:
         c.stop()
 

@@ -33,6 +33,19 @@ def _account(i: int):
     return Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")
 
 
+def outside_market(devnet):
+    """(w3, venues, an Outsider funded with 500 WETH and 5M USDC and approved on both routers, the
+    deployment): someone else who moves the devnet's market in a test."""
+    from fixbridge.config.spec import load_spec
+    from fixbridge.venues import build_venue
+    spec = load_spec(devnet.spec_path)
+    w3 = Web3(Web3.HTTPProvider(devnet.rpc_url))
+    venues = {name: build_venue(v, w3) for name, v in spec.venues.items()}
+    o = Outsider(w3, devnet.deployment)
+    o.fund(500 * 10**18, 5_000_000 * 10**6, [venues["uniswap_v2"].router, venues["uniswap_v3"].router])
+    return w3, venues, o, devnet.deployment
+
+
 class Outsider:
     """Someone else trading on the same pools: a funded anvil account, its own nonces."""
 

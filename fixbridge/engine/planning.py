@@ -20,7 +20,7 @@ from fixbridge.engine.routing import VenueQuote, decide, swap_gas_wei
 from fixbridge.journal import Journal
 from fixbridge.orders.intent import (NotPlannable, fills_partially, SwapTerms, expected_base, may_sell_to_open, swap_deadline,
                                      swap_shape, swap_terms)
-from fixbridge.orders.model import Order, RejectReason, TimeInForce
+from fixbridge.orders.model import Order, RejectReason
 from fixbridge.orders.risk import TradeContext
 from fixbridge.orders.units import fmt, from_units, price
 from fixbridge.orders.validation import Rejection

@@ -18,7 +18,6 @@ write-ahead), is tracked, confirmed and reported like any swap; its fills add to
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal

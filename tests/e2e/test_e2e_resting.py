@@ -17,32 +17,23 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from web3 import Web3
 
-from fixbridge.config.spec import load_spec
 from fixbridge.fix.client import (FixClient, new_order_single, order_cancel_replace_request, order_cancel_request,
                                   order_mass_cancel_request, order_mass_status_request)
-from fixbridge.venues import build_venue
-from fixbridge.venues.base import Exact
 
 from helpers import balance, eventually, tx_count
-from market_support import Outsider, next_report, no_report, push_down, push_up, v2_price
+from market_support import outside_market, next_report, no_report, push_down, push_up, v2_price
 from support import ADDR, start_bridge
 
 pytestmark = pytest.mark.e2e
-E18, E6 = 10**18, 10**6
+E18 = 10**18
 BUY, SELL = "1", "2"
 SESSION = "FIX.4.4:FIXBRIDGE->CLIENT1"
 
 
 @pytest.fixture(scope="module")
 def chain(devnet, bridge):
-    spec = load_spec(devnet.spec_path)
-    w3 = Web3(Web3.HTTPProvider(devnet.rpc_url))
-    venues = {name: build_venue(v, w3) for name, v in spec.venues.items()}
-    o = Outsider(w3, devnet.deployment)
-    o.fund(500 * E18, 5_000_000 * E6, [venues["uniswap_v2"].router, venues["uniswap_v3"].router])
-    return w3, venues, o, devnet.deployment
+    return outside_market(devnet)
 
 
 def test_gtc_buy_rests_is_amended_and_fills_when_the_market_comes(client, chain, journal, devnet):

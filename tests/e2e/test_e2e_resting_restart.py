@@ -6,16 +6,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from web3 import Web3
 
-from fixbridge.config.spec import load_spec
 from fixbridge.fix.client import FixClient, new_order_single, order_mass_status_request
 from fixbridge.journal import Journal
 from fixbridge.orders.model import OrdStatus
-from fixbridge.venues import build_venue
 
 from helpers import tx_count
-from market_support import E6, E18, Outsider, next_report, push_down, v2_price
+from market_support import outside_market, next_report, push_down, v2_price
 from support import ADDR, BACKENDS, BridgeProcess, free_port, start_bridge
 
 pytestmark = pytest.mark.e2e
@@ -24,12 +21,7 @@ SESSION = "FIX.4.4:FIXBRIDGE->CLIENT1"
 
 @pytest.fixture(scope="module")
 def chain(devnet):
-    spec = load_spec(devnet.spec_path)
-    w3 = Web3(Web3.HTTPProvider(devnet.rpc_url))
-    venues = {name: build_venue(v, w3) for name, v in spec.venues.items()}
-    o = Outsider(w3, devnet.deployment)
-    o.fund(500 * E18, 5_000_000 * E6, [venues["uniswap_v2"].router, venues["uniswap_v3"].router])
-    return w3, venues, o, devnet.deployment
+    return outside_market(devnet)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
