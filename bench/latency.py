@@ -176,6 +176,8 @@ def sessions_config(tmp: Path, extra: list[str], pending_new: bool = True) -> Pa
     from fixbridge.fix.settings import PATH_KEYS, parse, render
     src = ROOT / "sessions"
     sections = parse((src / "acceptor.cfg").read_text())
+    # [DEFAULT] and CLIENT1's [SESSION] only: the other demo sessions (CLIENT42, ...) are not configured here.
+    sections = [sections[0]] + [sec for sec in sections[1:] if sec[1].get("TargetCompID") == "CLIENT1"]
     for _, body in sections:
         for k, v in list(body.items()):
             if k in PATH_KEYS and not Path(v).is_absolute():
