@@ -99,7 +99,7 @@ class Bridge:
         self.market_data = MarketDataDesk(self.market, self.spec)
         # The watcher polls fast (a block found within milliseconds) while someone waits for every
         # block: market data subscribers, or resting orders the next block may make marketable.
-        self.market_feed.follow = lambda: self.market_data.has_subscriptions() or bool(self.engine.shelf.orders())
+        self.market_feed.follow = lambda: self.market_data.has_subscriptions() or bool(self.engine.shelf)
         self._market_watchers: list[BlockWatcher] = []
         self.app = BridgeApplication(self.engine, self.journal, market_data=self.market_data)
         self.acceptor = FixAcceptor(self.app, self.sessions, cfg.state_dir, cfg.host, cfg.port)

@@ -128,8 +128,7 @@ class OrderDesk:
         GTD, stops): then only the slice it fired ended, and the rest waits again on the shelf."""
         if self.shelf is not None and self.shelf.rests(order) and not order.status.terminal \
                 and order.status not in (OrdStatus.PENDING_NEW, OrdStatus.PENDING_CANCEL):
-            self.journal.add_event(order.order_id, "note", text, status=order.status)
-            return self.shelf.rest_again(order, text)
+            return self.shelf.rest_again(order, text)  # journaled there: "rests again: <text>"
         self.transition(order, status, text, event=lifecycle.EVENT_FOR[status], text=text,
                         leaves=Decimal(0), **proof)
 

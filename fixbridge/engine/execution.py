@@ -281,7 +281,7 @@ class ExecutionEngine:
             return
         status = self.desk.finished.get(row.order_id, row.status)
         why = ("Too late to amend: the order is " + status.value if status.terminal
-               else self.resting.amend(session_id, cl_ord_id, orig_cl_ord_id, row.order_id, amend))
+               else self.resting.amend(session_id, cl_ord_id, orig_cl_ord_id, row, amend))
         if why is not None:
             self.desk.cancel_reject(session_id, cl_ord_id, orig_cl_ord_id, row.order_id, status, status.terminal, why,
                                     replace=True)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable
 import structlog
 
 from fixbridge.engine.queues import FireResting, WalletQueues
-from fixbridge.journal import DuplicateClOrdID, Journal, Replacement
+from fixbridge.journal import DuplicateClOrdID, Journal, OrderRow, Replacement
 from fixbridge.orders.model import ExecEvent, Order, OrdStatus, OrdType, RejectReason, Side, TimeInForce
 from fixbridge.orders.resting import (Amend, RestingRejection, Touch, check_amend, expires_at, limit_marketable,
                                       rests, size_within_limit, stop_triggered)
@@ -88,6 +88,10 @@ class RestingShelf:
     def orders(self) -> list[Order]:
         with self.lock:
             return list(self._orders.values())
+
+    def __bool__(self) -> bool:
+        """Anything resting (read by the block watchers' polling: no copy, no lock)."""
+        return bool(self._orders)
 
     def rest_again(self, order: Order, why: str) -> None:
         """A slice ended without filling the whole order: the rest waits again (no report: the
@@ -296,8 +300,10 @@ class RestingBook:
             order.cl_ord_id = cancel_cl_ord_id
             return True
 
-    def amend(self, session_id: str, cl_ord_id: str, orig_cl_ord_id: str, order_id: str, amend: Amend) -> str | None:
-        """OrderCancelReplaceRequest: the new terms, journaled, then 150=5. Returns why not, or None."""
+    def amend(self, session_id: str, cl_ord_id: str, orig_cl_ord_id: str, row: OrderRow, amend: Amend) -> str | None:
+        """OrderCancelReplaceRequest of the order journaled as `row`: the new terms, journaled, then
+        150=5. Returns why not, or None."""
+        order_id = row.order_id
         with self.shelf.lock:
             order = self.shelf.get(order_id)
             if order is None:
@@ -315,9 +321,6 @@ class RestingBook:
                           price=amend.price or order.price, time_in_force=tif, expire_at=expire_at,
                           expire_time=amend.expire_time or order.expire_time, stop_px=amend.stop_px or order.stop_px)
             leaves = (new.order_qty or Decimal(0)) - new.cum_qty
-            row = self.journal.find_order(session_id, orig_cl_ord_id)
-            if row is None or row.order_id != order_id:
-                return "Unknown order"
             try:
                 self.journal.replace_order(row, Replacement(cl_ord_id, new.order_qty, new.price, tif, expire_at,
                                                             new.stop_px, leaves),
