@@ -15,11 +15,28 @@ from fixbridge.venues.base import Exact, Venue
 if TYPE_CHECKING:
     from fixbridge.market.state import MarketState
 
+# The engine's watcher hands each block to the feed right after the engine: an order arriving in
+# between waits this long for the feed rather than paying a quote round trip (a feed that is failing
+# costs each order at most this).
+FEED_GRACE_S = 0.1
+
 
 class StateQuotes:
     def __init__(self, market: "MarketState | None", heads: ChainHeads, spec: Spec) -> None:
         self.market, self.heads, self.spec = market, heads, spec
         self._pairs: dict[tuple[str, frozenset[str]], list[PoolKey]] | None = None
+        self._gave_up: dict[str, int] = {}  # chain -> the head the feed did not reach in time
+
+    def _waited(self, chain: str, head: int) -> bool:
+        """Whether the feed reached `head` within the grace; waited for once per head (orders behind
+        one that waited in vain ask the chain at once)."""
+        assert self.market is not None
+        if self._gave_up.get(chain) == head:
+            return False
+        if self.market.wait_block(chain, head, FEED_GRACE_S):
+            return True
+        self._gave_up[chain] = head
+        return False
 
     def _pools(self, venue: str, a: str, b: str) -> list[PoolKey]:
         assert self.market is not None
@@ -40,8 +57,8 @@ class StateQuotes:
         if self.market is None or not self.market.listings:
             return None
         chain = self.spec.venues[venue.name].chain
-        at = self.market.block(chain)
-        if at is None or at < self.heads.head(chain):
+        at, head = self.market.block(chain), self.heads.head(chain)
+        if at is None or (at < head and not self._waited(chain, head)):
             return None  # the feed has not applied the block the engine has seen: the chain answers
         keys = self._pools(venue.name, token_in, token_out)
         if not keys:

@@ -66,6 +66,7 @@ class MarketState:
         self.listings: dict[str, Listing] = {}
         self._subscribers: list[Callable[[BlockChange], None]] = []
         self._write = threading.Lock()  # one writer at a time (a chain's feed); readers take none
+        self._published = threading.Condition()  # woken on each publish (a reader waiting for a block)
 
     # ---- reads -------------------------------------------------------------------------------
     def pool(self, address: str) -> Pool:
@@ -80,6 +81,11 @@ class MarketState:
 
     def block(self, chain: str) -> int | None:
         return self._blocks.get(chain)
+
+    def wait_block(self, chain: str, block: int, timeout: float) -> bool:
+        """Wait up to `timeout` s for the state to reach `block` on `chain`; whether it has."""
+        with self._published:
+            return self._published.wait_for(lambda: (self._blocks.get(chain) or -1) >= block, timeout)
 
     def quote_exact_in(self, pool: str, token_in: str, amount_in: int, sqrt_price_limit_x96: int = 0) -> Quote:
         return self.pool(pool).quote_exact_in(token_in, amount_in, sqrt_price_limit_x96)
@@ -104,6 +110,8 @@ class MarketState:
         with self._write:
             self._pools = {**self._pools, **pools}
             self._blocks = {**self._blocks, chain: block}
+        with self._published:
+            self._published.notify_all()
         if change is None:
             return
         for fn in self._subscribers:
