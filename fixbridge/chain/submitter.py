@@ -148,11 +148,15 @@ class Submitter:
         given: the node's refusal for each, None where it took it (or already had it), NoAnswer
         where the answer was lost (the node may have it: never a refusal). Nonces are not given back
         here: a refusal of a retried broadcast may follow a first try that arrived (the caller asks)."""
+        return self.broadcast_raws([s.signed.raw for s in sents])
+
+    def broadcast_raws(self, raws: list[str]) -> list[str | NoAnswer | None]:
+        """broadcast_many for signed bytes (a journaled transaction sent again)."""
         try:
-            res = batch_call(self.w3, [("eth_sendRawTransaction", [s.signed.raw]) for s in sents])
+            res = batch_call(self.w3, [("eth_sendRawTransaction", [raw]) for raw in raws])
         except Exception as e:  # no answer after the retries: whether anything arrived is unknown
-            log.warning("batch broadcast got no answer; sent again later", error=str(e)[:200], count=len(sents))
-            return [NoAnswer(describe(e)) for _ in sents]
+            log.warning("batch broadcast got no answer; sent again later", error=str(e)[:200], count=len(raws))
+            return [NoAnswer(describe(e)) for _ in raws]
         out: list[str | NoAnswer | None] = []
         for r in res:
             err = r.get("error")

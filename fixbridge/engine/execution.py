@@ -45,6 +45,7 @@ from fixbridge.engine.planning import Planner
 from fixbridge.engine.queues import CancelSent, NewOrder, WalletQueues
 from fixbridge.engine.quoting import StateQuotes
 from fixbridge.engine.recovery import Recovery
+from fixbridge.engine.relaying import LostRelay
 from fixbridge.engine.resending import Resender
 from fixbridge.engine.resting import RestingBook, RestingShelf
 from fixbridge.engine.settlement import OptionSettlement
@@ -94,7 +95,7 @@ class ExecutionEngine:
         self.resting = RestingBook(spec, journal, self.shelf, self.desk, self.planner, self.queues, market)
         self.confirmer = Confirmer(journal, self.book, self.heads, self.desk)
         self.resender = Resender(spec, journal, self.book, self.heads, self.desk, self.confirmer, write_ahead,
-                                 self.lease, self.metrics)
+                                 self.lease, self.metrics, LostRelay(journal))
         self.submission = Submission(journal, self.book, self.heads, self.desk, write_ahead, self.resender, self.lease)
         self.options = OptionSettlement(spec, sessions, journal, markets, self.queues, self.desk, write_ahead, self.lease,
                                         self._stopping)

@@ -69,6 +69,7 @@ class InFlight:
     generation: int = 0                    # times a reorg took the fill back (keeps ExecIDs unique)
     reported_exec_ids: list[str] = field(default_factory=list)
     unsent: bool = False                   # the last attempt's broadcast got no answer: send it again
+    queued: bool = False                   # signed; its broadcast waits for its write-ahead row's commit
     approves: ApprovalTerms | None = None  # set: this is an approval, not a swap
     waits_for: "InFlight | None" = None    # a swap's approval, sent right before it and not settled yet
     orphaned: str | None = None            # why the order ended before this swap did (its approval failed)

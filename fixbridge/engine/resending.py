@@ -22,6 +22,7 @@ from fixbridge.engine.flights import Attempt, InFlight, InFlightBook, Loose
 from fixbridge.engine.heads import ChainHeads
 from fixbridge.engine.journaling import WalletLease, WriteAhead, journaled_detail
 from fixbridge.engine.markets import TradingWallet
+from fixbridge.engine.relaying import LostRelay
 from fixbridge.journal import Journal
 from fixbridge.ops.metrics import BridgeMetrics
 from fixbridge.orders.model import OrdStatus
@@ -39,8 +40,10 @@ def bumped(fee: int, percent: int) -> int:
 
 class Resender:
     def __init__(self, spec: Spec, journal: Journal, book: InFlightBook, heads: ChainHeads, desk: OrderDesk,
-                 confirmer: Confirmer, write_ahead: WriteAhead, lease: WalletLease, metrics: BridgeMetrics) -> None:
+                 confirmer: Confirmer, write_ahead: WriteAhead, lease: WalletLease, metrics: BridgeMetrics,
+                 relay: LostRelay) -> None:
         self.spec, self.journal, self.book, self.heads, self.desk = spec, journal, book, heads, desk
+        self.relay = relay
         self.confirmer, self.write_ahead, self.lease, self.metrics = confirmer, write_ahead, lease, metrics
 
     # ---- between blocks (watcher thread) --------------------------------------------------------
@@ -68,31 +71,30 @@ class Resender:
     # ---- each block ------------------------------------------------------------------------------
     def look_after(self, chain: str, head: int, head_time: int) -> None:
         pending = [f for f in self.book.on_chain(chain) if f.receipt is None]
-        if not pending:
-            return
-        chain_nonces: dict[str, int | None] = {}
-        lowest: dict[str, int] = {}
-        for f in pending:
-            addr = f.wallet.wallet.address
-            lowest[addr] = min(lowest.get(addr, f.nonce), f.nonce)
+        by_wallet: dict[str, list[InFlight]] = {}
         for f in sorted(pending, key=lambda f: f.nonce):
-            addr = f.wallet.wallet.address
-            if addr not in chain_nonces:
+            by_wallet.setdefault(f.wallet.wallet.address, []).append(f)
+        for flights in by_wallet.values():
+            w = flights[0].wallet
+            try:
                 # At the block being looked after, not 'latest': a newer block may hold our own
                 # transaction, and its receipt is this watcher's to process next.
-                try:
-                    chain_nonces[addr] = f.wallet.submitter.w3.eth.get_transaction_count(addr, head)
-                except Exception as e:  # the node is failing: nothing is decided on a guess; next block
-                    log.info("nonce not read; looked after next block", wallet=f.wallet.wallet.name, error=str(e)[:200])
-                    chain_nonces[addr] = None
-            chain_nonce = chain_nonces[addr]
-            if chain_nonce is None:
+                chain_nonce = w.submitter.w3.eth.get_transaction_count(w.wallet.address, head)
+            except Exception as e:  # the node is failing: nothing is decided on a guess; next block
+                log.info("nonce not read; looked after next block", wallet=w.wallet.name, error=str(e)[:200])
                 continue
             try:
-                self._look_after_one(f, chain_nonce, lowest[addr], head, head_time)
-            except Exception as e:  # a node error mid-way: the transaction is journaled; next block again
-                log.warning("looking after a transaction failed; again next block", order_id=f.order.order_id,
-                            error=f"{type(e).__name__}: {e}"[:300])
+                for f, refusal in self.relay.relay(flights, chain_nonce, head):
+                    self._replace(f, f.attempts[-1].kind, f"rebroadcast refused ({refusal[:120]}): re-priced")
+            except Exception as e:  # a node error: the lost ones are looked for again next block
+                log.info("lost transactions not looked for this block", wallet=w.wallet.name, error=str(e)[:200])
+            lowest = flights[0].nonce
+            for f in flights:
+                try:
+                    self._look_after_one(f, chain_nonce, lowest, head, head_time)
+                except Exception as e:  # a node error mid-way: the transaction is journaled; next block again
+                    log.warning("looking after a transaction failed; again next block", order_id=f.order.order_id,
+                                error=f"{type(e).__name__}: {e}"[:300])
 
     def _look_after_one(self, f: InFlight, chain_nonce: int, lowest: int, head: int, head_time: int) -> None:
         if f.nonce < chain_nonce:

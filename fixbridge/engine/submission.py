@@ -77,7 +77,7 @@ class Submission:
             flight = InFlight(order=order, plan=plan, wallet=w, nonce=sent.nonce, to=call.to, data=call.data,
                               gas_limit=sent.gas_limit, attempts=[Attempt.of(sent, "swap")],
                               sent_block=self.heads.head(w.chain), reserved=plan.pays, deadline=plan.intent.deadline,
-                              waits_for=waits_for, prior=prior)
+                              waits_for=waits_for, prior=prior, queued=True)
             self.book.track(flight)
         # One broadcast for all the swaps of this flush, once their write-ahead rows are committed.
         self.journal.collect_after_commit("broadcast", (flight, sent), self.broadcast, lane="broadcast")
@@ -91,6 +91,8 @@ class Submission:
         for group in by_wallet.values():
             w = group[0][0].wallet
             handed_over = datetime.now(timezone.utc)
+            for flight, _ in group:
+                flight.queued = False  # from here on the node may hold it (a lost one is sent again)
             refusals = w.submitter.broadcast_many([sent for _, sent in group])
             accepted, refused = [], []
             for (flight, sent), refusal in zip(group, refusals):

@@ -257,6 +257,30 @@ def test_dropped_transaction_is_rebroadcast(client, journal, devnet, paused, cl_
     assert trade[39] == "2" and trade[20001] == tx.tx_hash  # the same journaled bytes, mined
 
 
+def test_a_run_of_lost_nonces_is_sent_again_at_once(client, journal, devnet, paused, cl_ord_id):
+    """The node loses a wallet's whole run of pending swaps (anvil drops a transaction with every
+    later nonce of its sender, as it does by itself when a full block skips one swap for gas and
+    the next, smaller one fits): at the next block the bridge sends every lost one again, in one go,
+    rather than one nonce per `replace_after_blocks`; all five fill in the block after."""
+    ids = [f"{cl_ord_id}-{i}" for i in range(5)]
+    for i, cid in enumerate(ids):
+        client.send(new_order_single(cid, "WETH/USDC", "1" if i % 2 else "2", Decimal("0.01"), tif="3"))
+    txs = [wait_broadcast(journal, cid)[0] for cid in ids]
+    wait_for(lambda: all(node_has(devnet, t.tx_hash) for t in txs), what="the five swaps at the node")
+    lowest = min(txs, key=lambda t: t.nonce)
+    devnet.rpc("anvil_dropTransaction", [lowest.tx_hash])  # drops it and every later nonce behind it
+    assert not any(node_has(devnet, t.tx_hash) for t in txs)
+    devnet.rpc("evm_mine")  # an empty block: the bridge sees its lowest swap is gone
+    wait_for(lambda: all(node_has(devnet, t.tx_hash) for t in txs), what="all five back at the node after one block")
+    devnet.rpc("evm_mine")
+    trades = [client.reports_until_terminal(cid, timeout=30)[-1] for cid in ids]
+    assert [(m[39], m[20001]) for m in trades] == [("2", t.tx_hash) for t in txs]  # the journaled bytes
+    assert len({m[20002] for m in trades}) == 1  # one block holds them all
+    for cid, t in zip(ids, txs):
+        events = journal.events(journal.find_order(S1, cid).order_id)
+        assert any(f"rebroadcast {t.tx_hash}: the node no longer had it" in e.reason for e in events), cid
+
+
 def test_nonce_used_outside_the_bridge(client, journal, devnet, paused, cl_ord_id):
     client.send(new_order_single(cl_ord_id, "WETH/USDC", "1", Decimal("0.01"), tif="3"))
     (tx,) = wait_broadcast(journal, cl_ord_id)
