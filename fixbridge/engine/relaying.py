@@ -7,8 +7,8 @@ stalled a 3,000-order burst over four wallets at one swap per three blocks (benc
 1x4). So each block the lowest pending transaction of each wallet is looked up (one
 eth_getTransactionByHash); when the node no longer has it, every pending transaction of the
 wallet is looked up in one batch and the lost ones are sent again, the same journaled bytes, in
-one batch in nonce order. Those the node now refuses (underpriced: the base fee rose meanwhile)
-are handed back for re-pricing."""
+one batch in nonce order. Those that cannot pay the base fee now are left to the Resender's
+re-pricing on its schedule; those the node refuses are handed back to it for re-pricing at once."""
 from __future__ import annotations
 
 import structlog
@@ -52,12 +52,16 @@ class LostRelay:
             lost += [f for f, a in zip(part, answers) if "error" not in a and a.get("result") is None]
         if not lost:
             return []
+        # One that cannot pay the base fee now would be dropped again: it is left to the Resender's
+        # re-pricing, on its schedule (its stuck timer is not reset).
+        base_fee = sub.base_fee()
+        again = [f for f in lost if f.attempts[-1].max_fee >= base_fee]
         refused: list[tuple[InFlight, str]] = []
-        for i in range(0, len(lost), BATCH_SIZE):
-            part = lost[i:i + BATCH_SIZE]
+        for i in range(0, len(again), BATCH_SIZE):
+            part = again[i:i + BATCH_SIZE]
             for f, answer in zip(part, sub.broadcast_raws([f.attempts[-1].raw for f in part])):
                 latest = f.attempts[-1]
-                f.last_action_block = head
+                f.last_action_block = head  # acted on, as a rebroadcast by the Resender would be
                 if isinstance(answer, NoAnswer):
                     f.unsent = True  # sent again at the next tick
                 elif answer is None:
@@ -65,6 +69,8 @@ class LostRelay:
                     self.journal.set_tx_status(latest.tx_hash, "broadcast")
                 elif not nonce_used(answer):  # a used nonce: mined meanwhile; the nonce check settles it
                     refused.append((f, answer))
+        if not again:
+            return refused
         log.warning("the node lost transactions; sent again", wallet=lowest.wallet.wallet.name, lost=len(lost),
-                    nonces=f"{lost[0].nonce}-{lost[-1].nonce}", refused=len(refused))
+                    nonces=f"{lost[0].nonce}-{lost[-1].nonce}", underpriced=len(lost) - len(again), refused=len(refused))
         return refused

@@ -85,6 +85,7 @@ class Resender:
                 continue
             try:
                 for f, refusal in self.relay.relay(flights, chain_nonce, head):
+                    f.last_action_block = head
                     self._replace(f, f.attempts[-1].kind, f"rebroadcast refused ({refusal[:120]}): re-priced")
             except Exception as e:  # a node error: the lost ones are looked for again next block
                 log.info("lost transactions not looked for this block", wallet=w.wallet.name, error=str(e)[:200])
