@@ -366,8 +366,9 @@ def reading(runs: list[dict]) -> list[str]:
                    f"{len(r['not_filled'])}, swaps per order {r['swaps_per_order']}.")
     big = max(runs, key=lambda r: r["n"])
     per = (big["read_to_signed"].get("max_ms", 0) - big["read_to_fired"].get("min_ms", 0)) / big["n"]
-    out.append("newHeads → read is the watcher's idle polling (every 50 ms while none of our transactions is in flight: "
-               "resting orders do not make it poll faster), so 0-50 ms, by chance of phase. On a 1 s chain everything "
+    out.append("newHeads → read is the watcher's polling: while orders rest (or market data is subscribed) it polls "
+               "the height every few ms, not every 50 ms as when idle, so a trigger's block is read within milliseconds. "
+               "On a 1 s chain everything "
                "fits in the next block with room to spare up to 100 orders on one wallet; the bridge's part is the "
                f"intake (quote, funds, gas, sign: {per:.1f} ms an order on one wallet's worker at N = {big['n']}), the raw "
                "script's: its signing and one batch post.")
