@@ -60,7 +60,7 @@ class Resender:
             for f in unsent:
                 self.resend(f)
             for f in doubted:  # a passed nonce whose transaction was not found: decided once it stays so
-                if book.get(f.order.order_id) is f and f.receipt is None:
+                if book.get(f.key) is f and f.receipt is None:  # an approval is keyed by its hash
                     chain_nonce = f.wallet.submitter.w3.eth.get_transaction_count(f.wallet.wallet.address, "latest")
                     if f.nonce < chain_nonce:
                         self._nonce_passed(f, chain_nonce, self.heads.head(chain))

@@ -103,7 +103,7 @@ class Submission:
                     self.resender.resend_later(flight, refusal.error)
                     continue
                 with book.lock:
-                    if book.get(flight.order.order_id) is not flight or flight.receipt is not None or nonce_used(refusal):
+                    if book.get(flight.key) is not flight or flight.receipt is not None or nonce_used(refusal):
                         # Mined already (a lost answer's retry is refused), or its nonce is used:
                         # the chain decides, through the watcher and the nonce check, not this answer.
                         log.info("broadcast refused after the fact", tx=sent.signed.tx_hash, refusal=refusal[:200])
@@ -114,7 +114,7 @@ class Submission:
                     self.resender.resend_later(flight, f"refused ({refusal[:100]}) but the node may hold it")
                     continue
                 with book.lock:
-                    if book.get(flight.order.order_id) is not flight or flight.receipt is not None:
+                    if book.get(flight.key) is not flight or flight.receipt is not None:
                         continue
                     book.untrack(flight)
                     self.journal.set_tx_status(sent.signed.tx_hash, "failed")

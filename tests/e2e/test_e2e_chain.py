@@ -413,6 +413,40 @@ def test_dropped_approval_is_rebroadcast_and_its_swap_follows(client_factory, jo
     assert {t.purpose: t.status for t in order_txs(journal, cl_ord_id)[1]} == {"approve": "mined", "swap": "mined"}
 
 
+def test_an_approval_whose_nonce_is_used_outside_rejects_its_order(client_factory, journal, devnet, paused,
+                                                                   cl_ord_id):
+    """Someone with wallet #3's key takes the nonce of the bridge's pending approval: the order that
+    waited on it is Rejected (it never had a New), naming the outside use; nothing of it fills, and
+    the wallet's next order trades (a new approval, at the next nonce)."""
+    c = client_factory("CLIENT3")
+    c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.02"), tif="3"))
+
+    def sent():
+        try:
+            _, txs = order_txs(journal, cl_ord_id)
+        except AttributeError:
+            return None
+        by = {t.purpose: t for t in txs if node_has(devnet, t.tx_hash)}
+        return by if {"approve", "swap"} <= set(by) else None
+    approve = wait_for(sent, what="the approval and its swap at the node")["approve"]
+    acct = Account.from_key(KEYS[3])
+    outside = acct.sign_transaction({"to": acct.address, "value": 0, "nonce": approve.nonce, "gas": 21000,
+                                     "chainId": 31337, "maxFeePerGas": 10 * int(approve.max_fee_per_gas),
+                                     "maxPriorityFeePerGas": 5 * int(approve.max_priority_fee_per_gas)})
+    Web3(Web3.HTTPProvider(devnet.rpc_url)).eth.send_raw_transaction(outside.raw_transaction)
+    devnet.rpc("evm_mine")
+    reports = c.reports_until_terminal(cl_ord_id, timeout=30)
+    assert [(m[150], m[39]) for m in reports] == [("8", "8")], [m.raw for m in reports]
+    assert "used by a transaction the bridge did not send" in reports[0][58]
+    row, txs = order_txs(journal, cl_ord_id)
+    assert row.status is OrdStatus.REJECTED and journal.fills_for(row.order_id) == []
+    assert "mined" not in {t.status for t in txs if t.purpose == "swap"}, [(t.purpose, t.status) for t in txs]
+    devnet.rpc("anvil_setIntervalMining", [1])
+    nxt = cl_ord_id + "-next"
+    c.send(new_order_single(nxt, "WETH/USDC", "2", Decimal("0.02"), tif="3"))
+    assert c.reports_until_terminal(nxt, timeout=60)[-1][39] == "2"
+
+
 @pytest.mark.parametrize("depth, backend", [(1, "sqlite"), (3, "sqlite"), (5, "sqlite"),
                                             pytest.param(3, "postgres", marks=BACKENDS[1].marks)])
 def test_reorg_cancels_reported_fill_then_reports_new_outcome(request, devnet, cl_ord_id, depth, backend):
