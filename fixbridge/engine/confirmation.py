@@ -206,9 +206,15 @@ class Confirmer:
             return self.approval_failed(f, f"Approval of {terms.token.symbol} reverted: "
                                            f"{receipt.revert_reason or 'reverted'} ({receipt.tx_hash})")
         f.granted = True  # a swap signed behind it after this point sees it (Submission, under the lock)
-        self.journal.record_approval(order_id=f.order.order_id, chain_id=f.wallet.wallet.chain_id,
-                                     wallet=f.wallet.wallet.address, token=terms.token.address, spender=terms.spender,
-                                     amount_units=terms.amount, policy=terms.policy, tx_hash=receipt.tx_hash)
+        self.book.keep_settled(f, receipt.block_number)  # a reorg may take it back
+        if f.generation == 0:
+            self.journal.record_approval(order_id=f.order.order_id, chain_id=f.wallet.wallet.chain_id,
+                                         wallet=f.wallet.wallet.address, token=terms.token.address,
+                                         spender=terms.spender, amount_units=terms.amount, policy=terms.policy,
+                                         tx_hash=receipt.tx_hash)
+        else:
+            self.journal.add_event(f.order.order_id, "approval", f"approval {receipt.tx_hash} mined again in block "
+                                   f"{receipt.block_number} after a reorg")
         watcher = self.heads.watcher(f.chain)
         for swap in self.book.waiting_on(f):
             swap.waits_for = None
@@ -253,13 +259,29 @@ class Confirmer:
                                        f"{f.receipt.tx_hash} was reorged out before confirmation")
                 f.receipt, f.mined_attempt = None, None
         taken_back = []
-        for oid, (f, n) in list(self.book.settled.items()):
+        for key, (f, n) in list(self.book.settled.items()):
             if f.chain != chain or n <= fork:
                 continue
-            self.book.settled.pop(oid)
-            self._take_back(f, fork)
+            self.book.settled.pop(key)
+            if f.approves is not None:
+                self._take_back_approval(f, fork)
+            else:
+                self._take_back(f, fork)
             taken_back.append(f)
         return taken_back
+
+    def _take_back_approval(self, f: InFlight, fork: int) -> None:
+        """A settled approval's block is gone: in flight again (sent again, settled again when mined);
+        orders that come meanwhile wait on it, as on any approval in flight."""
+        receipt = f.receipt
+        assert receipt is not None
+        self.journal.add_event(f.order.order_id, "reorg", f"reorg: block {receipt.block_number} holding the approval "
+                               f"{receipt.tx_hash} is no longer on the chain: the approval is in flight again",
+                               detail={"fork_block": fork})
+        f.receipt, f.mined_attempt, f.granted = None, None, False
+        f.generation += 1
+        f.last_action_block = fork
+        self.book.track(f)
 
     def _take_back(self, f: InFlight, fork: int) -> None:
         """A reported outcome's block is gone: bust its fills (Trade Cancel) and wait again."""

@@ -106,7 +106,7 @@ class InFlightBook:
         self.lock = threading.RLock()
         self.flights: dict[str, InFlight] = {}
         self.by_hash: dict[str, str] = {}
-        self.settled: dict[str, tuple[InFlight, int]] = {}  # order_id -> (flight, block) kept for reorgs
+        self.settled: dict[str, tuple[InFlight, int]] = {}  # its key -> (flight, block) kept for reorgs
         self.loose: dict[tuple[str, str, int], Loose] = {}   # (chain, wallet address, nonce) -> its no-op
         # (wallet address, token, spender) -> the approval in flight for it: one per need, shared
         self.approvals: dict[tuple[str, str, str], InFlight] = {}
@@ -174,7 +174,7 @@ class InFlightBook:
         return set(self.by_hash)
 
     def keep_settled(self, f: InFlight, block: int) -> None:
-        self.settled[f.order.order_id] = (f, block)
+        self.settled[f.key] = (f, block)
 
     def forget_settled(self, head: int) -> None:
         for oid, (_, n) in list(self.settled.items()):

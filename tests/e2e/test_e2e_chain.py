@@ -447,6 +447,40 @@ def test_an_approval_whose_nonce_is_used_outside_rejects_its_order(client_factor
     assert c.reports_until_terminal(nxt, timeout=60)[-1][39] == "2"
 
 
+def test_a_reorg_that_takes_back_an_approval_sends_it_again(client_factory, journal, devnet, paused, cl_ord_id):
+    """Wallet #3's approval and the swap behind it are mined in one block, reported (New, Trade),
+    and the block is reorged out: the Trade is canceled (150=H), the approval is in flight again
+    with the swap, both are sent again, and the next block fills the order once more."""
+    c = client_factory("CLIENT3")
+    c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.02"), tif="3"))
+
+    def sent():
+        try:
+            _, txs = order_txs(journal, cl_ord_id)
+        except AttributeError:
+            return None
+        by = {t.purpose: t for t in txs if node_has(devnet, t.tx_hash)}
+        return by if {"approve", "swap"} <= set(by) else None
+    wait_for(sent, what="the approval and its swap at the node")
+    devnet.rpc("evm_mine")
+    first = c.reports_until_terminal(cl_ord_id, timeout=30)
+    assert [(m[150], m[39]) for m in first] == [("0", "0"), ("F", "2")], [m.raw for m in first]
+    time.sleep(0.3)
+    devnet.rpc("anvil_reorg", [1, []])  # the block replaced by an empty one
+    bust = c.receive(30, "8")
+    assert (bust[150], bust[19], bust[39]) == ("H", first[-1][17], "0")
+    order_id = order_txs(journal, cl_ord_id)[0].order_id
+    wait_for(lambda: any("approval is in flight again" in e.reason for e in journal.events(order_id)),
+             what="the approval taken back")
+    by = wait_for(sent, what="the approval and the swap back at the node")
+    devnet.rpc("evm_mine")
+    again = c.reports_until_terminal(cl_ord_id, timeout=30)[-1]
+    assert (again[150], again[39]) == ("F", "2") and again[17] != first[-1][17]
+    receipt = devnet.rpc("eth_getTransactionReceipt", [by["approve"].tx_hash])
+    assert receipt is not None and int(receipt["status"], 16) == 1
+    assert journal.find_order(S3, cl_ord_id).status is OrdStatus.FILLED
+
+
 @pytest.mark.parametrize("depth, backend", [(1, "sqlite"), (3, "sqlite"), (5, "sqlite"),
                                             pytest.param(3, "postgres", marks=BACKENDS[1].marks)])
 def test_reorg_cancels_reported_fill_then_reports_new_outcome(request, devnet, cl_ord_id, depth, backend):
