@@ -74,7 +74,8 @@ class CancelOnDisconnect:
             return
         try:
             orders = self._mass_cancel(session_id, None, requested_by="cancel on disconnect")
-            log.warning("cancel on disconnect: the session's working orders canceled", session=session_id,
-                        orders=[o.cl_ord_id for o in orders])
+            if orders:  # a session that had nothing working (at every start, one not logged on) is no news
+                log.warning("cancel on disconnect: the session's working orders canceled", session=session_id,
+                            orders=[o.cl_ord_id for o in orders])
         except Exception:
             log.exception("cancel on disconnect failed", session=session_id)
