@@ -98,6 +98,9 @@ class Resender:
                                 error=f"{type(e).__name__}: {e}"[:300])
 
     def _look_after_one(self, f: InFlight, chain_nonce: int, lowest: int, head: int, head_time: int) -> None:
+        if f.queued and f.nonce >= chain_nonce:
+            f.last_action_block = head
+            return  # its first broadcast is not decided yet (Submission): nothing is sent for it meanwhile
         if f.nonce < chain_nonce:
             return self._nonce_passed(f, chain_nonce, head)
         if f.orphaned is not None and f.attempts[-1].kind != "cancel":

@@ -87,39 +87,21 @@ class Submission:
         by_wallet: dict[str, list] = {}
         for flight, sent in items:
             by_wallet.setdefault(flight.wallet.wallet.name, []).append((flight, sent))
-        book = self.book
         for group in by_wallet.values():
             w = group[0][0].wallet
             handed_over = datetime.now(timezone.utc)
-            for flight, _ in group:
-                flight.queued = False  # from here on the node may hold it (a lost one is sent again)
             refusals = w.submitter.broadcast_many([sent for _, sent in group])
             accepted, refused = [], []
             for (flight, sent), refusal in zip(group, refusals):
-                if refusal is None:
-                    accepted.append(sent.signed.tx_hash)
-                    continue
-                if isinstance(refusal, NoAnswer):  # may have arrived: journaled, in flight, sent again
-                    self.resender.resend_later(flight, refusal.error)
-                    continue
-                with book.lock:
-                    if book.get(flight.key) is not flight or flight.receipt is not None or nonce_used(refusal):
-                        # Mined already (a lost answer's retry is refused), or its nonce is used:
-                        # the chain decides, through the watcher and the nonce check, not this answer.
-                        log.info("broadcast refused after the fact", tx=sent.signed.tx_hash, refusal=refusal[:200])
-                        continue
-                if w.submitter.holds(sent.signed.tx_hash) is not False:
-                    # The node has it after all (a retried broadcast: the first try arrived, its answer
-                    # was lost, the retry was refused), or cannot say: in flight, sent again.
-                    self.resender.resend_later(flight, f"refused ({refusal[:100]}) but the node may hold it")
-                    continue
-                with book.lock:
-                    if book.get(flight.key) is not flight or flight.receipt is not None:
-                        continue
-                    book.untrack(flight)
-                    self.journal.set_tx_status(sent.signed.tx_hash, "failed")
-                    self.desk.end_without_fill(flight.order, OrdStatus.CANCELED, f"Not sent, the node refused it: {refusal}")
-                refused.append(sent)
+                try:
+                    if self._refused(w, flight, sent, refusal):
+                        refused.append(sent)
+                    elif refusal is None:
+                        accepted.append(sent.signed.tx_hash)
+                finally:
+                    # Decided: from here on the Resender and the LostRelay may send it again. Not
+                    # before: a refusal's "does the node hold it?" must not race their rebroadcast.
+                    flight.queued = False
             for sent in reversed(refused):  # the last nonces taken go back to the book, no gap left
                 w.submitter.nonces.give_back(sent.nonce)
             for sent in refused:  # a hole below later nonces: a no-op fills it
@@ -127,6 +109,34 @@ class Submission:
             # The watcher may already have recorded a receipt (automine): never step back from it.
             self.journal.set_tx_status_many(accepted, "broadcast", only_from=("signed",), ts=handed_over)
             crash_point("after_broadcast")
+
+    def _refused(self, w, flight: InFlight, sent, refusal) -> bool:
+        """What the node's answer to one broadcast means; True when it refused the swap for good
+        (the order ended Canceled, its nonce to be given back)."""
+        book = self.book
+        if refusal is None:
+            return False
+        if isinstance(refusal, NoAnswer):  # may have arrived: journaled, in flight, sent again
+            self.resender.resend_later(flight, refusal.error)
+            return False
+        with book.lock:
+            if book.get(flight.key) is not flight or flight.receipt is not None or nonce_used(refusal):
+                # Mined already (a lost answer's retry is refused), or its nonce is used:
+                # the chain decides, through the watcher and the nonce check, not this answer.
+                log.info("broadcast refused after the fact", tx=sent.signed.tx_hash, refusal=refusal[:200])
+                return False
+        if w.submitter.holds(sent.signed.tx_hash) is not False:
+            # The node has it after all (a retried broadcast: the first try arrived, its answer
+            # was lost, the retry was refused), or cannot say: in flight, sent again.
+            self.resender.resend_later(flight, f"refused ({refusal[:100]}) but the node may hold it")
+            return False
+        with book.lock:
+            if book.get(flight.key) is not flight or flight.receipt is not None:
+                return False
+            book.untrack(flight)
+            self.journal.set_tx_status(sent.signed.tx_hash, "failed")
+            self.desk.end_without_fill(flight.order, OrdStatus.CANCELED, f"Not sent, the node refused it: {refusal}")
+        return True
 
     # ---- a route's simulated gas ----------------------------------------------------------------
     @staticmethod
