@@ -71,6 +71,10 @@ class Resender:
     # ---- each block ------------------------------------------------------------------------------
     def look_after(self, chain: str, head: int, head_time: int) -> None:
         pending = [f for f in self.book.on_chain(chain) if f.receipt is None]
+        # The node's height when last asked: a watcher catching up looks after blocks that were
+        # mined before anything sent now could be in them; they do not count as its waiting time.
+        watcher = self.heads.watcher(chain)
+        height = max(head, watcher.polled[1]) if watcher is not None and watcher.polled else head
         by_wallet: dict[str, list[InFlight]] = {}
         for f in sorted(pending, key=lambda f: f.nonce):
             by_wallet.setdefault(f.wallet.wallet.address, []).append(f)
@@ -84,7 +88,7 @@ class Resender:
                 log.info("nonce not read; looked after next block", wallet=w.wallet.name, error=str(e)[:200])
                 continue
             try:
-                for f, refusal in self.relay.relay(flights, chain_nonce, head):
+                for f, refusal in self.relay.relay(flights, chain_nonce, head, height):
                     f.last_action_block = head
                     self._replace(f, f.attempts[-1].kind, f"rebroadcast refused ({refusal[:120]}): re-priced")
             except Exception as e:  # a node error: the lost ones are looked for again next block

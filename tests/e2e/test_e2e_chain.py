@@ -310,6 +310,16 @@ def order_txs(journal, cl_ord_id, session=S3):
     return row, journal.transactions_for(row.order_id)
 
 
+def approval_and_swap_at_node(journal, devnet, cl_ord_id):
+    """The order's approval and swap by purpose, once the node holds both; else None."""
+    try:
+        _, txs = order_txs(journal, cl_ord_id)
+    except AttributeError:
+        return None
+    by = {t.purpose: t for t in txs if node_has(devnet, t.tx_hash)}
+    return by if {"approve", "swap"} <= set(by) else None
+
+
 def test_first_order_of_a_fresh_wallet_sends_approval_and_swap_into_one_block(client_factory, journal, devnet,
                                                                               cl_ord_id):
     """Approvals are pipelined: wallet #3 has never approved the router for WBTC; its first sell
@@ -390,14 +400,7 @@ def test_dropped_approval_is_rebroadcast_and_its_swap_follows(client_factory, jo
     without it), the bridge sends the journaled approval again, and the order gets New, then Trade."""
     c = client_factory("CLIENT3")
     c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.02"), tif="3"))
-
-    def sent():
-        try:
-            _, txs = order_txs(journal, cl_ord_id)
-        except AttributeError:
-            return None
-        by = {t.purpose: t for t in txs if node_has(devnet, t.tx_hash)}
-        return by if {"approve", "swap"} <= set(by) else None
+    sent = lambda: approval_and_swap_at_node(journal, devnet, cl_ord_id)  # noqa: E731
     approve = wait_for(sent, what="the approval and its swap at the node")["approve"]
     devnet.rpc("anvil_dropTransaction", [approve.tx_hash])
     for _ in range(4):
@@ -420,14 +423,7 @@ def test_an_approval_whose_nonce_is_used_outside_rejects_its_order(client_factor
     the wallet's next order trades (a new approval, at the next nonce)."""
     c = client_factory("CLIENT3")
     c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.02"), tif="3"))
-
-    def sent():
-        try:
-            _, txs = order_txs(journal, cl_ord_id)
-        except AttributeError:
-            return None
-        by = {t.purpose: t for t in txs if node_has(devnet, t.tx_hash)}
-        return by if {"approve", "swap"} <= set(by) else None
+    sent = lambda: approval_and_swap_at_node(journal, devnet, cl_ord_id)  # noqa: E731
     approve = wait_for(sent, what="the approval and its swap at the node")["approve"]
     acct = Account.from_key(KEYS[3])
     outside = acct.sign_transaction({"to": acct.address, "value": 0, "nonce": approve.nonce, "gas": 21000,
@@ -453,14 +449,7 @@ def test_a_reorg_that_takes_back_an_approval_sends_it_again(client_factory, jour
     with the swap, both are sent again, and the next block fills the order once more."""
     c = client_factory("CLIENT3")
     c.send(new_order_single(cl_ord_id, "WETH/USDC", "2", Decimal("0.02"), tif="3"))
-
-    def sent():
-        try:
-            _, txs = order_txs(journal, cl_ord_id)
-        except AttributeError:
-            return None
-        by = {t.purpose: t for t in txs if node_has(devnet, t.tx_hash)}
-        return by if {"approve", "swap"} <= set(by) else None
+    sent = lambda: approval_and_swap_at_node(journal, devnet, cl_ord_id)  # noqa: E731
     wait_for(sent, what="the approval and its swap at the node")
     devnet.rpc("evm_mine")
     first = c.reports_until_terminal(cl_ord_id, timeout=30)
