@@ -278,10 +278,8 @@ class Confirmer:
         self.journal.add_event(f.order.order_id, "reorg", f"reorg: block {receipt.block_number} holding the approval "
                                f"{receipt.tx_hash} is no longer on the chain: the approval is in flight again",
                                detail={"fork_block": fork})
-        f.receipt, f.mined_attempt, f.granted = None, None, False
-        f.generation += 1
-        f.last_action_block = fork
-        self.book.track(f)
+        f.granted = False
+        self._in_flight_again(f, fork)
 
     def _take_back(self, f: InFlight, fork: int) -> None:
         """A reported outcome's block is gone: bust its fills (Trade Cancel) and wait again."""
@@ -304,6 +302,10 @@ class Confirmer:
                                      event=ExecEvent.TRADE_CANCEL, exec_ref_id=exec_id,
                                      trade_cancel=True, text=f"Trade canceled by a chain reorg: {exec_id}")
             f.reported_exec_ids = []
+        self._in_flight_again(f, fork)
+
+    def _in_flight_again(self, f: InFlight, fork: int) -> None:
+        """Back in the book, unmined, counted from the fork; a new generation keeps ExecIDs unique."""
         f.receipt, f.mined_attempt = None, None
         f.generation += 1
         f.last_action_block = fork

@@ -34,10 +34,9 @@ class LostRelay:
             return None
         return f
 
-    def relay(self, flights: list[InFlight], chain_nonce: int, head: int,
-              height: int | None = None) -> list[tuple[InFlight, str]]:
+    def relay(self, flights: list[InFlight], chain_nonce: int, head: int, height: int) -> list[tuple[InFlight, str]]:
         """`flights`: one wallet's pending transactions, in nonce order, looked after at block `head`
-        (the node at `height`, when the watcher is catching up). If the node lost the lowest, send
+        (the node at `height` >= head, when the watcher is catching up). If the node lost the lowest, send
         again every one it lost; returns those it refused, with the refusal (to re-price). Raises on
         a node error (nothing decided; next block again)."""
         lowest = self.watched(flights, chain_nonce, head)
@@ -63,7 +62,7 @@ class LostRelay:
             part = again[i:i + BATCH_SIZE]
             for f, answer in zip(part, sub.broadcast_raws([f.attempts[-1].raw for f in part])):
                 latest = f.attempts[-1]
-                f.last_action_block = max(head, height or head)  # acted on: its waiting starts now
+                f.last_action_block = height  # acted on: its waiting starts now
                 if isinstance(answer, NoAnswer):
                     f.unsent = True  # sent again at the next tick
                 elif answer is None:

@@ -10,13 +10,14 @@ from datetime import datetime, timezone
 
 import structlog
 
-from fixbridge.chain.submitter import NoAnswer, WouldRevert, nonce_used
+from fixbridge.chain.submitter import NoAnswer, SentTx, WouldRevert, nonce_used
 from fixbridge.engine.confirmation import revert_status
 from fixbridge.engine.desk import OrderDesk
 from fixbridge.engine.faults import crash_point
 from fixbridge.engine.flights import Attempt, InFlight, InFlightBook
 from fixbridge.engine.heads import ChainHeads
 from fixbridge.engine.journaling import WalletLease, WriteAhead
+from fixbridge.engine.markets import TradingWallet
 from fixbridge.engine.planning import Plan
 from fixbridge.engine.resending import Resender
 from fixbridge.journal import Journal
@@ -110,7 +111,7 @@ class Submission:
             self.journal.set_tx_status_many(accepted, "broadcast", only_from=("signed",), ts=handed_over)
             crash_point("after_broadcast")
 
-    def _refused(self, w, flight: InFlight, sent, refusal) -> bool:
+    def _refused(self, w: TradingWallet, flight: InFlight, sent: SentTx, refusal: str | NoAnswer | None) -> bool:
         """What the node's answer to one broadcast means; True when it refused the swap for good
         (the order ended Canceled, its nonce to be given back)."""
         book = self.book

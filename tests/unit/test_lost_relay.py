@@ -56,7 +56,7 @@ def test_a_lost_run_is_sent_again_at_once_in_nonce_order(monkeypatch):
     node = Node(holds={f"0x{3:064x}"})  # the node kept nonce 3 and lost 1, 2 and 4
     flights = [flight(node, n) for n in (1, 2, 3, 4)]
     r = relay(node, flights, monkeypatch)
-    assert r.relay(flights, chain_nonce=1, head=6) == []
+    assert r.relay(flights, chain_nonce=1, head=6, height=6) == []
     assert node.sent == [f"0x{n:064x}" for n in (1, 2, 4)]
     assert [f.last_action_block for f in flights] == [6, 6, 0, 6]
 
@@ -65,13 +65,13 @@ def test_a_swap_whose_first_broadcast_is_being_decided_is_never_sent_by_the_rela
     node = Node(holds=set())
     lowest_queued = [flight(node, 1, queued=True), flight(node, 2)]
     r = relay(node, lowest_queued, monkeypatch)
-    assert r.relay(lowest_queued, chain_nonce=1, head=6) == [] and node.sent == []
+    assert r.relay(lowest_queued, chain_nonce=1, head=6, height=6) == [] and node.sent == []
     behind = [flight(node, 1), flight(node, 2, queued=True)]
-    assert r.relay(behind, chain_nonce=1, head=6) == []
+    assert r.relay(behind, chain_nonce=1, head=6, height=6) == []
     assert node.sent == [f"0x{1:064x}"]  # the lost one that is decided; not the one being decided
 
 
 def test_nothing_is_looked_up_before_the_node_had_a_block_for_it(monkeypatch):
     node = Node(holds=set())
     flights = [flight(node, 1, sent_block=6)]
-    assert relay(node, flights, monkeypatch).relay(flights, chain_nonce=1, head=6) == [] and node.sent == []
+    assert relay(node, flights, monkeypatch).relay(flights, chain_nonce=1, head=6, height=6) == [] and node.sent == []
