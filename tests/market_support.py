@@ -61,7 +61,9 @@ class Outsider:
         acct = Account.from_key(key) if key else self.account
         call = {"from": acct.address, "to": to, "data": data, "value": value}
         gas = self.w3.eth.estimate_gas(call)
-        signed = acct.sign_transaction({**call, "gas": gas + gas // 4, "chainId": self.w3.eth.chain_id,
+        # Half again over the estimate: a bridge swap mined between the estimate and this one can
+        # make its storage writes dearer (a V2 swap ran out of gas at +25 % once).
+        signed = acct.sign_transaction({**call, "gas": gas + gas // 2, "chainId": self.w3.eth.chain_id,
                                         "nonce": self.w3.eth.get_transaction_count(acct.address, "pending"),
                                         # not eth_gasPrice * 2: anvil suggests what recent blocks paid, so that doubles each time
                                         "gasPrice": self.w3.eth.get_block("latest")["baseFeePerGas"] * 2 + 10**9})
@@ -241,7 +243,7 @@ def push_down(chain, below: Decimal) -> None:
     _, venues, outsider, dep = chain
     for _ in range(30):
         if v2_price(chain) < below:
-            return
+            return settle()
         outsider.swap(venues["uniswap_v2"], dep.weth, dep.usdc, 5 * E18)
     raise AssertionError("could not move the market")
 
@@ -250,9 +252,15 @@ def push_up(chain, above: Decimal) -> None:
     _, venues, outsider, dep = chain
     for _ in range(30):
         if v2_price(chain) > above:
-            return
+            return settle()
         outsider.swap(venues["uniswap_v2"], dep.usdc, dep.weth, 15_000 * E6)
     raise AssertionError("could not move the market")
+
+
+def settle() -> None:
+    """Give the bridge's watcher and market feed the block just made (they poll every 50 ms when
+    idle): the next order is then judged on the market as moved, not on the block before it."""
+    time.sleep(0.3)
 
 
 def next_report(client: FixClient, cl_ord_id: str, timeout: float = 30.0):
